@@ -1,0 +1,19 @@
+"""dgnet_plugin: DG-Net and generative person re-ID as a torchreid plugin.
+
+``import dgnet_plugin`` registers, idempotently:
+
+* in torchreid: the ``market_layout`` image dataset (any Market-1501-style folder) and the
+  ``dgnet_r50`` / ``dgnet_mobilenetv2`` models of ``torchreid.models.build_model``;
+* in the package's own registries: backbones, heads, generators, discriminators,
+  meta-architectures, losses and engines.
+"""
+
+from . import data, engine, losses, modeling  # noqa: F401 (registration side effects)
+from .config import get_cfg
+from .modeling import build_model
+from .modeling.torchreid_factory import register_torchreid_models
+
+register_torchreid_models()
+
+__version__ = "0.1.0"
+__all__ = ["get_cfg", "build_model", "__version__"]

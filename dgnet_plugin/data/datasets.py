@@ -1,0 +1,118 @@
+"""``market_layout``: any folder in the Market-1501 layout, as a torchreid image dataset."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from PIL import Image, UnidentifiedImageError
+
+from ..utils import torchreid_compat as tr
+
+MARKET_SUBDIRS = ("bounding_box_train", "query", "bounding_box_test")
+MARKET_NAME = re.compile(r"([-\d]+)_c(\d+)")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset folder is missing; the message says where we looked and the layout we expect."""
+
+
+class CorruptImageError(OSError):
+    """An image file exists but cannot be decoded."""
+
+
+def read_image(path: str) -> Image.Image:
+    """Open ``path`` as RGB. Raises :class:`CorruptImageError` naming the file.
+
+    torchreid's ``read_image`` retries forever on an unreadable file; this one fails at once.
+    """
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise CorruptImageError(
+            f"cannot decode image '{path}' ({type(e).__name__}: {e}); delete or replace the file"
+        ) from None
+
+
+def market_layout_help(root: str) -> str:
+    return (
+        f"expected a Market-1501 layout under '{root}':\n"
+        f"  {root}/bounding_box_train/  training images\n"
+        f"  {root}/query/               query images\n"
+        f"  {root}/bounding_box_test/   gallery images\n"
+        "with Market file names '<pid>_c<cam>s<seq>_<frame>_<box>.jpg' (pid -1 = junk, "
+        "0000 = distractor). Set DATASETS.ROOT (or the REID_DATA environment variable)."
+    )
+
+
+def scan_market_folder(folder: str, relabel: bool, drop_junk: bool):
+    """``[(path, pid, camid)]`` of the ``.jpg``/``.png`` files of ``folder`` (camid 0-based)."""
+    paths = sorted(
+        p for ext in ("jpg", "jpeg", "png") for p in glob.glob(os.path.join(folder, f"*.{ext}"))
+    )
+    items = []
+    for p in paths:
+        m = MARKET_NAME.search(os.path.basename(p))
+        if m is None:
+            raise ValueError(
+                f"'{p}' does not follow the Market-1501 naming '<pid>_c<cam>...'; rename it or "
+                "remove it from the folder"
+            )
+        pid, cam = int(m.group(1)), int(m.group(2))
+        if drop_junk and pid == -1:
+            continue
+        items.append((p, pid, cam - 1))
+    if relabel:
+        mapping = {pid: i for i, pid in enumerate(sorted({pid for _, pid, _ in items}))}
+        items = [(p, mapping[pid], cam) for p, pid, cam in items]
+    return items
+
+
+class MarketLayout(tr.ImageDataset):
+    """Any root holding ``bounding_box_train/``, ``query/``, ``bounding_box_test/``.
+
+    Registered with torchreid as ``market_layout``, so ``ImageDataManager(root=<folder>,
+    sources='market_layout')`` trains on a user's own data. Train pids are relabelled to
+    ``0..N-1``; junk (-1) is dropped from training and kept for evaluation.
+    """
+
+    dataset_dir = ""
+
+    def __init__(self, root: str = "", **kwargs):
+        root = os.path.abspath(os.path.expanduser(root))
+        missing = [d for d in MARKET_SUBDIRS if not os.path.isdir(os.path.join(root, d))]
+        if missing:
+            raise DatasetNotFoundError(
+                f"market_layout: missing {', '.join(missing)} in '{root}'; "
+                + market_layout_help(root)
+            )
+        self.root = root
+        train = scan_market_folder(os.path.join(root, "bounding_box_train"), True, True)
+        query = scan_market_folder(os.path.join(root, "query"), False, False)
+        gallery = scan_market_folder(os.path.join(root, "bounding_box_test"), False, False)
+        for name, split in (
+            ("bounding_box_train", train),
+            ("query", query),
+            ("bounding_box_test", gallery),
+        ):
+            if not split:
+                raise DatasetNotFoundError(
+                    f"market_layout: no images in '{os.path.join(root, name)}'; "
+                    + market_layout_help(root)
+                )
+        super().__init__(train, query, gallery, **kwargs)
+
+    def __getitem__(self, index):
+        # torchreid's reader loops forever on a corrupt file; ours names it and stops.
+        img_path, pid, camid, dsetid = self.data[index]
+        img = read_image(img_path)
+        if self.transform is not None:
+            img = self._transform_image(self.transform, self.k_tfm, img)
+        return {"img": img, "pid": pid, "camid": camid, "impath": img_path, "dsetid": dsetid}
+
+
+tr.register_image_dataset("market_layout", MarketLayout)

@@ -1,0 +1,65 @@
+"""Samples for DG-Net's two streams: (image, another image of the same identity, pid)."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from torch.utils.data import Dataset
+
+from .datasets import read_image
+
+
+class ImageListDataset(Dataset):
+    """``[(path, pid, camid, ...)]`` -> ``{img, pid, camid, impath}``; ``erase`` (optional)
+    is applied to the transformed image (the IDE teacher's training input)."""
+
+    def __init__(self, items, transform, erase=None):
+        self.items, self.transform, self.erase = list(items), transform, erase
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        path, pid, camid = self.items[i][:3]
+        img = self.transform(read_image(path))
+        if self.erase is not None:
+            img = self.erase(img)
+        return {"img": img, "pid": pid, "camid": camid, "impath": path}
+
+
+class PositivePairDataset(Dataset):
+    """One DG-Net training sample: ``{img, pos, pid}`` plus ``img_erased`` / ``pos_erased``.
+
+    ``pos`` is a uniformly drawn *other* image of the same identity (the same image when the
+    identity has only one). The erased copies feed only the ID losses; generation and
+    reconstruction targets use the un-erased images (official DG-Net). Tensors are
+    ImageNet-normalised ``(3, H, W)``.
+    """
+
+    def __init__(self, items, transform, erase=None):
+        self.items, self.transform, self.erase = list(items), transform, erase
+        self.by_pid: dict[int, list[int]] = defaultdict(list)
+        for i, item in enumerate(self.items):
+            self.by_pid[item[1]].append(i)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def positive_index(self, i: int) -> int:
+        same = self.by_pid[self.items[i][1]]
+        if len(same) == 1:
+            return i
+        j = random.randrange(len(same) - 1)
+        j = same[j] if same[j] != i else same[-1]
+        return j
+
+    def __getitem__(self, i: int) -> dict:
+        j = self.positive_index(i)
+        img = self.transform(read_image(self.items[i][0]))
+        pos = self.transform(read_image(self.items[j][0]))
+        out = {"img": img, "pos": pos, "pid": self.items[i][1]}
+        if self.erase is not None:
+            out["img_erased"] = self.erase(img.clone())
+            out["pos_erased"] = self.erase(pos.clone())
+        return out

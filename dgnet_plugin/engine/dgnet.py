@@ -1,0 +1,128 @@
+"""The DG-Net engine: Algorithm of Zheng et al. (CVPR 2019), one iteration per ``run_step``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from ..data import build_pair_streams
+from ..data.pairs import ImageListDataset
+from ..data.transforms import build_transforms
+from ..losses import DGNET_LOSS_TERMS, dgnet_loss_weights
+from ..utils.visualization import save_grid
+from .base import IterationEngine
+from .build import ENGINE_REGISTRY
+from .optim import build_adam, build_iter_scheduler, build_reid_optimizer
+from .teacher import load_teacher
+
+logger = logging.getLogger("dgnet_plugin")
+
+
+@ENGINE_REGISTRY.register()
+class DGNetEngine(IterationEngine):
+    """Registered networks (torchreid ``register_model``): ``model`` = Ea (SGD), ``gen`` =
+    Es + G + MLPs (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        m, s = self.model_all, cfg.SOLVER
+        opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"])
+        opt_gen, opt_dis = build_adam(m.gen, s.GEN), build_adam(m.dis, s.DIS)
+        self.register_model(
+            "model", m.reid, opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)
+        )
+        self.register_model("gen", m.gen, opt_gen, build_iter_scheduler(opt_gen, s.STEPS, s.GAMMA))
+        self.register_model("dis", m.dis, opt_dis, build_iter_scheduler(opt_dis, s.STEPS, s.GAMMA))
+        self.teacher = None
+        self._teacher_results = None
+        self._streams = None
+        self._display = None
+
+    def train(self) -> dict:
+        if self.cfg.LOSS.TEACHER_MAX > 0 and self.teacher is None:
+            self.teacher = load_teacher(self.cfg, self.num_classes, self.device)
+        return super().train()
+
+    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        if self._streams is None:
+            self._streams = build_pair_streams(self.cfg, self.train_items)
+        a = self.to_device(next(self._streams[0]))
+        b = self.to_device(next(self._streams[1]))
+        weights = dgnet_loss_weights(self.cfg.LOSS, iteration)
+        opt = self._optims
+
+        # 1. Encode both streams (Ea, Es) and decode every image the losses need.
+        with self.autocast():
+            out = self.model_all(a, b)
+
+        # 2. Update D on the detached cross-identity images against the real ones.
+        with self.autocast():
+            d_losses = self.model_all.discriminator_losses(out)
+        opt["dis"].zero_grad(set_to_none=True)
+        (self.cfg.LOSS.GAN * sum(d_losses.values())).backward()
+        opt["dis"].step()
+
+        # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
+        with self.autocast():
+            g_losses = self.model_all.generator_losses(
+                out, weights, self.teacher, self.cfg.MODEL.TEACHER.TRAIN_BN
+            )
+        total = sum(weights[k] * v for k, v in g_losses.items())
+        opt["gen"].zero_grad(set_to_none=True)
+        opt["model"].zero_grad(set_to_none=True)
+        total.backward()
+        opt["gen"].step()
+        opt["model"].step()
+
+        logged = {k: g_losses[k].detach() for k in DGNET_LOSS_TERMS if k in g_losses}
+        logged.update({k: v.detach() for k, v in d_losses.items()})
+        logged["total"] = total.detach()
+        return logged
+
+    # ------------------------------------------------------------------ sample grids
+    def _display_batches(self):
+        """Fixed display images (test transform): 2 x VIS.NUM_IMAGES train images and, when
+        there is a test set, as many query images."""
+        if self._display is None:
+            n = self.cfg.VIS.NUM_IMAGES
+            g = torch.Generator().manual_seed(self.cfg.SEED)
+            tf = build_transforms(self.cfg, False)
+            sources = {"train": self.train_items}
+            if self.test_sets:
+                first = next(iter(self.test_sets.values()))
+                sources["test"] = first["query"].dataset.items
+            self._display = {}
+            for split, items in sources.items():
+                if len(items) < 2 * n:
+                    continue
+                idx = torch.randperm(len(items), generator=g)[: 2 * n].tolist()
+                ds = ImageListDataset([items[i] for i in idx], tf)
+                imgs = torch.stack([ds[i]["img"] for i in range(len(ds))])
+                self._display[split] = (imgs[:n], imgs[n:])
+        return self._display
+
+    @torch.no_grad()
+    def visualize(self, iteration: int) -> None:
+        """``OUTPUT_DIR/images/gen_{train,test}_<iter>.jpg`` and TensorBoard: rows x_a,
+        reconstruction, cycle, G(s_a, f_b), then the same for x_b."""
+        self.set_model_mode("eval")
+        for split, (xa, xb) in self._display_batches().items():
+            with self.autocast():
+                rows = self.model_all.sample(xa.to(self.device), xb.to(self.device))
+            path = os.path.join(self.output_dir, "images", f"gen_{split}_{iteration:08d}.jpg")
+            grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+            if self.writer is not None:
+                self.writer.add_image(f"samples/{split}", grid, iteration)
+        self.set_model_mode("train")
+
+    # ------------------------------------------------------------------ evaluation
+    def test(self, extra_rows=None) -> dict:
+        """Evaluate Ea; when a teacher is loaded, its row (computed once) goes in the table."""
+        rows = dict(extra_rows or {})
+        if self.teacher is not None:
+            if self._teacher_results is None:
+                self._teacher_results = self.evaluate_model(self.teacher)
+            rows["teacher (IDE)"] = self._teacher_results
+        return super().test(rows)

@@ -1,0 +1,83 @@
+"""The IDE teacher (``ft_net``): trained by this package, then loaded by DG-Net."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..config import get_cfg
+from ..data import build_train_loader
+from ..losses import id_loss
+from ..modeling import build_model
+from ..utils.checkpoint import Checkpointer
+from .base import IterationEngine
+from .build import ENGINE_REGISTRY
+from .optim import build_iter_scheduler, build_reid_optimizer
+
+logger = logging.getLogger("dgnet_plugin")
+
+
+@ENGINE_REGISTRY.register()
+class TeacherEngine(IterationEngine):
+    """Cross-entropy training of a plain re-ID baseline (``MODEL.META_ARCHITECTURE
+    IDEBaseline``): SGD, backbone at ``SOLVER.REID.BASE_LR``, head at ``HEADS_LR_FACTOR`` x,
+    per-iteration MultiStepLR. This is the teacher DG-Net distils from (paper section 3.2)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        opt = build_reid_optimizer(cfg, self.model_all, ["classifier"])
+        sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
+        self.register_model("model", self.model_all, opt, sched)
+        self._stream = None
+
+    def run_step(self, iteration: int):
+        if self._stream is None:
+            self._stream = build_train_loader(self.cfg, self.train_items)
+        batch = self.to_device(next(self._stream))
+        with self.autocast():
+            logits = self.model(batch["img"])
+        loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)
+        opt = self._optims["model"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"id": loss.detach()}
+
+
+def teacher_config_path(cfg) -> str:
+    """The config that describes the teacher's architecture: ``MODEL.TEACHER.CONFIG``, else
+    the ``config.yaml`` saved next to ``MODEL.TEACHER.WEIGHTS`` by ``tools/train_net.py``."""
+    if cfg.MODEL.TEACHER.CONFIG:
+        return cfg.MODEL.TEACHER.CONFIG
+    saved = os.path.join(os.path.dirname(cfg.MODEL.TEACHER.WEIGHTS), "config.yaml")
+    if os.path.isfile(saved):
+        return saved
+    raise FileNotFoundError(
+        f"cannot tell the teacher's architecture: MODEL.TEACHER.CONFIG is empty and there is no "
+        f"config.yaml next to MODEL.TEACHER.WEIGHTS '{cfg.MODEL.TEACHER.WEIGHTS}'"
+    )
+
+
+def load_teacher(cfg, num_classes: int, device):
+    """Build the teacher from its config and load ``MODEL.TEACHER.WEIGHTS`` (strict).
+
+    Raises ``FileNotFoundError`` (no weights: train them with ``tools/train_net.py
+    --config-file configs/teacher_r50.yml``) or ``CheckpointError`` (wrong identities/arch).
+    """
+    path = cfg.MODEL.TEACHER.WEIGHTS
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"MODEL.TEACHER.WEIGHTS '{path}' does not exist. Train the teacher first "
+            "(tools/train_net.py --config-file configs/teacher_r50.yml), or set "
+            "MODEL.TEACHER.CONFIG so that tools/train_net.py trains it for you"
+        )
+    tcfg = get_cfg()
+    tcfg.merge_from_file(teacher_config_path(cfg))
+    tcfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from the checkpoint
+    teacher = build_model(tcfg, num_classes).to(device)
+    Checkpointer(teacher).load(path, checkpointables=[])
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    logger.info("Loaded teacher %s from %s", type(teacher).__name__, path)
+    return teacher

@@ -1,0 +1,14 @@
+"""Evaluation: features, the single-query ranking protocol, result tables."""
+
+from .evaluator import evaluate_reid_model, format_results_table
+from .features import combine_query_features, extract_features
+from .ranking import compute_minp, evaluate_ranking
+
+__all__ = [
+    "combine_query_features",
+    "compute_minp",
+    "evaluate_ranking",
+    "evaluate_reid_model",
+    "extract_features",
+    "format_results_table",
+]

@@ -1,0 +1,55 @@
+"""Test features of a re-ID model (DG-Net section 4 / official ``test_2label.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+
+def _normalize_parts(feat: torch.Tensor, parts: tuple[int, ...]) -> torch.Tensor:
+    return torch.cat([F.normalize(p, dim=1) for p in feat.split(list(parts), dim=1)], dim=1)
+
+
+@torch.no_grad()
+def extract_features(model, loader, device, flip: bool = True, desc: str = "features"):
+    """Run ``model`` (eval mode) over ``loader``.
+
+    Each of the model's ``feature_parts`` (DG-Net: 512 primary + 512 fine-grained) is
+    L2-normalised; with ``flip`` the features of the image and of its horizontal flip are
+    summed and each part normalised again.
+
+    Returns ``(features (N, D) float32 on CPU, pids (N,) int64 ndarray, camids (N,) ndarray)``.
+    """
+    parts = tuple(getattr(model, "feature_parts", ()))
+    feats, pids, camids = [], [], []
+    model.eval()
+    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        x = batch["img"].to(device, non_blocking=True)
+        f = model(x).float()
+        parts = parts or (f.shape[1],)
+        f = _normalize_parts(f, parts)
+        if flip:
+            f = _normalize_parts(f + _normalize_parts(model(x.flip(3)).float(), parts), parts)
+        feats.append(f.cpu())
+        pids.append(np.asarray(batch["pid"]))
+        camids.append(np.asarray(batch["camid"]))
+    return torch.cat(feats), np.concatenate(pids), np.concatenate(camids)
+
+
+def combine_query_features(q: torch.Tensor, parts: tuple[int, ...], alpha: float) -> torch.Tensor:
+    """Query-side weighting of DG-Net: ``[f_prim, alpha * f_fine]`` (official ``alpha``).
+
+    Weighting the query only makes the similarity ``f_prim.g_prim + alpha f_fine.g_fine``
+    (weighting both sides would give alpha^2). ``alpha = -1`` keeps the fine-grained half
+    only; models with one part are returned unchanged.
+    """
+    if len(parts) < 2:
+        return q
+    prim, fine = q.split([parts[0], sum(parts[1:])], dim=1)
+    if alpha == -1:
+        return torch.cat([torch.zeros_like(prim), fine], dim=1)
+    if alpha < 0:
+        raise ValueError(f"TEST.ALPHA must be >= 0 or exactly -1 (fine half only), got {alpha}")
+    return torch.cat([prim, alpha * fine], dim=1)

@@ -1,0 +1,39 @@
+"""LSGAN adversarial losses and the real-image gradient regulariser (DG-Net Eq. 7)."""
+
+from __future__ import annotations
+
+import torch
+
+from .build import LOSS_REGISTRY
+
+
+@LOSS_REGISTRY.register()
+def lsgan_gen_loss(fake_outs: list[torch.Tensor]) -> torch.Tensor:
+    """Generator side of LSGAN (Mao et al. 2017), summed over discriminator scales.
+
+    ``sum_s 2 * E[(D_s(G(.)) - 1)^2]``; the factor 2 is the official DG-Net weighting.
+    ``fake_outs``: list of patch maps ``(N, 1, h_s, w_s)``.
+    """
+    return sum(2.0 * ((o - 1.0) ** 2).mean() for o in fake_outs)
+
+
+@LOSS_REGISTRY.register()
+def lsgan_dis_loss(fake_outs: list[torch.Tensor], real_outs: list[torch.Tensor]) -> torch.Tensor:
+    """Discriminator side of LSGAN: ``sum_s E[D_s(fake)^2] + E[(D_s(real) - 1)^2]``."""
+    return sum((f**2).mean() + ((r - 1.0) ** 2).mean() for f, r in zip(fake_outs, real_outs))
+
+
+@LOSS_REGISTRY.register()
+def real_gradient_penalty(real_outs: list[torch.Tensor], x_real: torch.Tensor) -> torch.Tensor:
+    """R1-style regulariser ``sum_s E_n ||d(sum D_s(x_real)) / d x_real_n||^2``.
+
+    ``x_real`` must require grad and be the tensor the outputs were computed from. The graph is
+    kept (``create_graph=True``) so the penalty trains D. Computed in float32: under fp16 the
+    squared gradients overflowed in the official apex code. Multiply by ``MODEL.DIS.GRAD_PENALTY``.
+    """
+    n = x_real.shape[0]
+    total = x_real.new_zeros((), dtype=torch.float32)
+    for out in real_outs:
+        (grad,) = torch.autograd.grad(out.float().sum(), x_real, create_graph=True)
+        total = total + grad.float().pow(2).reshape(n, -1).sum(1).mean()
+    return total

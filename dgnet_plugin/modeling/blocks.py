@@ -1,0 +1,234 @@
+"""Building blocks shared by every generator, discriminator and translator of the package.
+
+DG-Net, D2RL and the GAN re-ID family build their networks from these; no method keeps a
+private copy of a conv block. Shapes are ``(N, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def adaptive_instance_norm(
+    x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """AdaIN (Huang & Belongie 2017): ``gamma * (x - mu(x)) / sigma(x) + beta``.
+
+    Args:
+        x: ``(N, C, H, W)`` features; statistics are taken per sample and channel.
+        gamma, beta: ``(N, C)`` scale and bias, predicted from the appearance code and passed
+            explicitly (never stored on a module), so the block is DDP/DataParallel-safe.
+    """
+    if gamma.shape != x.shape[:2] or beta.shape != x.shape[:2]:
+        raise ValueError(
+            f"AdaIN parameters must be (N, C) = {tuple(x.shape[:2])}, "
+            f"got gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)}"
+        )
+    x = F.instance_norm(x, eps=eps)
+    return x * gamma[:, :, None, None] + beta[:, :, None, None]
+
+
+class LayerNorm2d(nn.Module):
+    """Per-sample normalisation over ``(C, H, W)`` with a per-channel affine (MUNIT style)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.rand(num_features))
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        mean = flat.mean(1).view(n, 1, 1, 1)
+        std = flat.std(1).view(n, 1, 1, 1)
+        x = (x - mean) / (std + self.eps)
+        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+
+
+def _activation(name: str) -> nn.Module:
+    if name == "lrelu":
+        return nn.LeakyReLU(0.2, inplace=False)
+    if name == "relu":
+        return nn.ReLU(inplace=False)
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown activation '{name}' (lrelu | relu | tanh | none)")
+
+
+def _norm(name: str, channels: int) -> nn.Module:
+    if name == "in":
+        return nn.InstanceNorm2d(channels)
+    if name == "bn":
+        return nn.BatchNorm2d(channels)
+    if name == "ln":
+        return LayerNorm2d(channels)
+    if name in ("none", "adain"):
+        return nn.Identity()  # AdaIN is applied with explicit parameters in forward
+    raise ValueError(f"unknown norm '{name}' (in | bn | ln | adain | none)")
+
+
+class Conv2dBlock(nn.Module):
+    """Padding -> conv -> norm -> activation.
+
+    ``norm='adain'`` makes ``forward(x, gamma, beta)`` apply :func:`adaptive_instance_norm`.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        norm: str = "none",
+        activation: str = "lrelu",
+        pad_type: str = "reflect",
+    ):
+        super().__init__()
+        if pad_type not in ("reflect", "zeros", "replicate"):
+            raise ValueError(f"unknown pad_type '{pad_type}' (reflect | zeros | replicate)")
+        self.conv = nn.Conv2d(
+            in_ch,
+            out_ch,
+            kernel_size,
+            stride,
+            padding=padding,
+            dilation=dilation,
+            padding_mode=pad_type,
+            bias=True,
+        )
+        self.norm_type = norm
+        self.norm = _norm(norm, out_ch)
+        self.act = _activation(activation)
+        self.out_channels = out_ch
+
+    def forward(
+        self, x: torch.Tensor, gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm_type == "adain":
+            if gamma is None or beta is None:
+                raise ValueError("an AdaIN block needs gamma and beta in forward()")
+            x = adaptive_instance_norm(x, gamma, beta)
+        else:
+            x = self.norm(x)
+        return self.act(x)
+
+
+class ResBlock(nn.Module):
+    """``x + conv3x3(norm, act)(conv3x3(norm)(x))``; AdaIN parameters go through ``forward``."""
+
+    def __init__(self, dim: int, norm: str = "in", activation: str = "lrelu", pad: str = "reflect"):
+        super().__init__()
+        self.adain = norm == "adain"
+        self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad)
+        self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad)
+
+    @property
+    def num_adain_params(self) -> int:
+        """Number of AdaIN scalars per sample this block takes: 2 layers x (gamma, beta) x C."""
+        return 4 * self.conv1.out_channels if self.adain else 0
+
+    def forward(self, x: torch.Tensor, adain: Sequence[torch.Tensor] | None = None):
+        if self.adain:
+            g1, b1, g2, b2 = adain
+            return x + self.conv2(self.conv1(x, g1, b1), g2, b2)
+        return x + self.conv2(self.conv1(x))
+
+
+class ResBlocks(nn.Module):
+    """A stack of :class:`ResBlock`; with AdaIN, ``forward(x, params)`` takes one 4-tuple each."""
+
+    def __init__(
+        self, n: int, dim: int, norm: str = "in", activation: str = "lrelu", pad="reflect"
+    ):
+        super().__init__()
+        self.blocks = nn.ModuleList(ResBlock(dim, norm, activation, pad) for _ in range(n))
+
+    def forward(self, x: torch.Tensor, adain: Sequence[Sequence[torch.Tensor]] | None = None):
+        for i, block in enumerate(self.blocks):
+            x = block(x, adain[i] if adain is not None else None)
+        return x
+
+
+class MLP(nn.Module):
+    """``in -> hidden (x n_layers-1, LReLU) -> out`` fully-connected stack, no normalisation."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int, n_layers: int, act: str = "lrelu"):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"MLP needs at least one layer, got n_layers={n_layers}")
+        layers: list[nn.Module] = []
+        dim = in_dim
+        for _ in range(n_layers - 1):
+            layers += [nn.Linear(dim, hidden), _activation(act)]
+            dim = hidden
+        layers.append(nn.Linear(dim, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling as in DG-Net's structure encoder.
+
+    A 1x1 branch plus one (1x1 -> dilated 3x3) branch per dilation, concatenated and fused
+    by a 1x1 conv with instance norm and no activation. ``(N, C, H, W) -> (N, out, H, W)``.
+    """
+
+    def __init__(self, in_ch: int, branch_ch: int, out_ch: int, dilations=(3, 6, 9)):
+        super().__init__()
+        branches = [Conv2dBlock(in_ch, branch_ch, 1, norm="in", activation="lrelu")]
+        for d in dilations:
+            branches.append(
+                nn.Sequential(
+                    Conv2dBlock(in_ch, branch_ch, 1, norm="in", activation="lrelu"),
+                    Conv2dBlock(
+                        branch_ch, branch_ch, 3, 1, d, dilation=d, norm="in", activation="lrelu"
+                    ),
+                )
+            )
+        self.branches = nn.ModuleList(branches)
+        self.fuse = Conv2dBlock(branch_ch * len(branches), out_ch, 1, norm="in", activation="none")
+        self.max_dilation = max(dilations, default=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.max_dilation >= min(x.shape[-2:]):
+            raise ValueError(
+                f"ASPP dilation {self.max_dilation} needs a feature map larger than it (reflect "
+                f"padding), got {tuple(x.shape[-2:])}; use a larger INPUT.SIZE_TRAIN or smaller "
+                "MODEL.GEN.ASPP_DILATIONS"
+            )
+        return self.fuse(torch.cat([b(x) for b in self.branches], dim=1))
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """Mean over RGB of an ImageNet-normalised ``(N, 3, H, W)`` batch -> ``(N, 1, H, W)``.
+
+    DG-Net section 3.1: the structure encoder sees a grayscale image so that colour (an
+    appearance cue) cannot leak into the structure code.
+    """
+    return x.mean(dim=1, keepdim=True)
+
+
+def init_weights(module: nn.Module, kind: str = "kaiming", std: float = 0.02) -> None:
+    """Initialise conv / linear weights: ``kaiming`` (fan-in) or ``gaussian`` N(0, std)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            if kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif kind == "gaussian":
+                nn.init.normal_(m.weight, 0.0, std)
+            else:
+                raise ValueError(f"unknown init '{kind}' (kaiming | gaussian)")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

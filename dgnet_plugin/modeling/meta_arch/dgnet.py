@@ -1,0 +1,214 @@
+"""DG-Net: joint discriminative and generative learning (Zheng et al., CVPR 2019).
+
+Notation follows the paper: ``x_a, x_b`` real images of identities ``a, b``; ``f`` appearance
+codes from ``Ea``; ``s`` structure codes from ``Es``; ``x_ba = G(s_b, f_a)`` has the
+appearance of ``a`` and the structure of ``b``. Every loss term is computed for both
+directions and summed, as in the official code; since both directions hold the same number
+of images, the sum of the two per-direction means equals ``TWO_WAY`` times the mean over the
+concatenated batch, which is how it is computed here (one network call instead of two).
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from torch import nn
+
+from ...losses import (
+    id_loss,
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    real_gradient_penalty,
+    recon_l1_loss,
+    soft_label_kl_loss,
+    teacher_soft_label,
+)
+from ..blocks import to_gray
+from ..discriminators import build_discriminator
+from ..frozen import frozen_forward, teacher_forward
+from ..generators import build_generator
+from .build import META_ARCH_REGISTRY
+from .reid import build_appearance_encoder
+
+TWO_WAY = 2.0
+
+
+@META_ARCH_REGISTRY.register()
+class DGNet(nn.Module):
+    """``reid`` (Ea, the re-ID model), ``gen`` (Es + G + AdaIN MLPs) and ``dis`` (D).
+
+    A training batch of one stream is a dict with ``img`` and ``pos`` (another image of the
+    same identity), ImageNet-normalised ``(N, 3, H, W)``; ``img_erased`` / ``pos_erased``
+    (the randomly erased copies scored by the ID losses; optional) and ``pid`` ``(N,)``.
+    """
+
+    def __init__(
+        self,
+        reid: nn.Module,
+        gen: nn.Module,
+        dis: nn.Module,
+        grad_penalty=0.01,
+        structure_encoder_again=0.5,
+    ):
+        super().__init__()
+        self.reid, self.gen, self.dis = reid, gen, dis
+        self.grad_penalty = grad_penalty
+        self.structure_encoder_again = structure_encoder_again
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int) -> DGNet:
+        reid = build_appearance_encoder(cfg, num_classes)
+        gen = build_generator(cfg, reid.code_dim)
+        dis = build_discriminator(cfg, 3)
+        return cls(reid, gen, dis, cfg.MODEL.DIS.GRAD_PENALTY, cfg.LOSS.STRUCTURE_ENCODER_AGAIN)
+
+    # ------------------------------------------------------------------ step 1: generate
+    def forward(self, a: dict, b: dict) -> dict:
+        """Encode both streams with Ea and Es and decode every image the losses need.
+
+        Returns a dict with the real images ``x_a, x_b``, labels ``l_a, l_b``, codes
+        ``f_a, f_b`` (not detached; they are detached where they enter G) and ``s_a, s_b``,
+        the ID logits of the real images, and the generated ``x_ba, x_ab`` (cross identity),
+        ``x_aa, x_bb`` (self reconstruction) and ``x_a_pos, x_b_pos`` (reconstruction from
+        the positive's appearance).
+        """
+        x_a, x_b, n = a["img"], b["img"], a["img"].shape[0]
+        real = [x_a, x_b, a["pos"], b["pos"]]
+        erased = [
+            a.get("img_erased"),
+            b.get("img_erased"),
+            a.get("pos_erased"),
+            b.get("pos_erased"),
+        ]
+        use_erased = all(e is not None for e in erased)
+        r = self.reid(torch.cat(real + (erased if use_erased else [])), return_all=True)
+        f_a, f_b, f_pa, f_pb = r["code"][: 4 * n].split(n)
+        scored = slice(4 * n, 8 * n) if use_erased else slice(0, 4 * n)
+        logits_prim, logits_fine = (lg[scored] for lg in r["logits"])
+
+        s_a, s_b = self.gen.encode(torch.cat([x_a, x_b])).split(n)
+        s = torch.cat([s_b, s_a, s_a, s_b, s_a, s_b])
+        f = torch.cat([f_a, f_b, f_a, f_b, f_pa, f_pb]).detach()  # f enters G detached
+        x_ba, x_ab, x_aa, x_bb, x_a_pos, x_b_pos = self.gen.decode(s, f).split(n)
+        return {
+            "x_a": x_a,
+            "x_b": x_b,
+            "l_a": a["pid"],
+            "l_b": b["pid"],
+            "f_a": f_a,
+            "f_b": f_b,
+            "s_a": s_a,
+            "s_b": s_b,
+            "logits_prim_real": logits_prim[: 2 * n],  # erased x_a, x_b
+            "logits_fine_real": logits_fine[: 2 * n],
+            "logits_prim_pos": logits_prim[2 * n :],  # erased positives of a, b
+            "x_ba": x_ba,
+            "x_ab": x_ab,
+            "x_aa": x_aa,
+            "x_bb": x_bb,
+            "x_a_pos": x_a_pos,
+            "x_b_pos": x_b_pos,
+        }
+
+    # ------------------------------------------------------------------ step 2: D update
+    def discriminator_losses(self, out: dict) -> dict[str, torch.Tensor]:
+        """LSGAN loss of D on the detached cross-identity images ``x_ba, x_ab`` against the
+        real ``x_a, x_b``, and the real-image gradient regulariser (computed in float32)."""
+        fake = torch.cat([out["x_ba"], out["x_ab"]]).detach()
+        real = torch.cat([out["x_a"], out["x_b"]]).detach().float()
+        fake_outs = self.dis(fake)
+        with torch.autocast(real.device.type, enabled=False):  # the regulariser needs fp32
+            real_outs = self.dis(real.requires_grad_(self.grad_penalty > 0))
+            losses = {"dis_adv": TWO_WAY * lsgan_dis_loss(fake_outs, real_outs)}
+            if self.grad_penalty > 0:
+                reg = real_gradient_penalty(real_outs, real)
+                losses["dis_reg"] = TWO_WAY * self.grad_penalty * reg
+        return losses
+
+    # ------------------------------------------------------------------ step 3: G + Ea update
+    def generator_losses(
+        self, out: dict, weights: dict[str, float], teacher=None, teacher_train_bn: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """The unweighted loss terms of the G + Ea update (names as in ``DGNET_LOSS_TERMS``).
+
+        Terms whose weight is 0 (during the warm-up) are not computed. Gradient flow:
+        generation terms reach G but not Ea (f detached; generated images scored by a frozen
+        Ea and a frozen D); the ID terms reach Ea only; the teacher KL and the fine-grained
+        term see detached generated images, so they reach Ea only.
+        """
+        n = out["x_a"].shape[0]
+        real = torch.cat([out["x_a"], out["x_b"]])
+        fake = torch.cat([out["x_ba"], out["x_ab"]])
+        l_app = torch.cat([out["l_a"], out["l_b"]])  # identity of the appearance provider
+        l_str = torch.cat([out["l_b"], out["l_a"]])  # identity of the structure provider
+        on = {k: w > 0 for k, w in weights.items()}
+        L: dict[str, torch.Tensor] = {}
+
+        if on["gan"]:
+            L["gan"] = TWO_WAY * lsgan_gen_loss(frozen_forward(self.dis, fake))
+        if on["recon_x"]:
+            L["recon_x"] = TWO_WAY * recon_l1_loss(torch.cat([out["x_aa"], out["x_bb"]]), real)
+        if on["recon_xp"]:
+            x_pos = torch.cat([out["x_a_pos"], out["x_b_pos"]])
+            L["recon_xp"] = TWO_WAY * recon_l1_loss(x_pos, real)
+
+        codes_on = on["recon_f"] or on["recon_s"] or on["cycle"]
+        if on["recon_id"] or codes_on:
+            scored = frozen_forward(self.reid, fake, return_all=True)  # Ea' on x_ba, x_ab
+        if on["recon_id"]:
+            L["recon_id"] = TWO_WAY * id_loss(scored["logits"][0], l_app)
+        if codes_on:
+            f_rec = scored["code"]  # [f_a from x_ba, f_b from x_ab]
+            L["recon_f"] = TWO_WAY * recon_l1_loss(
+                f_rec, torch.cat([out["f_a"], out["f_b"]]).detach()
+            )
+            if random.random() < self.structure_encoder_again:
+                s_rec = self.gen.encode(fake.detach())  # trainable Es, detached image
+            else:
+                s_rec = frozen_forward(self.gen.encoder, to_gray(fake))  # frozen Es
+            L["recon_s"] = TWO_WAY * recon_l1_loss(s_rec, torch.cat([out["s_b"], out["s_a"]]))
+            if on["cycle"]:
+                s_b_rec, s_a_rec = s_rec.split(n)
+                x_cyc = self.gen.decode(torch.cat([s_a_rec, s_b_rec]), f_rec.detach())
+                L["cycle"] = TWO_WAY * recon_l1_loss(x_cyc, real)  # [x_aba, x_bab]
+
+        if on["id"]:
+            L["id"] = TWO_WAY * id_loss(out["logits_prim_real"], l_app)
+        if on["id_fine"]:
+            L["id_fine"] = TWO_WAY * id_loss(out["logits_fine_real"], l_app)
+        if on["pid"]:
+            L["pid"] = TWO_WAY * id_loss(out["logits_prim_pos"], l_app)
+
+        if on["teacher_kl"] or on["fine"]:
+            fake_d = fake.detach()
+            student = self.reid(fake_d, return_all=True)["logits"]
+            if on["teacher_kl"]:
+                if teacher is None:
+                    raise ValueError("the teacher weight is > 0 but no teacher was given")
+                q = teacher_soft_label(
+                    teacher_forward(teacher, fake_d, teacher_train_bn),
+                    teacher_forward(teacher, fake_d.flip(3), teacher_train_bn),
+                )
+                L["teacher_kl"] = TWO_WAY * soft_label_kl_loss(student[0], q)
+            if on["fine"]:
+                L["fine"] = TWO_WAY * id_loss(student[1], l_str)
+        return L
+
+    # ------------------------------------------------------------------ visualisation
+    @torch.no_grad()
+    def sample(self, x_a: torch.Tensor, x_b: torch.Tensor) -> list[torch.Tensor]:
+        """Rows of a sample grid: ``[x_a, recon x_aa, cycle x_aba, swap G(s_a, f_b),
+        x_b, recon x_bb, cycle x_bab, swap G(s_b, f_a)]``, each ``(N, 3, H, W)``."""
+        n = x_a.shape[0]
+        f_a, f_b = self.reid(torch.cat([x_a, x_b]), return_all=True)["code"].split(n)
+        s_a, s_b = self.gen.encode(torch.cat([x_a, x_b])).split(n)
+        x_aa, x_bb, x_ab, x_ba = self.gen.decode(
+            torch.cat([s_a, s_b, s_a, s_b]), torch.cat([f_a, f_b, f_b, f_a])
+        ).split(n)
+        f_a_rec, f_b_rec = self.reid(torch.cat([x_ba, x_ab]), return_all=True)["code"].split(n)
+        s_a_rec, s_b_rec = self.gen.encode(torch.cat([x_ab, x_ba])).split(n)
+        x_aba, x_bab = self.gen.decode(
+            torch.cat([s_a_rec, s_b_rec]), torch.cat([f_a_rec, f_b_rec])
+        ).split(n)
+        return [x_a, x_aa, x_aba, x_ab, x_b, x_bb, x_bab, x_ba]

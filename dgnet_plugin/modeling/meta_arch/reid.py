@@ -1,0 +1,117 @@
+"""Re-ID networks: DG-Net's appearance encoder Ea and the IDE teacher (``ft_net``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import build_backbone
+from ..heads import build_head
+from .build import META_ARCH_REGISTRY
+
+
+def _pool(fmap: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "max":
+        return F.adaptive_max_pool2d(fmap, 1).flatten(1)
+    if kind == "avg":
+        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+    raise ValueError(f"MODEL.HEADS.POOL must be 'max' or 'avg', got '{kind}'")
+
+
+class AppearanceEncoder(nn.Module):
+    """``Ea`` of DG-Net, which is also the re-ID model (paper section 3.1, ``ft_netAB``).
+
+    Input: ImageNet-normalised ``(N, 3, H, W)``. The backbone map ``(N, C, h, w)`` is
+    max-pooled into ``num_parts`` horizontal stripes, flattened channel-major into the
+    appearance code ``(N, C * num_parts)`` (8192-d for ResNet-50), and max-pooled globally
+    into ``(N, C)`` for two heads: primary (dropout 0.5) and fine-grained (dropout 0.75), each
+    giving a 512-d embedding and identity logits.
+
+    ``forward`` follows torchreid's contract: in training, the list ``[logits_prim,
+    logits_fine]`` (torchreid's ``DeepSupervision`` averages their losses); in eval, the
+    ``(N, 1024)`` feature ``[l2norm(emb_prim), l2norm(emb_fine)]``. ``return_all=True`` gives
+    the dict ``{code, logits, emb}`` used by the DG-Net engine. ``feature_parts`` tells the
+    evaluator the two halves, L2-normalised separately, the fine half weighted by ``TEST.ALPHA``.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        embed_dim=512,
+        num_parts=4,
+        pool="max",
+        dropout=0.5,
+        fine_dropout=0.75,
+        head="ClassBlock",
+    ):
+        super().__init__()
+        self.backbone = backbone
+        c = backbone.out_channels
+        self.num_parts = num_parts
+        self.pool = pool
+        self.code_dim = c * num_parts
+        self.num_classes = num_classes
+        self.classifier = build_head(head, c, num_classes, embed_dim, dropout)
+        self.classifier_fine = build_head(head, c, num_classes, embed_dim, fine_dropout)
+        self.feature_parts = (embed_dim, embed_dim)
+
+    def forward(self, x: torch.Tensor, return_all: bool = False):
+        fmap = self.backbone(x)
+        g = _pool(fmap, self.pool)
+        logits_p, emb_p = self.classifier(g)
+        logits_f, emb_f = self.classifier_fine(g)
+        if return_all:
+            code = F.adaptive_max_pool2d(fmap, (self.num_parts, 1)).flatten(1)
+            return {"code": code, "logits": (logits_p, logits_f), "emb": (emb_p, emb_f)}
+        if self.training:
+            return [logits_p, logits_f]
+        return torch.cat([F.normalize(emb_p, dim=1), F.normalize(emb_f, dim=1)], dim=1)
+
+
+@META_ARCH_REGISTRY.register()
+class IDEBaseline(nn.Module):
+    """The IDE teacher (``ft_net`` of Person_reID_baseline_pytorch): backbone, global pooling,
+    one ``ClassBlock``. Eval ``forward`` returns the ``(N, 512)`` embedding; training returns
+    logits ``(N, num_classes)``; ``return_all`` the dict ``{logits: (logits,), emb: (emb,)}``.
+    """
+
+    def __init__(
+        self, backbone, num_classes, embed_dim=512, pool="avg", dropout=0.5, head="ClassBlock"
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool
+        self.num_classes = num_classes
+        self.classifier = build_head(head, backbone.out_channels, num_classes, embed_dim, dropout)
+        self.feature_parts = (embed_dim,)
+
+    @property
+    def reid(self) -> nn.Module:
+        return self
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int) -> IDEBaseline:
+        h = cfg.MODEL.HEADS
+        return cls(build_backbone(cfg), num_classes, h.EMBED_DIM, h.POOL, h.DROPOUT, h.NAME)
+
+    def forward(self, x: torch.Tensor, return_all: bool = False):
+        logits, emb = self.classifier(_pool(self.backbone(x), self.pool))
+        if return_all:
+            return {"logits": (logits,), "emb": (emb,)}
+        return logits if self.training else emb
+
+
+def build_appearance_encoder(cfg, num_classes: int) -> AppearanceEncoder:
+    h = cfg.MODEL.HEADS
+    return AppearanceEncoder(
+        build_backbone(cfg),
+        num_classes,
+        h.EMBED_DIM,
+        h.NUM_PARTS,
+        h.POOL,
+        h.DROPOUT,
+        h.FINE_DROPOUT,
+        h.NAME,
+    )

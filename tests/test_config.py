@@ -1,0 +1,68 @@
+import pytest
+from conftest import REPO
+
+from dgnet_plugin.config import ConfigError, add_dgnet_config, get_cfg, load_cfg_file
+from dgnet_plugin.config.config import CfgNode
+
+
+def test_defaults_are_the_official_market_recipe():
+    c = get_cfg()
+    assert tuple(c.INPUT.SIZE_TRAIN) == (256, 128)
+    assert c.MODEL.BACKBONE.LAST_STRIDE == 1 and c.MODEL.HEADS.NUM_PARTS == 4
+    assert (c.LOSS.RECON_X, c.LOSS.RECON_XP, c.LOSS.RECON_ID, c.LOSS.GAN) == (5.0, 5.0, 0.5, 1.0)
+    assert (c.LOSS.TEACHER_MAX, c.LOSS.FINE, c.LOSS.CYCLE_MAX) == (2.0, 0.2, 2.0)
+    assert (c.LOSS.WARM_ITER, c.LOSS.WARM_TEACHER_ITER, c.LOSS.WARM_SCALE) == (30000, 30000, 0.0005)
+    assert c.SOLVER.MAX_ITER == 100000 and tuple(c.SOLVER.STEPS) == (60000, 90000, 105000)
+    assert (c.SOLVER.GEN.LR, tuple(c.SOLVER.GEN.BETAS)) == (1e-4, (0.0, 0.999))
+    assert (c.SOLVER.REID.BASE_LR, c.SOLVER.REID.HEADS_LR_FACTOR) == (0.002, 10.0)
+    assert c.DATALOADER.IMS_PER_BATCH == 8 and c.TEST.ALPHA == 0.5
+    assert c.MODEL.DIS.GRAD_PENALTY == 0.01 and c.INPUT.REA.PROB == 0.5
+
+
+@pytest.mark.parametrize(
+    "name", ["dgnet_r50", "teacher_r50", "dgnet_cuhk03_cpu_demo", "teacher_cuhk03_cpu_demo"]
+)
+def test_shipped_configs_load_with_base_inheritance(name):
+    cfg = load_cfg_file(str(REPO / "configs" / f"{name}.yml"))
+    assert cfg.OUTPUT_DIR.startswith("output/")
+    if "teacher" in name:
+        assert cfg.ENGINE.NAME == "TeacherEngine" and cfg.MODEL.META_ARCHITECTURE == "IDEBaseline"
+    else:
+        assert cfg.ENGINE.NAME == "DGNetEngine" and cfg.MODEL.TEACHER.CONFIG
+
+
+def test_official_config_equals_defaults_where_the_recipe_lives():
+    cfg = load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"))
+    d = get_cfg()
+    for key in ("LOSS", "SOLVER", "MODEL.GEN", "MODEL.DIS", "MODEL.HEADS", "INPUT"):
+        a, b = cfg, d
+        for part in key.split("."):
+            a, b = a[part], b[part]
+        assert a == b, key
+
+
+def test_unknown_key_in_file_names_the_file_and_key(tmp_path):
+    f = tmp_path / "bad.yml"
+    f.write_text("SOLVER:\n  MAX_ITERS: 10\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml.*SOLVER\.MAX_ITERS"):
+        load_cfg_file(str(f))
+
+
+def test_unknown_override_and_odd_overrides_are_errors():
+    with pytest.raises(ConfigError, match="NOT_A_KEY"):
+        load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"), ["NOT_A_KEY", "1"])
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"), ["SOLVER.MAX_ITER"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_cfg_file("configs/nope.yml")
+
+
+def test_add_dgnet_config_fills_a_foreign_cfg_without_overwriting():
+    cfg = CfgNode()
+    cfg.SOLVER = CfgNode()
+    cfg.SOLVER.MAX_ITER = 7
+    add_dgnet_config(cfg)
+    assert cfg.SOLVER.MAX_ITER == 7 and cfg.LOSS.RECON_X == 5.0 and cfg.SOLVER.GEN.LR == 1e-4

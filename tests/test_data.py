@@ -1,0 +1,97 @@
+"""Market-layout dataset, positive pairs and loaders on the real CUHK03 crops."""
+
+import shutil
+
+import pytest
+import torch
+from conftest import CUHK03_MARKET, REPO
+
+from dgnet_plugin.config import get_cfg, load_cfg_file
+from dgnet_plugin.data import DatasetNotFoundError, MarketLayout, PositivePairDataset
+from dgnet_plugin.data.build import build_pair_streams, build_test_sets, load_train_set
+from dgnet_plugin.data.datasets import CorruptImageError, read_image
+from dgnet_plugin.data.transforms import build_transforms
+from dgnet_plugin.utils import torchreid_compat as tr
+
+
+def test_market_layout_parses_the_real_cuhk03_split():
+    ds = MarketLayout(root=str(CUHK03_MARKET), verbose=False)
+    assert len(ds.train) == 7477 and len(ds.query) == 1400 and len(ds.gallery) == 5220
+    assert ds.num_train_pids == 767 and {c for *_, c, _ in ds.train} == {0, 1}
+    assert sorted({p for _, p, *_ in ds.train}) == list(range(767))  # relabelled
+    assert {p for _, p, *_ in ds.query} == {p for _, p, *_ in ds.gallery}
+    assert min(p for _, p, *_ in ds.query) == 768  # original ids kept for evaluation
+
+
+def test_market_layout_is_registered_idempotently_with_torchreid():
+    import importlib
+
+    import dgnet_plugin.data.datasets as mod
+
+    assert tr.image_dataset_registry()["market_layout"] is mod.MarketLayout
+    tr.register_image_dataset("market_layout", mod.MarketLayout)  # again: no error
+    importlib.reload(mod)  # a re-import re-registers a new class object without raising
+    tr.image_dataset_registry()["market_layout"] = MarketLayout
+
+
+def test_missing_root_names_the_folders_and_the_layout(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as e:
+        MarketLayout(root=str(tmp_path / "nowhere"))
+    msg = str(e.value)
+    assert "bounding_box_train" in msg and "query" in msg and "bounding_box_test" in msg
+    assert "DATASETS.ROOT" in msg
+
+
+def test_missing_torchreid_dataset_names_where_it_looked(tmp_path):
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = str(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"market1501.*DATASETS.ROOT"):
+        load_train_set(cfg)
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    bad = tmp_path / "0001_c1s1_000000_00.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(CorruptImageError, match="0001_c1s1_000000_00.jpg"):
+        read_image(str(bad))
+
+
+def test_positive_is_another_image_of_the_same_identity(tiny_market):
+    ds = MarketLayout(root=str(tiny_market), verbose=False)
+    cfg = get_cfg()
+    cfg.INPUT.SIZE_TRAIN = (64, 32)
+    pairs = PositivePairDataset(ds.train, build_transforms(cfg, True), None)
+    for i in range(0, len(ds.train), 7):
+        j = pairs.positive_index(i)
+        assert j != i and ds.train[j][1] == ds.train[i][1]
+    s = pairs[0]
+    assert s["img"].shape == s["pos"].shape == (3, 64, 32) and "img_erased" not in s
+
+
+def test_pair_streams_and_test_loaders(tiny_market):
+    cfg = load_cfg_file(
+        str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"),
+        ["DATASETS.ROOT", str(tiny_market), "DATALOADER.NUM_WORKERS", "0"],
+    )
+    items, k = load_train_set(cfg)
+    assert k == 12
+    a, b = build_pair_streams(cfg, items)
+    ba, bb = next(a), next(b)
+    assert ba["img"].shape == (4, 3, 64, 32) and ba["img_erased"].shape == (4, 3, 64, 32)
+    assert not torch.equal(ba["pid"], bb["pid"]) or not torch.equal(ba["img"], bb["img"])
+    # the normalised image is roughly zero-mean (ImageNet statistics), not in [0, 1]
+    assert ba["img"].min() < 0
+    ts = build_test_sets(cfg)["market_layout"]
+    q = next(iter(ts["query"]))
+    assert set(q) >= {"img", "pid", "camid", "impath"} and q["img"].shape[1:] == (3, 64, 32)
+
+
+def test_corrupt_training_image_stops_the_loader_with_its_name(tiny_market, tmp_path):
+    root = tmp_path / "market"
+    shutil.copytree(tiny_market, root, symlinks=True)
+    bad = root / "bounding_box_train" / "9999_c1s1_000000_00.jpg"
+    bad.write_bytes(b"garbage")
+    ds = MarketLayout(root=str(root), verbose=False)
+    idx = [i for i, it in enumerate(ds.train) if it[0].endswith("9999_c1s1_000000_00.jpg")][0]
+    with pytest.raises(CorruptImageError, match="9999_c1s1_000000_00.jpg"):
+        ds[idx]

@@ -1,0 +1,236 @@
+"""End to end through tools/train_net.py on real CUHK03 crops (small images, few iterations)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import train_net
+from conftest import MOBILENET_WEIGHTS, REPO
+
+from dgnet_plugin.utils.events import read_json_lines
+
+DEMO = str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml")
+
+
+def common(root, out):
+    return [
+        "DATASETS.ROOT",
+        str(root),
+        "OUTPUT_DIR",
+        str(out),
+        "MODEL.BACKBONE.PRETRAIN_PATH",
+        str(MOBILENET_WEIGHTS),
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "TEST.IMS_PER_BATCH",
+        "64",
+        "LOG_PERIOD",
+        "1",
+    ]
+
+
+def teacher_config(tmp: Path) -> str:
+    """The demo teacher config, 3 iterations, as a file with an absolute _BASE_."""
+    f = tmp / "teacher.yml"
+    f.write_text(
+        f"_BASE_: {REPO / 'configs' / 'teacher_cuhk03_cpu_demo.yml'}\n"
+        f"MODEL:\n  BACKBONE:\n    PRETRAIN_PATH: {MOBILENET_WEIGHTS}\n"
+        "DATALOADER:\n  NUM_WORKERS: 0\n  IMS_PER_BATCH: 8\nSOLVER:\n  MAX_ITER: 3\n"
+        "TEST:\n  IMS_PER_BATCH: 64\n"
+    )
+    return str(f)
+
+
+def dgnet_opts(root, out, tmp, max_iter):
+    return common(root, out) + [
+        "MODEL.TEACHER.CONFIG",
+        teacher_config(tmp),
+        "MODEL.TEACHER.WEIGHTS",
+        str(tmp / "teacher" / "model_final.pth"),
+        "SOLVER.MAX_ITER",
+        str(max_iter),
+        "SOLVER.CHECKPOINT_PERIOD",
+        "2",
+        "VIS.PERIOD",
+        "2",
+        "VIS.NUM_IMAGES",
+        "4",
+        "DATALOADER.IMS_PER_BATCH",
+        "3",
+        "LOSS.WARM_ITER",
+        "0",
+        "LOSS.WARM_TEACHER_ITER",
+        "0",
+        "LOSS.WARM_SCALE",
+        "1.0",
+    ]
+
+
+def evals(out):
+    return [r for r in read_json_lines(str(out / "metrics.json")) if "market_layout/Rank-1" in r]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_market, tmp_path_factory):
+    """Teacher (trained automatically), 4 DG-Net iterations, then --resume to 6."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    out = tmp / "dgnet"
+    assert train_net.cli(["--config-file", DEMO, *dgnet_opts(tiny_market, out, tmp, 4)]) == 0
+    first = read_json_lines(str(out / "metrics.json"))
+    assert (
+        train_net.cli(["--config-file", DEMO, "--resume", *dgnet_opts(tiny_market, out, tmp, 6)])
+        == 0
+    )
+    return tmp, out, first
+
+
+def test_teacher_is_trained_first_and_reported(trained):
+    tmp, out, _ = trained
+    assert (tmp / "teacher" / "model_final.pth").is_file()
+    assert (tmp / "teacher" / "config.yaml").is_file() and evals(tmp / "teacher")
+    log = (out / "log.txt").read_text()
+    assert "teacher (IDE)" in log and "AppearanceEncoder" in log
+
+
+def test_output_dir_holds_everything(trained):
+    _, out, first = trained
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "last_checkpoint",
+        "model_final.pth",
+        "model_0000002.pth",
+        "images",
+    } <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    grids = sorted(p.name for p in (out / "images").iterdir())
+    assert "gen_train_00000002.jpg" in grids and "gen_test_00000004.jpg" in grids
+    from PIL import Image
+
+    w, h = Image.open(out / "images" / "gen_train_00000002.jpg").size
+    assert (w, h) == (2 + 4 * (32 + 2), 2 + 8 * (64 + 2))  # 4 columns, 8 rows of 64x32
+
+
+def test_every_loss_term_was_active_and_finite(trained):
+    _, out, first = trained
+    train_recs = [r for r in first if "total" in r]
+    terms = {
+        "gan",
+        "recon_x",
+        "recon_xp",
+        "recon_f",
+        "recon_s",
+        "cycle",
+        "recon_id",
+        "id",
+        "id_fine",
+        "pid",
+        "teacher_kl",
+        "fine",
+        "dis_adv",
+        "dis_reg",
+    }
+    assert terms <= set(train_recs[-1])
+    assert all(v == v and abs(v) != float("inf") for r in train_recs for k, v in r.items())
+
+
+def test_metrics_are_finite_and_resume_continues_the_iteration_count(trained):
+    _, out, first = trained
+    recs = read_json_lines(str(out / "metrics.json"))
+    e = evals(out)
+    assert [r["iteration"] for r in e] == [4, 6]
+    for r in e:
+        for k in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
+            assert 0.0 <= r[f"market_layout/{k}"] <= 100.0
+    iters = [r["iteration"] for r in recs if "total" in r]
+    assert iters == [1, 2, 3, 4, 5, 6]  # 5 and 6 come from the resumed run
+    assert "Resumed from" in (out / "log.txt").read_text()
+    ckpt = torch.load(out / "model_final.pth", weights_only=True)
+    assert ckpt["iteration"] == 6 and {
+        "optimizer_model",
+        "optimizer_gen",
+        "optimizer_dis",
+        "scheduler_model",
+        "rng",
+    } <= set(ckpt)
+
+
+def test_eval_only_reproduces_the_final_metrics(trained, tiny_market, tmp_path):
+    _, out, _ = trained
+    ev = tmp_path / "eval"
+    args = [
+        "--config-file",
+        DEMO,
+        "--eval-only",
+        *common(tiny_market, ev),
+        "MODEL.WEIGHTS",
+        str(out / "model_final.pth"),
+    ]
+    assert train_net.cli(args) == 0
+    last = evals(out)[-1]
+    again = evals(ev)[-1]
+    for k in ("Rank-1", "mAP", "mINP"):
+        assert again[f"market_layout/{k}"] == pytest.approx(last[f"market_layout/{k}"], abs=1e-6)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_market, tmp_path, monkeypatch):
+    from dgnet_plugin.modeling.meta_arch import dgnet as dgnet_mod
+
+    real = dgnet_mod.recon_l1_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        v = real(a, b)
+        return v * float("nan") if calls["n"] > 9 else v  # recon_x/xp/f/s/cycle: 5 per step
+
+    monkeypatch.setattr(dgnet_mod, "recon_l1_loss", poisoned)
+    out = tmp_path / "nan"
+    opts = dgnet_opts(tiny_market, out, tmp_path, 6)
+    opts[opts.index("LOG_PERIOD") + 1] = "2"
+    assert train_net.cli(["--config-file", DEMO, *opts]) == 2
+    log = (out / "log.txt").read_text()
+    assert "NonFiniteLossError" in log and "'recon_x'" in log
+    assert (out / "last_checkpoint").read_text() == "model_0000002.pth"
+    ck = torch.load(out / "model_0000002.pth", weights_only=True)
+    assert ck["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["DATASETS.ROOT", "/nonexistent/reid"], "bounding_box_train"),
+        (["SOLVER.MAX_ITERS", "3"], "SOLVER.MAX_ITERS"),
+        (["MODEL.WEIGHTS", "/nonexistent/model.pth"], "/nonexistent/model.pth"),
+    ],
+)
+def test_bad_input_is_a_clear_error(opts, message, tiny_market, tmp_path, capsys):
+    args = ["--config-file", DEMO, *common(tiny_market, tmp_path / "bad"), *opts]
+    if "MODEL.WEIGHTS" in opts:
+        args.insert(2, "--eval-only")
+    assert train_net.cli(args) == 2
+    err = capsys.readouterr().err
+    assert "dgnet_plugin error" in err and message in err
+
+
+def test_corrupt_image_is_a_clear_error(tiny_market, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "market"
+    shutil.copytree(tiny_market, root, symlinks=True)
+    for p in (root / "bounding_box_train").iterdir():  # every training image is unreadable
+        p.unlink()
+        p.write_bytes(b"garbage")
+    args = ["--config-file", DEMO, *common(root, tmp_path / "out"), "LOSS.TEACHER_MAX", "0"]
+    assert train_net.cli(args) == 2
+    assert "cannot decode image" in capsys.readouterr().err
+
+
+def test_metrics_json_is_json_lines(trained):
+    _, out, _ = trained
+    for line in (out / "metrics.json").read_text().splitlines():
+        json.loads(line)

@@ -1,0 +1,142 @@
+"""Which networks each DG-Net loss term may and may not update (paper section 3; porting notes)."""
+
+import pytest
+import torch
+
+from dgnet_plugin.config import get_cfg
+from dgnet_plugin.losses import DGNET_LOSS_TERMS
+from dgnet_plugin.modeling import build_model
+
+N, H, W, K = 3, 64, 32, 6
+
+
+def tiny_cfg(arch="DGNet"):
+    c = get_cfg()
+    c.MODEL.META_ARCHITECTURE = arch
+    c.MODEL.BACKBONE.NAME = "mobilenetv2"
+    c.MODEL.BACKBONE.PRETRAIN = False
+    c.MODEL.GEN.DIM = 4
+    c.MODEL.GEN.MLP_DIM = 32
+    c.MODEL.GEN.ASPP_DILATIONS = (1, 2, 3)
+    c.MODEL.DIS.DIM = 8
+    c.MODEL.DIS.N_RES = 1
+    return c
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg(), K).train()
+    teacher = build_model(tiny_cfg("IDEBaseline"), K)
+    return model, teacher
+
+
+def batch(seed):
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda: torch.randn(N, 3, H, W, generator=g)  # noqa: E731
+    return {
+        "img": mk(),
+        "pos": mk(),
+        "img_erased": mk(),
+        "pos_erased": mk(),
+        "pid": torch.randint(0, K, (N,), generator=g),
+    }
+
+
+GROUPS = {
+    "Ea": lambda m: m.reid,
+    "Es": lambda m: m.gen.encoder,
+    "G": lambda m: m.gen.decoder,
+    "MLP": lambda m: torch.nn.ModuleList([m.gen.mlp_w, m.gen.mlp_b]),
+    "D": lambda m: m.dis,
+}
+
+
+def touched(model, teacher):
+    out = {
+        g: any(p.grad is not None and p.grad.abs().sum() > 0 for p in f(model).parameters())
+        for g, f in GROUPS.items()
+    }
+    out["teacher"] = any(p.grad is not None for p in teacher.parameters())
+    return out
+
+
+# term -> groups that must receive gradient; every other group must receive none.
+EXPECTED = {
+    "gan": {"Es", "G", "MLP"},
+    "recon_x": {"Es", "G", "MLP"},
+    "recon_xp": {"Es", "G", "MLP"},
+    "recon_f": {"Es", "G", "MLP"},
+    "recon_s": {"Es", "G", "MLP"},
+    "cycle": {"Es", "G", "MLP"},
+    "recon_id": {"Es", "G", "MLP"},
+    "id": {"Ea"},
+    "id_fine": {"Ea"},
+    "pid": {"Ea"},
+    "teacher_kl": {"Ea"},
+    "fine": {"Ea"},
+}
+
+
+@pytest.mark.parametrize("term", DGNET_LOSS_TERMS)
+def test_each_generator_step_term_updates_only_its_networks(nets, term, monkeypatch):
+    model, teacher = nets
+    model.zero_grad(set_to_none=True)
+    teacher.zero_grad(set_to_none=True)
+    # recon_s picks the trainable or the frozen Es at random; check both branches
+    for draw in (0.0, 0.99):
+        monkeypatch.setattr("dgnet_plugin.modeling.meta_arch.dgnet.random.random", lambda d=draw: d)
+        model.zero_grad(set_to_none=True)
+        out = model(batch(1), batch(2))
+        weights = {k: 1.0 for k in DGNET_LOSS_TERMS}
+        losses = model.generator_losses(out, weights, teacher)
+        assert set(losses) == set(DGNET_LOSS_TERMS)
+        losses[term].backward()
+        got = touched(model, teacher)
+        assert not got.pop("teacher")
+        expected = EXPECTED[term]
+        if term == "recon_s" and draw < 0.5:  # trainable Es on the detached image: Es only
+            expected = {"Es"}
+        assert {g for g, hit in got.items() if hit} == expected, (term, draw)
+
+
+def test_generation_terms_never_reach_ea_through_the_appearance_code(nets):
+    model, teacher = nets
+    model.zero_grad(set_to_none=True)
+    out = model(batch(3), batch(4))
+    assert out["x_ba"].grad_fn is not None
+    gen_terms = [k for k, v in EXPECTED.items() if "Ea" not in v]
+    losses = model.generator_losses(out, {k: 1.0 for k in DGNET_LOSS_TERMS}, teacher)
+    sum(losses[k] for k in gen_terms).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.reid.parameters())
+
+
+def test_discriminator_losses_update_only_d(nets):
+    model, teacher = nets
+    model.zero_grad(set_to_none=True)
+    out = model(batch(5), batch(6))
+    d = model.discriminator_losses(out)
+    assert set(d) == {"dis_adv", "dis_reg"} and d["dis_reg"].item() >= 0
+    sum(d.values()).backward()
+    got = touched(model, teacher)
+    assert {g for g, hit in got.items() if hit} == {"D"}
+
+
+def test_frozen_ea_and_teacher_leave_batchnorm_statistics_untouched(nets):
+    model, teacher = nets
+    out = model(batch(7), batch(8))
+    running = lambda m: {k: v.clone() for k, v in m.state_dict().items() if "running" in k}  # noqa: E731
+    bn_reid, bn_teacher = running(model.reid), running(teacher)
+    weights = {k: 0.0 for k in DGNET_LOSS_TERMS}
+    model.generator_losses(out, {**weights, "recon_id": 1.0, "recon_f": 1.0}, teacher)  # frozen Ea
+    assert all(torch.equal(v, model.reid.state_dict()[k]) for k, v in bn_reid.items())
+    model.generator_losses(out, {**weights, "teacher_kl": 1.0}, teacher)
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in bn_teacher.items())
+
+
+def test_zero_weight_terms_are_skipped(nets):
+    model, teacher = nets
+    out = model(batch(9), batch(10))
+    weights = {k: 0.0 for k in DGNET_LOSS_TERMS}
+    weights.update(recon_x=5.0, id=1.0)
+    assert set(model.generator_losses(out, weights, None)) == {"recon_x", "id"}

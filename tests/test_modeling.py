@@ -1,0 +1,155 @@
+"""Output shapes of every module, at 256x128 (official) and at the CPU-demo size."""
+
+import pytest
+import torch
+from conftest import MOBILENET_WEIGHTS
+
+from dgnet_plugin.config import get_cfg
+from dgnet_plugin.modeling import build_model
+from dgnet_plugin.modeling.backbones import BACKBONE_REGISTRY, build_backbone
+from dgnet_plugin.modeling.backbones.build import PretrainedWeightsError
+from dgnet_plugin.modeling.blocks import ASPP, adaptive_instance_norm
+from dgnet_plugin.modeling.discriminators import DISCRIMINATOR_REGISTRY
+from dgnet_plugin.modeling.generators import GENERATOR_REGISTRY
+from dgnet_plugin.modeling.heads import HEAD_REGISTRY
+from dgnet_plugin.modeling.meta_arch import META_ARCH_REGISTRY
+
+
+def cfg_for(backbone="resnet50", size=(256, 128), **over):
+    c = get_cfg()
+    c.MODEL.BACKBONE.NAME = backbone
+    c.MODEL.BACKBONE.PRETRAIN = False
+    c.INPUT.SIZE_TRAIN = size
+    for k, v in over.items():
+        node = c
+        *path, last = k.split("__")
+        for p in path:
+            node = node[p]
+        node[last] = v
+    return c
+
+
+def test_registries_hold_the_parts():
+    assert {"resnet50", "mobilenetv2"} <= {k for k, _ in BACKBONE_REGISTRY}
+    assert "AdaINGen" in GENERATOR_REGISTRY and "MultiScalePatchGAN" in DISCRIMINATOR_REGISTRY
+    assert "ClassBlock" in HEAD_REGISTRY
+    assert {"DGNet", "IDEBaseline"} <= {k for k, _ in META_ARCH_REGISTRY}
+
+
+@torch.no_grad()
+def test_dgnet_shapes_at_256x128_resnet50():
+    m = build_model(cfg_for(), 751).eval()
+    x = torch.randn(2, 3, 256, 128)
+    r = m.reid(x, return_all=True)
+    assert r["code"].shape == (2, 8192)  # 2048 x 4 x 1 appearance code
+    assert [t.shape for t in r["logits"]] == [(2, 751), (2, 751)]
+    assert [t.shape for t in r["emb"]] == [(2, 512), (2, 512)]
+    assert m.reid(x).shape == (2, 1024)
+    s = m.gen.encode(x)
+    assert s.shape == (2, 128, 64, 32)  # the paper's 128x64x32 structure code
+    assert m.gen.decode(s, r["code"]).shape == (2, 3, 256, 128)
+    assert [o.shape[-2:] for o in m.dis(x)] == [(64, 32), (32, 16), (16, 8)]
+    params = m.gen.adain_params(r["code"])
+    assert len(params) == 4 and all(p.shape == (2, 128) for blk in params for p in blk)
+
+
+@torch.no_grad()
+def test_dgnet_shapes_at_demo_size_mobilenetv2():
+    c = cfg_for(
+        "mobilenetv2",
+        (64, 32),
+        MODEL__GEN__DIM=8,
+        MODEL__GEN__ASPP_DILATIONS=(1, 2, 3),
+        MODEL__DIS__DIM=16,
+    )
+    m = build_model(c, 10).eval()
+    x = torch.randn(3, 3, 64, 32)
+    r = m.reid(x, return_all=True)
+    assert r["code"].shape == (3, 1280 * 4)
+    s = m.gen.encode(x)
+    assert s.shape == (3, 64, 16, 8)
+    assert m.gen.decode(s, r["code"]).shape == (3, 3, 64, 32)
+    assert [o.shape[-2:] for o in m.dis(x)] == [(16, 8), (8, 4), (4, 2)]
+
+
+@torch.no_grad()
+def test_teacher_shapes_and_modes():
+    c = cfg_for(
+        MODEL__META_ARCHITECTURE="IDEBaseline",
+        MODEL__BACKBONE__LAST_STRIDE=2,
+        MODEL__HEADS__POOL="avg",
+    )
+    t = build_model(c, 751)
+    x = torch.randn(2, 3, 256, 128)
+    assert t.backbone(x).shape == (2, 2048, 8, 4)
+    assert t.train()(x).shape == (2, 751)
+    assert t.eval()(x).shape == (2, 512)
+    assert t.reid is t
+
+
+def test_adain_params_go_through_forward_not_module_state():
+    """DDP-safety: decoding leaves no per-sample state on any module."""
+    m = build_model(cfg_for("mobilenetv2", (64, 32), MODEL__GEN__ASPP_DILATIONS=(1, 2, 3)), 5)
+    before = {k: v.clone() for k, v in m.gen.state_dict().items()}
+    attrs_before = {n: set(vars(mod)) for n, mod in m.gen.named_modules()}
+    s = m.gen.encode(torch.randn(2, 3, 64, 32))
+    m.gen.decode(s, torch.randn(2, m.reid.code_dim))
+    after = m.gen.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert attrs_before == {n: set(vars(mod)) for n, mod in m.gen.named_modules()}
+    # and different appearance codes for the same structure give different images
+    f = torch.randn(2, m.reid.code_dim)
+    out = m.gen.decode(s[:1].expand(2, -1, -1, -1), f)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_adaptive_instance_norm_by_hand():
+    x = torch.tensor([[[[1.0, 3.0]], [[2.0, 2.0]]]])  # N=1, C=2, 1x2
+    g, b = torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, -1.0]])
+    y = adaptive_instance_norm(x, g, b, eps=0.0)
+    assert torch.allclose(y[0, 0, 0], torch.tensor([-1.5, 2.5]))
+    assert torch.allclose(y[0, 1, 0], torch.tensor([-1.0, -1.0]))
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        adaptive_instance_norm(x, g[:, :1], b)
+
+
+def test_aspp_too_small_map_is_a_clear_error():
+    with pytest.raises(ValueError, match="ASPP_DILATIONS"):
+        ASPP(8, 4, 16, (3, 6, 9))(torch.randn(1, 8, 16, 8))
+
+
+def test_mobilenetv2_loads_the_shared_imagenet_weights():
+    c = cfg_for("mobilenetv2")
+    c.MODEL.BACKBONE.PRETRAIN = True
+    c.MODEL.BACKBONE.PRETRAIN_PATH = str(MOBILENET_WEIGHTS)
+    bb = build_backbone(c)
+    raw = list(torch.load(MOBILENET_WEIGHTS, map_location="cpu", weights_only=True).values())
+    mine = list(bb.features.state_dict().values())
+    assert len(raw) == len(mine) == 312
+    assert all(torch.equal(a, b) for a, b in zip(raw, mine))
+
+
+def test_missing_pretrain_path_and_offline_download_are_clear_errors(monkeypatch):
+    c = cfg_for()
+    c.MODEL.BACKBONE.PRETRAIN = True
+    c.MODEL.BACKBONE.PRETRAIN_PATH = "/nonexistent/r50.pth"
+    with pytest.raises(FileNotFoundError, match="PRETRAIN_PATH"):
+        build_backbone(c)
+    import torchvision
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline
+    )
+    c.MODEL.BACKBONE.PRETRAIN_PATH = ""
+    with pytest.raises(PretrainedWeightsError, match="PRETRAIN_PATH"):
+        build_backbone(c)
+
+
+def test_unknown_backbone_is_a_config_error():
+    from dgnet_plugin.config import ConfigError
+
+    with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME 'resnet51'.*mobilenetv2"):
+        build_backbone(cfg_for("resnet51"))

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Train or evaluate any engine of dgnet_plugin (the detectron2 / fastreid CLI shape).
+
+    python tools/train_net.py --config-file configs/dgnet_r50.yml \
+        [--eval-only] [--resume] [KEY VALUE ...]
+
+OUTPUT_DIR receives config.yaml, log.txt, metrics.json, TensorBoard events, checkpoints
+(model_XXXXXXX.pth, model_final.pth, last_checkpoint) and images/. For DG-Net, when
+MODEL.TEACHER.WEIGHTS does not exist and MODEL.TEACHER.CONFIG is set, the teacher is trained
+first with that config on the same DATASETS (and reused on later runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dgnet_plugin  # noqa: E402,F401 (registers everything)
+from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
+from dgnet_plugin.data.datasets import CorruptImageError, DatasetNotFoundError  # noqa: E402
+from dgnet_plugin.engine import build_engine  # noqa: E402
+from dgnet_plugin.engine.base import NonFiniteLossError  # noqa: E402
+from dgnet_plugin.modeling.backbones.build import PretrainedWeightsError  # noqa: E402
+from dgnet_plugin.utils import torchreid_compat as tr  # noqa: E402
+from dgnet_plugin.utils.checkpoint import CheckpointError  # noqa: E402
+from dgnet_plugin.utils.events import setup_logger  # noqa: E402
+
+USER_ERRORS = (
+    ConfigError,
+    DatasetNotFoundError,
+    CorruptImageError,
+    CheckpointError,
+    PretrainedWeightsError,
+    NonFiniteLossError,
+    FileNotFoundError,
+)
+
+logger = logging.getLogger("dgnet_plugin")
+
+
+def default_argument_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config-file", required=True, metavar="FILE", help="path to a YAML config")
+    p.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    return p
+
+
+def setup(config_file: str, opts: list, freeze: bool = True):
+    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt, seeds."""
+    cfg = load_cfg_file(config_file, opts, freeze=False)
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_logger(cfg.OUTPUT_DIR)
+    logger.info("Config %s with overrides %s:\n%s", config_file, opts, cfg.dump())
+    with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+        f.write(cfg.dump())
+    tr.utils.set_random_seed(cfg.SEED)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def ensure_teacher(cfg) -> None:
+    """Train the DG-Net teacher with MODEL.TEACHER.CONFIG when its weights do not exist."""
+    t = cfg.MODEL.TEACHER
+    if cfg.ENGINE.NAME != "DGNetEngine" or cfg.LOSS.TEACHER_MAX <= 0 or os.path.isfile(t.WEIGHTS):
+        if os.path.isfile(t.WEIGHTS):
+            logger.info("Reusing teacher %s", t.WEIGHTS)
+        return
+    if not t.CONFIG:
+        return  # load_teacher raises with instructions
+    if os.path.basename(t.WEIGHTS) != "model_final.pth":
+        raise ConfigError(
+            f"MODEL.TEACHER.WEIGHTS '{t.WEIGHTS}' must end in model_final.pth to be trained "
+            "from MODEL.TEACHER.CONFIG (it names the teacher's OUTPUT_DIR)"
+        )
+    opts = ["OUTPUT_DIR", os.path.dirname(t.WEIGHTS), "MODEL.DEVICE", cfg.MODEL.DEVICE]
+    for key in ("ROOT", "NAMES", "TESTS"):
+        opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
+    logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
+    tcfg = setup(t.CONFIG, opts)
+    engine = build_engine(tcfg)
+    engine.resume_or_load(resume=True)
+    engine.train()
+    setup_logger(cfg.OUTPUT_DIR)
+
+
+def main(args) -> dict:
+    cfg = setup(args.config_file, args.opts, freeze=False)
+    if args.eval_only:
+        if not cfg.MODEL.WEIGHTS:
+            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint written by training)")
+        cfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from MODEL.WEIGHTS
+        cfg.freeze()
+        engine = build_engine(cfg)
+        engine.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        return engine.test()
+    cfg.freeze()
+    ensure_teacher(cfg)
+    engine = build_engine(cfg)
+    engine.resume_or_load(resume=args.resume)
+    return engine.train()
+
+
+def cli(argv=None) -> int:
+    args = default_argument_parser().parse_args(argv)
+    try:
+        main(args)
+    except USER_ERRORS as e:
+        logger.error("%s: %s", type(e).__name__, e)
+        print(f"dgnet_plugin error ({type(e).__name__}): {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
