@@ -66,3 +66,10 @@ def test_add_dgnet_config_fills_a_foreign_cfg_without_overwriting():
     cfg.SOLVER.MAX_ITER = 7
     add_dgnet_config(cfg)
     assert cfg.SOLVER.MAX_ITER == 7 and cfg.LOSS.RECON_X == 5.0 and cfg.SOLVER.GEN.LR == 1e-4
+
+
+def test_an_integer_override_of_a_float_key_is_accepted():
+    cfg = load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"), ["LOSS.TEACHER_MAX", "0"])
+    assert cfg.LOSS.TEACHER_MAX == 0.0 and isinstance(cfg.LOSS.TEACHER_MAX, float)
+    with pytest.raises(ConfigError, match="SOLVER.MAX_ITER"):
+        load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"), ["SOLVER.MAX_ITER", "1.5"])

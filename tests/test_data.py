@@ -26,12 +26,18 @@ def test_market_layout_parses_the_real_cuhk03_split():
 def test_market_layout_is_registered_idempotently_with_torchreid():
     import importlib
 
-    import dgnet_plugin.data.datasets as mod
+    import dgnet_plugin
 
-    assert tr.image_dataset_registry()["market_layout"] is mod.MarketLayout
-    tr.register_image_dataset("market_layout", mod.MarketLayout)  # again: no error
-    importlib.reload(mod)  # a re-import re-registers a new class object without raising
-    tr.image_dataset_registry()["market_layout"] = MarketLayout
+    assert tr.image_dataset_registry()["market_layout"] is MarketLayout
+    tr.register_image_dataset("market_layout", MarketLayout)  # again: no error
+    importlib.reload(dgnet_plugin)  # the whole registration again: no error
+    assert tr.image_dataset_registry()["market_layout"] is MarketLayout
+
+    class Other(MarketLayout):
+        pass
+
+    with pytest.raises(ValueError, match="different image dataset"):
+        tr.register_image_dataset("market_layout", Other)
 
 
 def test_missing_root_names_the_folders_and_the_layout(tmp_path):

@@ -1,6 +1,7 @@
 """A third-party use: torchreid's own data manager and engine train ``dgnet_r50``."""
 
 import torch
+from conftest import make_tiny_market
 
 import dgnet_plugin  # noqa: F401 (registers market_layout and dgnet_r50 with torchreid)
 from dgnet_plugin.modeling.meta_arch import AppearanceEncoder
@@ -22,7 +23,9 @@ def test_import_twice_is_harmless():
     assert "dgnet_r50" in tr.model_factory() and "market_layout" in tr.image_dataset_registry()
 
 
-def test_image_softmax_engine_trains_dgnet_r50_on_real_cuhk03(tiny_market, tmp_path):
+def test_image_softmax_engine_trains_dgnet_r50_on_real_cuhk03(tmp_path):
+    # 12 test identities: torchreid's ranking needs >= 50 gallery images per query
+    tiny_market = make_tiny_market(tmp_path / "market", n_train_ids=12, n_test_ids=12)
     torch.manual_seed(0)
     dm = tr.ImageDataManager(
         root=str(tiny_market),
@@ -43,8 +46,10 @@ def test_image_softmax_engine_trains_dgnet_r50_on_real_cuhk03(tiny_market, tmp_p
         dm, model, optimizer=opt, scheduler=sched, use_gpu=False, label_smooth=True
     )
     before = model.classifier.classifier.weight.detach().clone()
-    engine.run(save_dir=str(tmp_path), max_epoch=1, eval_freq=1, print_freq=5, test_only=False)
+    engine.run(
+        save_dir=str(tmp_path / "log"), max_epoch=1, eval_freq=1, print_freq=5, test_only=False
+    )
     assert not torch.equal(before, model.classifier.classifier.weight)
-    assert any(p.name.startswith("events") for p in tmp_path.iterdir())
-    rank1 = engine.test(save_dir=str(tmp_path))
+    assert any(p.name.startswith("events") for p in (tmp_path / "log").iterdir())
+    rank1 = engine.test(save_dir=str(tmp_path / "log"))
     assert 0.0 <= float(rank1) <= 1.0

@@ -39,10 +39,25 @@ class CfgNode(_FvCfgNode):
             raise ConfigError(
                 f"command-line overrides must be KEY VALUE pairs, got an odd count: {cfg_list}"
             )
+        cfg_list = list(cfg_list)
+        for i in range(0, len(cfg_list), 2):
+            cfg_list[i + 1] = self._int_to_float(cfg_list[i], cfg_list[i + 1])
         try:
             super().merge_from_list(cfg_list)
         except (KeyError, ValueError, AssertionError) as e:
             raise ConfigError(f"command-line override: {e.args[0] if e.args else e}") from None
+
+    def _int_to_float(self, key: str, value):
+        """``LOSS.TEACHER_MAX 0`` means 0.0: an integer given for a float key is converted
+        (yacs would reject it); everything else is left to yacs' own checks."""
+        node = self
+        for part in key.split("."):
+            if not isinstance(node, _FvCfgNode) or part not in node:
+                return value
+            node = node[part]
+        if isinstance(node, float) and isinstance(value, str) and value.lstrip("-").isdigit():
+            return str(float(value))
+        return value
 
 
 def get_cfg() -> CfgNode:

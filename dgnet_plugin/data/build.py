@@ -29,17 +29,22 @@ def open_dataset(name: str, root: str):
             f"DATASETS name '{name}' is unknown; choose one of: {', '.join(sorted(registry))} "
             "(market_layout = any folder in the Market-1501 layout)"
         )
+    # torchreid downloads a missing dataset (which needs network access and the 'six'
+    # package): check its folder first and stop with instructions instead.
+    folder = os.path.abspath(os.path.join(root, getattr(registry[name], "dataset_dir", "")))
     try:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"'{folder}' does not exist")
         return tr.init_image_dataset(name, root=root, mode="train", verbose=False)
     except DatasetNotFoundError:
         raise
     except (RuntimeError, FileNotFoundError) as e:
         raise DatasetNotFoundError(
             f"dataset '{name}' not found under DATASETS.ROOT='{os.path.abspath(root)}': {e}.\n"
-            f"torchreid expects '{name}' in its own sub-folder of the root (for Market-1501: "
-            f"<root>/market1501/ with bounding_box_train/, query/, bounding_box_test/, e.g. the "
-            f"extracted Market-1501-v15.09.15/). For a folder of your own use "
-            f"DATASETS.NAMES ('market_layout',) and " + market_layout_help("<DATASETS.ROOT>")
+            f"torchreid expects '{name}' in '{folder}' (for Market-1501: <root>/market1501/ "
+            "holding bounding_box_train/, query/, bounding_box_test/, or the extracted "
+            "Market-1501-v15.09.15/ folder). For a folder of your own use "
+            "DATASETS.NAMES ('market_layout',) and " + market_layout_help("<DATASETS.ROOT>")
         ) from None
 
 

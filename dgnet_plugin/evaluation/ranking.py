@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from ..utils import torchreid_compat as tr
@@ -44,7 +46,11 @@ def evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     keep = g_pids != -1
     distmat = np.asarray(distmat, dtype=np.float32)[:, keep]
     args = (distmat, np.asarray(q_pids), g_pids[keep], np.asarray(q_camids), g_camids[keep])
-    cmc, mAP = tr.evaluate_rank(*args, max_rank=min(max_rank, distmat.shape[1]), use_cython=False)
+    # torchreid's Python path breaks when max_rank exceeds a query's gallery after the
+    # same-pid-same-camera removal: cap it at the smallest valid gallery.
+    same = Counter(zip(args[2].tolist(), args[4].tolist()))
+    valid = [distmat.shape[1] - same[(p, c)] for p, c in zip(args[1].tolist(), args[3].tolist())]
+    cmc, mAP = tr.evaluate_rank(*args, max_rank=max(1, min(max_rank, *valid)), use_cython=False)
     return {
         "Rank-1": float(cmc[0]),
         "Rank-5": float(cmc[min(4, len(cmc) - 1)]),

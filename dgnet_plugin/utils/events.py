@@ -8,6 +8,14 @@ import os
 import sys
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at emit time (it may be replaced, e.g. by pytest)."""
+
+    def emit(self, record):
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def setup_logger(output_dir: str | None, name: str = "dgnet_plugin") -> logging.Logger:
     """Console (INFO) and ``output_dir/log.txt`` handlers on the package logger (idempotent)."""
     logger = logging.getLogger(name)
@@ -17,7 +25,7 @@ def setup_logger(output_dir: str | None, name: str = "dgnet_plugin") -> logging.
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler(sys.stdout)
     console.setFormatter(fmt)
     logger.addHandler(console)
     if output_dir:

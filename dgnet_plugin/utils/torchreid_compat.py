@@ -42,13 +42,19 @@ def model_factory() -> dict:
 
 
 def register_image_dataset(name: str, dataset: type) -> None:
-    """Idempotent ``torchreid.data.register_image_dataset`` (torchreid raises on a repeat)."""
+    """Idempotent ``torchreid.data.register_image_dataset`` (torchreid raises on a repeat).
+
+    The same class re-imported (same module and name, e.g. after ``importlib.reload``) replaces
+    the old entry; a different class under a taken name raises ``ValueError``.
+    """
     registry = image_dataset_registry()
-    if registry.get(name) is dataset:
-        return
-    if name in registry:
+    old = registry.get(name)
+    if old is None:
+        data.register_image_dataset(name, dataset)
+    elif (old.__module__, old.__qualname__) == (dataset.__module__, dataset.__qualname__):
+        registry[name] = dataset
+    else:
         raise ValueError(f"torchreid already has a different image dataset named '{name}'")
-    data.register_image_dataset(name, dataset)
 
 
 def register_model(name: str, factory) -> None:
