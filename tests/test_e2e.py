@@ -234,3 +234,58 @@ def test_metrics_json_is_json_lines(trained):
     _, out, _ = trained
     for line in (out / "metrics.json").read_text().splitlines():
         json.loads(line)
+
+
+def test_eval_only_on_several_test_sets_with_rerank_visrank_and_multi_query(
+    trained, tiny_market, tmp_path
+):
+    import shutil
+
+    _, out, _ = trained
+    root = tmp_path / "root"  # one root serving 'market_layout' and torchreid's 'market1501'
+    shutil.copytree(tiny_market, root, symlinks=True)
+    (root / "market1501").symlink_to(root)
+    ev = tmp_path / "eval"
+    args = [
+        "--config-file",
+        DEMO,
+        "--eval-only",
+        *common(root, ev),
+        "MODEL.WEIGHTS",
+        str(out / "model_final.pth"),
+        "DATASETS.TESTS",
+        "('market_layout', 'market1501')",
+        "TEST.RERANK",
+        "True",
+        "TEST.VISRANK",
+        "True",
+        "TEST.VISRANK_MAX_QUERIES",
+        "3",
+        "TEST.VISRANK_TOPK",
+        "4",
+        "TEST.MULTI_QUERY_DIR",
+        str(root / "query"),
+    ]
+    assert train_net.cli(args) == 0
+    rec = evals(ev)[-1]
+    for ds in ("market_layout", "market1501", "market_layout (multi-query)"):
+        assert 0.0 <= rec[f"{ds}/mAP"] <= 100.0 and f"{ds}/mAP_market" in rec
+    assert rec["market_layout/mAP"] == pytest.approx(rec["market1501/mAP"])  # same images
+    assert len(list((ev / "visrank" / "market_layout").iterdir())) == 3
+    log = (ev / "log.txt").read_text()
+    assert "market1501" in log and "multi-query" in log
+
+
+def test_leaderboard_gathers_output_dirs(trained, tmp_path, capsys):
+    import leaderboard
+
+    tmp, out, _ = trained
+    md = tmp_path / "LEADERBOARD.md"
+    assert leaderboard.main([str(out), str(tmp / "teacher"), "-o", str(md)]) == 0
+    table = md.read_text()
+    assert "| DG-Net (mobilenetv2) | dgnet | market_layout |" in table
+    assert "| IDE (teacher) (mobilenetv2) | teacher | market_layout |" in table
+    last = evals(out)[-1]
+    assert f"{last['market_layout/Rank-1']:.2f}" in table
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        leaderboard.main([str(tmp_path)])

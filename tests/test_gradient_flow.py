@@ -54,8 +54,10 @@ GROUPS = {
 
 def reached(loss, model, teacher) -> set[str]:
     """Names of the parameter groups that ``loss`` sends a non-zero gradient to."""
-    groups = {**{g: list(f(model).parameters()) for g, f in GROUPS.items()},
-              "teacher": list(teacher.parameters())}  # fmt: skip
+    groups = {
+        **{g: list(f(model).parameters()) for g, f in GROUPS.items()},
+        "teacher": list(teacher.parameters()),
+    }
     flat = [p for ps in groups.values() for p in ps]
     grads = torch.autograd.grad(loss, flat, retain_graph=True, allow_unused=True)
     hit, k = set(), 0

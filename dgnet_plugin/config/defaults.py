@@ -140,6 +140,17 @@ _C.TEST.EVAL_PERIOD = 10000  # iterations; 0 = only at the end
 _C.TEST.IMS_PER_BATCH = 80
 _C.TEST.FLIP = True
 _C.TEST.ALPHA = 0.5  # query-side weight of the fine-grained half
+_C.TEST.METRIC = "cosine"  # cosine | euclidean (squared, torchreid's convention)
+_C.TEST.MEMORY_MB = 512  # working memory of one query chunk of the ranking
+_C.TEST.CUHK03_CLASSIC = False  # also report CUHK03's single-gallery-shot CMC
+_C.TEST.MULTI_QUERY_DIR = ""  # Market-1501 gt_bbox folder: adds a multi-query row
+_C.TEST.RERANK = False  # k-reciprocal re-ranking (Zhong et al. 2017); O((Q+G)^2) memory
+_C.TEST.RERANK_K1 = 20
+_C.TEST.RERANK_K2 = 6
+_C.TEST.RERANK_LAMBDA = 0.3
+_C.TEST.VISRANK = False  # ranked-list pictures (torchreid) in OUTPUT_DIR/visrank/<dataset>
+_C.TEST.VISRANK_TOPK = 10
+_C.TEST.VISRANK_MAX_QUERIES = 100
 
 # ----------------------------------------------------------------------------- visualisation
 _C.VIS = CN()

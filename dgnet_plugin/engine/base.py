@@ -224,7 +224,7 @@ class IterationEngine(tr.Engine):
     # ------------------------------------------------------------------ evaluation
     def evaluate_model(self, model) -> dict:
         return evaluate_reid_model(
-            model, self.test_sets, self.device, self.cfg.TEST.FLIP, self.cfg.TEST.ALPHA
+            model, self.test_sets, self.device, self.cfg.TEST, self.output_dir
         )
 
     def test(self, extra_rows: dict | None = None) -> dict:

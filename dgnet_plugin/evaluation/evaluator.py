@@ -3,40 +3,116 @@
 from __future__ import annotations
 
 import logging
+import os
 
+import numpy as np
 import torch
 from tabulate import tabulate
+from torch.utils.data import DataLoader
 
+from ..utils import torchreid_compat as tr
 from .features import combine_query_features, extract_features
-from .ranking import evaluate_ranking
+from .ranking import distance, evaluate_distmat, evaluate_features, multi_query_features
 
 logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP")
 
 
-@torch.no_grad()
-def evaluate_reid_model(model, test_sets: dict, device, flip=True, alpha=0.5) -> dict:
-    """``{dataset: {Rank-1, Rank-5, Rank-10, mAP, mINP}}`` in percent.
+def rerank_distance(qf, gf, metric, k1, k2, lam) -> np.ndarray:
+    """k-reciprocal re-ranking (torchreid's ``re_ranking``) of query x gallery distances.
+    Builds the full (Q+G) x (Q+G) matrices: use it on data sets that fit in memory."""
+    args = [distance(a, b, metric).cpu().numpy() for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    return tr.utils.re_ranking(*args, k1=k1, k2=k2, lambda_value=lam)
 
-    Features: :func:`extract_features` (flip-averaged, per-part L2-normalised); query side
-    weighted by :func:`combine_query_features` (``alpha``); distance = 1 - cosine similarity.
+
+def _visrank(qf, gf, loaders, test_cfg, save_dir):
+    n = min(test_cfg.VISRANK_MAX_QUERIES, qf.shape[0])
+    dist = distance(qf[:n], gf, test_cfg.METRIC).cpu().numpy()
+    query, gallery = loaders["query"].dataset.items[:n], loaders["gallery"].dataset.items
+    h, w = test_cfg_size(loaders)
+    tr.utils.visualize_ranked_results(
+        dist,
+        (query, gallery),
+        "image",
+        width=w,
+        height=h,
+        save_dir=save_dir,
+        topk=test_cfg.VISRANK_TOPK,
+    )
+
+
+def test_cfg_size(loaders) -> tuple[int, int]:
+    img = loaders["query"].dataset[0]["img"]
+    return int(img.shape[1]), int(img.shape[2])
+
+
+@torch.no_grad()
+def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=None) -> dict:
+    """``{dataset: {Rank-1, Rank-5, Rank-10, Rank-20, mAP, mAP_market, mINP}}`` in percent.
+
+    Features: :func:`extract_features` (flip-averaged with ``TEST.FLIP``, per-part
+    L2-normalised); query side weighted by :func:`combine_query_features` (``TEST.ALPHA``);
+    ranking: :func:`evaluate_features` chunked on ``device`` (``TEST.METRIC``,
+    ``TEST.MEMORY_MB``), or re-ranked distances with ``TEST.RERANK``. With
+    ``TEST.MULTI_QUERY_DIR`` a ``<dataset> (multi-query)`` entry is added; with
+    ``TEST.VISRANK`` ranked lists are drawn into ``output_dir/visrank/<dataset>``.
     """
+    t = test_cfg
     results = {}
     parts = tuple(getattr(model, "feature_parts", ()))
     for name, loaders in test_sets.items():
         qf, q_pids, q_camids = extract_features(
-            model, loaders["query"], device, flip, f"{name} query"
+            model, loaders["query"], device, t.FLIP, f"{name} query"
         )
         gf, g_pids, g_camids = extract_features(
-            model, loaders["gallery"], device, flip, f"{name} gallery"
+            model, loaders["gallery"], device, t.FLIP, f"{name} gallery"
         )
-        qf = combine_query_features(qf, parts or (qf.shape[1],), alpha)
-        distmat = (1.0 - qf @ gf.t()).numpy()
-        metrics = evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids)
-        results[name] = {k: 100.0 * v for k, v in metrics.items()}
+        qf = combine_query_features(qf, parts or (qf.shape[1],), t.ALPHA).to(device)
+        gf = gf.to(device)
+        ids = (q_pids, g_pids, q_camids, g_camids)
+        if t.RERANK:
+            d = rerank_distance(qf, gf, t.METRIC, t.RERANK_K1, t.RERANK_K2, t.RERANK_LAMBDA)
+            metrics = evaluate_distmat(d, *ids)
+        else:
+            metrics = evaluate_features(
+                qf,
+                gf,
+                *ids,
+                metric=t.METRIC,
+                memory_mb=t.MEMORY_MB,
+                cuhk03_classic=t.CUHK03_CLASSIC,
+            )
+        results[name] = _percent(metrics)
+        if t.MULTI_QUERY_DIR:
+            mq = _multi_query_loader(t.MULTI_QUERY_DIR, loaders["query"])
+            mf, m_pids, m_camids = extract_features(
+                model, mq, device, t.FLIP, f"{name} multi-query"
+            )
+            mf = combine_query_features(mf, parts or (mf.shape[1],), t.ALPHA).to(device)
+            mqf = multi_query_features(qf, q_pids, q_camids, mf, m_pids, m_camids)
+            results[f"{name} (multi-query)"] = _percent(
+                evaluate_features(mqf, gf, *ids, metric=t.METRIC, memory_mb=t.MEMORY_MB)
+            )
+        if t.VISRANK and output_dir:
+            _visrank(qf, gf, loaders, t, os.path.join(output_dir, "visrank", name))
         logger.info("%s: %s", name, results[name])
     return results
+
+
+def _percent(metrics: dict) -> dict:
+    return {k: 100.0 * v for k, v in metrics.items() if k != "num_valid_queries"}
+
+
+def _multi_query_loader(folder: str, like: DataLoader) -> DataLoader:
+    from ..data.datasets import scan_market_folder
+    from ..data.pairs import ImageListDataset
+
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"TEST.MULTI_QUERY_DIR '{folder}' is not a folder (Market gt_bbox)")
+    items = scan_market_folder(folder, relabel=False, drop_junk=True)
+    ds = ImageListDataset(items, like.dataset.transform)
+    return DataLoader(ds, batch_size=like.batch_size, num_workers=like.num_workers)
 
 
 def format_results_table(rows: dict[str, dict[str, dict]]) -> str:
