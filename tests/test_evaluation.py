@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgnet_plugin.evaluation import combine_query_features, compute_minp, evaluate_ranking
+from dgnet_plugin.evaluation import combine_query_features, evaluate_distmat
 from dgnet_plugin.evaluation.evaluator import format_results_table
 from dgnet_plugin.evaluation.features import extract_features
 from dgnet_plugin.utils import torchreid_compat as tr
@@ -16,7 +16,7 @@ def test_hand_computed_single_query():
     # g4 pid0 c1 (distractor) | g5 pid1 c1
     d = np.array([[0.1, 0.2, 0.3, 0.35, 0.4, 0.5]], dtype=np.float32)
     gp, gc = np.array([2, 1, 1, -1, 0, 1]), np.array([1, 0, 1, 1, 1, 1])
-    r = evaluate_ranking(d, np.array([1]), gp, np.array([0]), gc)
+    r = evaluate_distmat(d, np.array([1]), gp, np.array([0]), gc)
     # valid ranking: g0 (miss), g2 (hit @2), g4 distractor (miss), g5 (hit @4)
     assert r["Rank-1"] == 0.0 and r["Rank-5"] == 1.0
     assert r["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
@@ -26,9 +26,10 @@ def test_hand_computed_single_query():
 def test_query_without_true_match_is_skipped_and_all_missing_is_an_error():
     d = np.array([[0.1, 0.2], [0.3, 0.1]], dtype=np.float32)
     q_p, g_p = np.array([1, 5]), np.array([1, 2])
-    assert compute_minp(d, q_p, g_p, np.array([0, 0]), np.array([1, 1])) == 1.0
+    r = evaluate_distmat(d, q_p, g_p, np.array([0, 0]), np.array([1, 1]))
+    assert r["mINP"] == 1.0 and r["num_valid_queries"] == 1
     with pytest.raises(ValueError, match="no query"):
-        compute_minp(d, np.array([7, 8]), g_p, np.array([0, 0]), np.array([1, 1]))
+        evaluate_distmat(d, np.array([7, 8]), g_p, np.array([0, 0]), np.array([1, 1]))
 
 
 def test_equal_to_torchreid_on_random_problems():
@@ -38,7 +39,7 @@ def test_equal_to_torchreid_on_random_problems():
         qp, gp = rng.integers(1, 30, q), rng.integers(1, 30, g)
         qc, gc = rng.integers(0, 4, q), rng.integers(0, 4, g)
         d = rng.random((q, g)).astype(np.float32)
-        ours = evaluate_ranking(d, qp, gp, qc, gc)
+        ours = evaluate_distmat(d, qp, gp, qc, gc)
         cmc, mAP = tr.evaluate_rank(d, qp, gp, qc, gc, max_rank=50, use_cython=False)
         assert ours["Rank-1"] == pytest.approx(cmc[0]) and ours["mAP"] == pytest.approx(mAP)
 

@@ -3,19 +3,15 @@
 from .evaluator import evaluate_reid_model, format_results_table
 from .features import combine_query_features, extract_features
 from .ranking import (
-    compute_minp,
     evaluate_distmat,
     evaluate_features,
-    evaluate_ranking,
     multi_query_features,
 )
 
 __all__ = [
     "combine_query_features",
-    "compute_minp",
     "evaluate_distmat",
     "evaluate_features",
-    "evaluate_ranking",
     "multi_query_features",
     "evaluate_reid_model",
     "extract_features",

@@ -30,7 +30,7 @@ def _visrank(qf, gf, loaders, test_cfg, save_dir):
     n = min(test_cfg.VISRANK_MAX_QUERIES, qf.shape[0])
     dist = distance(qf[:n], gf, test_cfg.METRIC).cpu().numpy()
     query, gallery = loaders["query"].dataset.items[:n], loaders["gallery"].dataset.items
-    h, w = test_cfg_size(loaders)
+    h, w = _image_size(loaders)
     tr.utils.visualize_ranked_results(
         dist,
         (query, gallery),
@@ -42,7 +42,7 @@ def _visrank(qf, gf, loaders, test_cfg, save_dir):
     )
 
 
-def test_cfg_size(loaders) -> tuple[int, int]:
+def _image_size(loaders) -> tuple[int, int]:
     img = loaders["query"].dataset[0]["img"]
     return int(img.shape[1]), int(img.shape[2])
 

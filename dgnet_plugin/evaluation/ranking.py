@@ -216,17 +216,6 @@ def _cuhk03_classic_cmc(chunks, g_pids, g_camids, max_rank, ranks, seed):
     return {f"Rank-{r}_cuhk03": float(total[r - 1] / n) for r in ranks}
 
 
-def evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20) -> dict:
-    """Back-compatible wrapper: metrics of a ``(Q, G)`` distance matrix (see
-    :func:`evaluate_distmat`)."""
-    return evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids)
-
-
-def compute_minp(distmat, q_pids, g_pids, q_camids, g_camids) -> float:
-    """mINP of a ``(Q, G)`` distance matrix; raises ``ValueError`` if no query has a match."""
-    return evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids)["mINP"]
-
-
 def multi_query_features(qf, q_pids, q_camids, mq_feats, mq_pids, mq_camids):
     """Market-1501 multi-query: each query's feature becomes the L2-normalised mean of the
     multi-query images (``gt_bbox``) with its pid and camera; queries without any keep
