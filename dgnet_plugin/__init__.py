@@ -10,6 +10,7 @@
 
 from . import data, engine, losses, modeling  # noqa: F401 (registration side effects)
 from .config import get_cfg
+from .feature_extractor import FeatureExtractor as FeatureExtractor
 from .modeling import build_model
 from .modeling.torchreid_factory import register_torchreid_models
 

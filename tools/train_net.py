@@ -24,6 +24,7 @@ from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
 from dgnet_plugin.data.datasets import CorruptImageError, DatasetNotFoundError  # noqa: E402
 from dgnet_plugin.engine import build_engine  # noqa: E402
 from dgnet_plugin.engine.base import NonFiniteLossError  # noqa: E402
+from dgnet_plugin.model_zoo import ModelZooError, is_remote_spec  # noqa: E402
 from dgnet_plugin.modeling.backbones.build import PretrainedWeightsError  # noqa: E402
 from dgnet_plugin.utils import torchreid_compat as tr  # noqa: E402
 from dgnet_plugin.utils.checkpoint import CheckpointError  # noqa: E402
@@ -36,6 +37,7 @@ USER_ERRORS = (
     CheckpointError,
     PretrainedWeightsError,
     NonFiniteLossError,
+    ModelZooError,
     FileNotFoundError,
 )
 
@@ -68,6 +70,8 @@ def setup(config_file: str, opts: list, freeze: bool = True):
 def ensure_teacher(cfg) -> None:
     """Train the DG-Net teacher with MODEL.TEACHER.CONFIG when its weights do not exist."""
     t = cfg.MODEL.TEACHER
+    if is_remote_spec(t.WEIGHTS):
+        return  # zoo:// or a URL: load_teacher downloads it, there is nothing to train
     if cfg.ENGINE.NAME != "DGNetEngine" or cfg.LOSS.TEACHER_MAX <= 0 or os.path.isfile(t.WEIGHTS):
         if os.path.isfile(t.WEIGHTS):
             logger.info("Reusing teacher %s", t.WEIGHTS)

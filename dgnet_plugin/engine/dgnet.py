@@ -10,6 +10,7 @@ import torch
 from ..data import build_pair_streams
 from ..data.pairs import ImageListDataset
 from ..data.transforms import build_transforms
+from ..generation.swap import save_swap_grid
 from ..losses import DGNET_LOSS_TERMS, dgnet_loss_weights
 from ..utils.visualization import save_grid
 from .base import IterationEngine
@@ -106,15 +107,22 @@ class DGNetEngine(IterationEngine):
     @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """``OUTPUT_DIR/images/gen_{train,test}_<iter>.jpg`` and TensorBoard: rows x_a,
-        reconstruction, cycle, G(s_a, f_b), then the same for x_b."""
+        reconstruction, cycle, G(s_a, f_b), then the same for x_b. Also the swap grid of the
+        x_a images (``images/swap_{split}_<iter>.jpg``, tag ``swap/{split}``; see
+        :func:`~dgnet_plugin.generation.swap.swap_grid`)."""
         self.set_model_mode("eval")
+        mean, std = self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
         for split, (xa, xb) in self._display_batches().items():
             with self.autocast():
                 rows = self.model_all.sample(xa.to(self.device), xb.to(self.device))
             path = os.path.join(self.output_dir, "images", f"gen_{split}_{iteration:08d}.jpg")
-            grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+            grid = save_grid(rows, path, mean, std)
+            path = os.path.join(self.output_dir, "images", f"swap_{split}_{iteration:08d}.jpg")
+            with self.autocast():
+                swap = save_swap_grid(self.model_all, xa.to(self.device), path, mean, std)
             if self.writer is not None:
                 self.writer.add_image(f"samples/{split}", grid, iteration)
+                self.writer.add_image(f"swap/{split}", swap, iteration)
         self.set_model_mode("train")
 
     # ------------------------------------------------------------------ evaluation

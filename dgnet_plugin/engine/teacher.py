@@ -8,6 +8,7 @@ import os
 from ..config import get_cfg
 from ..data import build_train_loader
 from ..losses import id_loss
+from ..model_zoo import entry_config_path, is_remote_spec, resolve_weights
 from ..modeling import build_model
 from ..utils.checkpoint import Checkpointer
 from .base import IterationEngine
@@ -46,25 +47,38 @@ class TeacherEngine(IterationEngine):
 
 def teacher_config_path(cfg) -> str:
     """The config that describes the teacher's architecture: ``MODEL.TEACHER.CONFIG``, else
-    the ``config.yaml`` saved next to ``MODEL.TEACHER.WEIGHTS`` by ``tools/train_net.py``."""
+    the config of the ``zoo://NAME`` entry, else the ``config.yaml`` saved next to
+    ``MODEL.TEACHER.WEIGHTS`` by ``tools/train_net.py``.
+
+    Raises ``FileNotFoundError`` (no config found) or ``ModelZooError`` (unknown zoo entry).
+    """
     if cfg.MODEL.TEACHER.CONFIG:
         return cfg.MODEL.TEACHER.CONFIG
-    saved = os.path.join(os.path.dirname(cfg.MODEL.TEACHER.WEIGHTS), "config.yaml")
+    weights = cfg.MODEL.TEACHER.WEIGHTS
+    if weights.lower().startswith("zoo://"):  # the zoo entry names its config
+        return entry_config_path(weights[len("zoo://") :].strip("/"))
+    saved = os.path.join(os.path.dirname(weights), "config.yaml")
     if os.path.isfile(saved):
         return saved
     raise FileNotFoundError(
         f"cannot tell the teacher's architecture: MODEL.TEACHER.CONFIG is empty and there is no "
-        f"config.yaml next to MODEL.TEACHER.WEIGHTS '{cfg.MODEL.TEACHER.WEIGHTS}'"
+        f"config.yaml next to MODEL.TEACHER.WEIGHTS '{weights}'; set MODEL.TEACHER.CONFIG"
     )
 
 
 def load_teacher(cfg, num_classes: int, device):
     """Build the teacher from its config and load ``MODEL.TEACHER.WEIGHTS`` (strict).
 
+    ``MODEL.TEACHER.WEIGHTS`` may also be ``zoo://NAME`` or a URL: it is downloaded into the
+    cache first (:func:`dgnet_plugin.model_zoo.resolve_weights`).
+
     Raises ``FileNotFoundError`` (no weights: train them with ``tools/train_net.py
-    --config-file configs/teacher_r50.yml``) or ``CheckpointError`` (wrong identities/arch).
+    --config-file configs/teacher_r50.yml``), ``ModelZooError`` (unknown zoo entry, failed
+    download or sha256 check) or ``CheckpointError`` (wrong identities/arch).
     """
     path = cfg.MODEL.TEACHER.WEIGHTS
+    if is_remote_spec(path):
+        path = resolve_weights(path)
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(
             f"MODEL.TEACHER.WEIGHTS '{path}' does not exist. Train the teacher first "

@@ -181,19 +181,21 @@ class MLP(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling as in DG-Net's structure encoder.
 
-    A 1x1 branch plus one (1x1 -> dilated 3x3) branch per dilation, concatenated and fused
-    by a 1x1 conv with instance norm and no activation. ``(N, C, H, W) -> (N, out, H, W)``.
+    A 1x1 branch plus one (1x1 + LReLU -> dilated 3x3) branch per dilation, concatenated and
+    fused by a 1x1 conv. Every conv has instance norm; as in the official layout, the 1x1
+    branch, the dilated convs and the fusion have no activation. ``(N, C, H, W) ->
+    (N, out, H, W)``.
     """
 
     def __init__(self, in_ch: int, branch_ch: int, out_ch: int, dilations=(3, 6, 9)):
         super().__init__()
-        branches = [Conv2dBlock(in_ch, branch_ch, 1, norm="in", activation="lrelu")]
+        branches = [Conv2dBlock(in_ch, branch_ch, 1, norm="in", activation="none")]
         for d in dilations:
             branches.append(
                 nn.Sequential(
                     Conv2dBlock(in_ch, branch_ch, 1, norm="in", activation="lrelu"),
                     Conv2dBlock(
-                        branch_ch, branch_ch, 3, 1, d, dilation=d, norm="in", activation="lrelu"
+                        branch_ch, branch_ch, 3, 1, d, dilation=d, norm="in", activation="none"
                     ),
                 )
             )

@@ -76,7 +76,8 @@ class Checkpointer(_FvCheckpointer):
     """fvcore's checkpointer (``last_checkpoint`` file, ``resume_or_load``, checkpointables)
     with three changes: files are written atomically (temp file + rename), loading a model
     raises :class:`CheckpointError` when the checkpoint lacks any of its weights (fvcore only
-    logs), and a missing file is a clear error naming the path.
+    logs), a missing file is a clear error naming the path, and ``load`` also takes
+    ``zoo://NAME`` and URLs (see :mod:`dgnet_plugin.model_zoo`).
     """
 
     def save(self, name: str, **kwargs) -> str:
@@ -94,13 +95,30 @@ class Checkpointer(_FvCheckpointer):
         atomic_write_text(last_filename_basename, os.path.join(self.save_dir, "last_checkpoint"))
 
     def load(self, path: str, checkpointables=None) -> dict:
+        """Load ``path``: a local file, ``zoo://NAME``, an ``http(s)://`` URL or a Google
+        Drive id/link (downloaded and verified by :func:`dgnet_plugin.model_zoo.resolve_weights`).
+        Returns the checkpoint's extra entries (e.g. ``iteration``).
+
+        Raises:
+            CheckpointError: empty path, missing local file, failed download or hash check,
+                unreadable file, or weights that do not fit the model.
+        """
         if not path:
             raise CheckpointError("no checkpoint path given (MODEL.WEIGHTS is empty)")
+        from ..model_zoo import ModelZooError, resolve_weights  # lazy: avoids import cycles
+
+        missing = CheckpointError(
+            f"checkpoint '{path}' does not exist; set MODEL.WEIGHTS to a .pth written by "
+            "tools/train_net.py (OUTPUT_DIR/model_final.pth), zoo://NAME (MODEL_ZOO.md) or a URL"
+        )
+        try:
+            path = resolve_weights(path)
+        except ModelZooError as e:
+            raise CheckpointError(str(e)) from e
+        except FileNotFoundError as e:
+            raise missing from e
         if not os.path.isfile(path):
-            raise CheckpointError(
-                f"checkpoint '{path}' does not exist; set MODEL.WEIGHTS to a .pth written by "
-                "tools/train_net.py (OUTPUT_DIR/model_final.pth)"
-            )
+            raise missing
         try:
             return super().load(path, checkpointables=checkpointables)
         except CheckpointError:
