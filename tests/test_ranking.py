@@ -55,18 +55,19 @@ def test_chunks_stay_within_the_memory_budget(monkeypatch):
     qp, gp = torch.randint(0, 20, (50,), generator=g), torch.randint(0, 20, (3000,), generator=g)
     qc, gc = torch.zeros(50, dtype=torch.long), torch.ones(3000, dtype=torch.long)
     shapes = []
-    real = ranking.distance
+    real = ranking.match_ranks
 
-    def spy(q, gal, metric):
-        shapes.append(tuple(q.shape))
-        return real(q, gal, metric)
+    def spy(dist, *args, **kw):
+        shapes.append(tuple(dist.shape))
+        return real(dist, *args, **kw)
 
-    monkeypatch.setattr(ranking, "distance", spy)
+    monkeypatch.setattr(ranking, "match_ranks", spy)
     budget_mb = 1.0  # about 8 queries x 3000 gallery items per chunk
     small = evaluate_features(qf, gf, qp, gp, qc, gc, memory_mb=budget_mb)
     rows = max(s[0] for s in shapes)
     assert 1 <= rows < 50 and len(shapes) > 1  # the gallery is larger than one chunk
-    assert rows * 3000 * 40 <= budget_mb * 2**20
+    assert all(s[1] == 3000 for s in shapes)
+    assert rows * 3000 * ranking.BYTES_PER_PAIR <= budget_mb * 2**20
     shapes.clear()
     big = evaluate_features(qf, gf, qp, gp, qc, gc, memory_mb=1024)
     assert len(shapes) == 1 and small == pytest.approx(big, abs=1e-12)
@@ -108,3 +109,20 @@ def test_multi_query_mean_of_same_pid_and_camera():
     s = 2**-0.5
     assert torch.allclose(out[0], torch.tensor([s, s]))  # mean of the two pid-1 cam-0 images
     assert torch.allclose(out[1], torch.tensor([0.0, 1.0]))  # no pid-2 cam-0 image: unchanged
+
+
+def test_ties_between_a_match_and_a_non_match_count_for_the_match():
+    # distances: non-match 0.1, then a match and a non-match tied at 0.2, then a match at 0.3
+    d = np.array([[0.1, 0.2, 0.2, 0.3]], dtype=np.float32)
+    r = evaluate_distmat(d, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1])
+    # the tied match is placed before the tied non-match: match ranks 2 and 4
+    assert r["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
+    r2 = evaluate_distmat(d, [1], [2, 3, 1, 1], [0], [1, 1, 1, 1])  # same tie, other order
+    assert r2["mAP"] == pytest.approx(r["mAP"])
+
+
+def test_distractors_are_non_matches_and_junk_is_removed():
+    d = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
+    # junk (-1) at the top is removed; distractor (0) second counts as a miss
+    r = evaluate_distmat(d, [1], [-1, 0, 1], [0], [1, 1, 1])
+    assert r["Rank-1"] == 0.0 and r["mAP"] == pytest.approx(1 / 2)

@@ -32,8 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
-from dgnet_plugin.config import ConfigError  # noqa: E402
-from dgnet_plugin.data.datasets import CorruptImageError, DatasetNotFoundError  # noqa: E402
 from dgnet_plugin.data.transforms import build_transforms  # noqa: E402
 from dgnet_plugin.generation import (  # noqa: E402
     interpolate_appearance,
@@ -45,17 +43,7 @@ from dgnet_plugin.generation import (  # noqa: E402
     save_swap_grid,
     write_dataset,
 )
-from dgnet_plugin.utils.checkpoint import CheckpointError  # noqa: E402
-
-USER_ERRORS = (
-    ConfigError,
-    CheckpointError,
-    DatasetNotFoundError,
-    CorruptImageError,
-    FileNotFoundError,
-    ValueError,
-)
-logger = logging.getLogger("dgnet_plugin")
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,14 +143,8 @@ def main(args) -> dict:
 
 
 def cli(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        main(args)
-    except USER_ERRORS as e:
-        logger.error("%s: %s", type(e).__name__, e)
-        print(f"dgnet_plugin error ({type(e).__name__}): {e}", file=sys.stderr)
-        return 2
-    return 0
+    # ValueError: the generation tools report bad inputs (mismatched manifest, ...) with it
+    return run_cli(main, build_parser().parse_args(argv), extra_errors=(ValueError,))
 
 
 if __name__ == "__main__":

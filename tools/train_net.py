@@ -21,25 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
 from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
-from dgnet_plugin.data.datasets import CorruptImageError, DatasetNotFoundError  # noqa: E402
 from dgnet_plugin.engine import build_engine  # noqa: E402
-from dgnet_plugin.engine.base import NonFiniteLossError  # noqa: E402
-from dgnet_plugin.model_zoo import ModelZooError, is_remote_spec  # noqa: E402
-from dgnet_plugin.modeling.backbones.build import PretrainedWeightsError  # noqa: E402
+from dgnet_plugin.model_zoo import is_remote_spec  # noqa: E402
 from dgnet_plugin.utils import torchreid_compat as tr  # noqa: E402
-from dgnet_plugin.utils.checkpoint import CheckpointError  # noqa: E402
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 from dgnet_plugin.utils.events import setup_logger  # noqa: E402
-
-USER_ERRORS = (
-    ConfigError,
-    DatasetNotFoundError,
-    CorruptImageError,
-    CheckpointError,
-    PretrainedWeightsError,
-    NonFiniteLossError,
-    ModelZooError,
-    FileNotFoundError,
-)
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -112,14 +98,7 @@ def main(args) -> dict:
 
 
 def cli(argv=None) -> int:
-    args = default_argument_parser().parse_args(argv)
-    try:
-        main(args)
-    except USER_ERRORS as e:
-        logger.error("%s: %s", type(e).__name__, e)
-        print(f"dgnet_plugin error ({type(e).__name__}): {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(main, default_argument_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

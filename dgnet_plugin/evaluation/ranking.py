@@ -46,33 +46,53 @@ def distance(q: torch.Tensor, g: torch.Tensor, metric: str = "cosine") -> torch.
     raise ValueError(f"unknown metric '{metric}' (TEST.METRIC: cosine | euclidean)")
 
 
-def match_ranks(dist, q_pids, g_pids, q_camids, g_camids):
+def _ranking_distance(gf: torch.Tensor, metric: str):
+    """``q -> (B, G)`` scores that order each row like :func:`distance` does, with the gallery
+    terms computed once: ``-cos`` for cosine, ``|g|^2 - 2 q.g`` for euclidean (the per-row
+    constant ``|q|^2`` does not change a row's order). One matrix product per chunk."""
+    if metric == "cosine":
+        gt = F.normalize(gf, dim=1).t()
+        return lambda q: (-F.normalize(q, dim=1)) @ gt
+    if metric == "euclidean":
+        gt, g2 = gf.t(), (gf * gf).sum(1)[None, :]
+        return lambda q: torch.addmm(g2, q, gt, alpha=-2.0)
+    raise ValueError(f"unknown metric '{metric}' (TEST.METRIC: cosine | euclidean)")
+
+
+def match_ranks(dist, q_pids, g_pids, q_camids, g_camids, inplace: bool = False):
     """1-based ranks of each query's true matches after the protocol's removals.
 
     Args:
         dist: ``(B, G)`` distances (smaller = closer); pids/camids: ``(B,)`` and ``(G,)``.
+        inplace: overwrite ``dist`` (saves a copy when the caller no longer needs it).
     Returns:
-        ``ranks (B, P)`` float, sorted ascending per row, ``+inf`` beyond a row's matches,
-        and ``num_matches (B,)`` (P = the largest number of matches in the chunk).
+        ``ranks (B, P)`` float64, ascending per row, ``+inf`` beyond a row's matches, and
+        ``num_matches (B,)`` (P = the largest number of matches in the chunk).
     """
+    b = dist.shape[0]
     same_pid = q_pids[:, None] == g_pids[None, :]
-    junk = (same_pid & (q_camids[:, None] == g_camids[None, :])) | (g_pids == -1)[None, :]
-    pos = same_pid & ~junk
-    neg = ~same_pid & ~junk
+    pos = same_pid & (q_camids[:, None] != g_camids[None, :])  # same camera: removed
+    junk = g_pids == -1
+    if bool(junk.any()):
+        pos &= ~junk[None, :]
+        same_pid |= junk[None, :]
     n_pos = pos.sum(1)
     p = int(n_pos.max()) if n_pos.numel() else 0
-    b = dist.shape[0]
     if p == 0:
-        return dist.new_full((b, 0), float("inf")), n_pos
-    inf = torch.tensor(float("inf"), device=dist.device, dtype=dist.dtype)
-    pos_d = torch.where(pos, dist, inf).topk(p, dim=1, largest=False).values  # (B, P) sorted
-    neg_d = torch.where(neg, dist, inf)
-    # r_k = #matches with distance <= d_k; non-match k precedes match i (1-based) iff r_k < i
-    r = torch.searchsorted(pos_d.contiguous(), neg_d.contiguous(), right=True)
-    r = torch.where(neg, r, torch.full_like(r, p))  # removed items land in the last bucket
-    hist = torch.zeros(b, p + 1, device=dist.device, dtype=torch.float64)
-    hist.scatter_add_(1, r, torch.ones_like(r, dtype=torch.float64))
-    neg_before = hist.cumsum(1)[:, :p]
+        return dist.new_full((b, 0), float("inf"), dtype=torch.float64), n_pos
+    # the matches' distances, sorted per row and padded with +inf: (B, P)
+    rows, cols = pos.nonzero(as_tuple=True)
+    slot = torch.arange(rows.numel(), device=dist.device) - (n_pos.cumsum(0) - n_pos)[rows]
+    pos_d = dist.new_full((b, p), float("inf"))
+    pos_d[rows, slot] = dist[rows, cols]
+    pos_d = pos_d.sort(dim=1).values
+    # r_k = #matches with distance <= d_k: non-match k precedes match i (1-based) iff r_k < i.
+    # Matches and removed items get +inf, hence r = P, a bucket that is never read.
+    neg_d = (dist.masked_fill_ if inplace else dist.masked_fill)(same_pid, float("inf"))
+    r = torch.searchsorted(pos_d, neg_d, right=True, out_int32=True)
+    r += (torch.arange(b, device=dist.device, dtype=torch.int32) * (p + 1))[:, None]
+    hist = torch.bincount(r.view(-1), minlength=b * (p + 1)).view(b, p + 1)
+    neg_before = hist.cumsum(1)[:, :p].to(torch.float64)
     i = torch.arange(1, p + 1, device=dist.device, dtype=torch.float64)
     ranks = i[None, :] + neg_before
     valid = i[None, :] <= n_pos[:, None]
@@ -102,13 +122,20 @@ def _chunk_sums(ranks, n_pos, max_rank):
     return cmc, ap.sum(), ap_market.sum(), inp.sum(), int(ok.sum())
 
 
+#: Working bytes per (query, gallery) pair of a chunk: two float32 score copies, the boolean
+#: masks, the int32 buckets and the temporaries of the comparisons.
+BYTES_PER_PAIR = 24
+
+
 def _chunk_rows(num_gallery: int, memory_mb: float) -> int:
-    # ~40 bytes per (query, gallery) element: distances, masks, bucket indices (int64)
-    return max(1, int(memory_mb * 2**20 // (40 * max(1, num_gallery))))
+    return max(1, int(memory_mb * 2**20 // (BYTES_PER_PAIR * max(1, num_gallery))))
 
 
-def evaluate_distance_chunks(chunks, g_pids, g_camids, max_rank=20, ranks=DEFAULT_RANKS):
-    """Metrics from an iterable of ``(dist (B, G), q_pids (B,), q_camids (B,))`` chunks.
+def evaluate_distance_chunks(
+    chunks, g_pids, g_camids, max_rank=20, ranks=DEFAULT_RANKS, inplace=False
+):
+    """Metrics from an iterable of ``(dist (B, G), q_pids (B,), q_camids (B,))`` chunks
+    (``inplace``: the chunks are scratch tensors that may be overwritten).
 
     Raises ``ValueError`` when no query has a true match in the gallery.
     """
@@ -116,7 +143,7 @@ def evaluate_distance_chunks(chunks, g_pids, g_camids, max_rank=20, ranks=DEFAUL
     ap = ap_m = inp = 0.0
     n_valid = 0
     for dist, qp, qc in chunks:
-        r, n_pos = match_ranks(dist, qp, g_pids, qc, g_camids)
+        r, n_pos = match_ranks(dist, qp, g_pids, qc, g_camids, inplace)
         c, a, am, ip, k = _chunk_sums(r, n_pos, max_rank)
         cmc = c if cmc is None else cmc + c
         ap, ap_m, inp, n_valid = ap + float(a), ap_m + float(am), inp + float(ip), n_valid + k
@@ -154,16 +181,17 @@ def evaluate_features(
     q_pids, q_camids = _as_tensor(q_pids, device), _as_tensor(q_camids, device)
     step = _chunk_rows(gf.shape[0], memory_mb)
     max_rank = max(ranks)
+    score = _ranking_distance(gf, metric)
 
     def chunks():
         for s in range(0, qf.shape[0], step):
             yield (
-                distance(qf[s : s + step], gf, metric),
+                score(qf[s : s + step]),
                 q_pids[s : s + step],
                 q_camids[s : s + step],
             )
 
-    out = evaluate_distance_chunks(chunks(), g_pids, g_camids, max_rank, ranks)
+    out = evaluate_distance_chunks(chunks(), g_pids, g_camids, max_rank, ranks, inplace=True)
     if cuhk03_classic:
         out.update(_cuhk03_classic_cmc(chunks(), g_pids, g_camids, max_rank, ranks, seed))
     return out
