@@ -320,9 +320,10 @@ def test_load_teacher_from_a_zoo_entry_uses_its_config(server, cache, clean_zoo)
 
 
 def test_train_net_does_not_try_to_train_a_zoo_teacher():
-    from train_net import USER_ERRORS, ensure_teacher
+    from train_net import ensure_teacher
 
     from dgnet_plugin.config import get_cfg
+    from dgnet_plugin.utils.cli import USER_ERRORS
 
     assert ModelZooError in USER_ERRORS
     cfg = get_cfg()
