@@ -391,6 +391,10 @@ def test_generation_quality_cli_prints_ours_and_the_papers(tmp_path, monkeypatch
     monkeypatch.undo()
     assert generation_quality.cli([*args, "--inception-weights", str(tmp_path / "no.pth")]) == 2
     assert "no.pth" in capsys.readouterr().err
+    # --no-fid: SSIM without any Inception weights, FID shown as '-'
+    assert generation_quality.cli([*args, "--no-fid"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "ours: generated" in x][0]
+    assert "| -" in line and float(line.rstrip(" |").split("|")[-1]) > 0
 
 
 # --------------------------------------------------------------------------- training grids

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tabulate import tabulate  # noqa: E402
 
 from dgnet_plugin.generation import InceptionWeightsError, fid, ssim_diversity  # noqa: E402
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 #: Zheng et al., CVPR 2019, Table 1 (Market-1501), as reported in the paper (FID, SSIM)
 PAPER_TABLE1 = {"Real": (7.22, 0.350), "DG-Net": (18.24, 0.360)}
@@ -40,22 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--max-pairs", type=int, default=20000, help="SSIM pairs drawn at most")
     p.add_argument("--real-ssim", action="store_true", help="also SSIM of the real images")
+    p.add_argument("--no-fid", action="store_true", help="SSIM only (no Inception weights needed)")
     return p
 
 
 def main(args) -> dict:
-    results = {
-        "fid": fid(
+    results = {"ssim": ssim_diversity(args.generated, max_pairs=args.max_pairs), "fid": None}
+    if not args.no_fid:
+        results["fid"] = fid(
             args.generated,
             args.real,
             weights_path=args.inception_weights,
             batch_size=args.batch_size,
             device=args.device,
             num_workers=args.num_workers,
-        ),
-        "ssim": ssim_diversity(args.generated, max_pairs=args.max_pairs),
-    }
-    rows = [["ours: generated vs real", f"{results['fid']:.2f}", f"{results['ssim']['ssim']:.3f}"]]
+        )
+    fid_text = "-" if results["fid"] is None else f"{results['fid']:.2f}"
+    rows = [["ours: generated vs real", fid_text, f"{results['ssim']['ssim']:.3f}"]]
     if args.real_ssim:
         results["ssim_real"] = ssim_diversity(args.real, max_pairs=args.max_pairs)
         rows.append(["ours: real (SSIM only)", "-", f"{results['ssim_real']['ssim']:.3f}"])
@@ -71,13 +73,8 @@ def main(args) -> dict:
 
 
 def cli(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        main(args)
-    except (InceptionWeightsError, FileNotFoundError, ValueError) as e:
-        print(f"dgnet_plugin error ({type(e).__name__}): {e}", file=sys.stderr)
-        return 2
-    return 0
+    errors = (InceptionWeightsError, ValueError)
+    return run_cli(main, build_parser().parse_args(argv), extra_errors=errors)
 
 
 if __name__ == "__main__":
