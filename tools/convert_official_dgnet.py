@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
+from dgnet_plugin.config import load_cfg_file  # noqa: E402
 from dgnet_plugin.convert import (  # noqa: E402
     convert_official_dgnet,
     convert_official_teacher,
@@ -36,6 +36,7 @@ from dgnet_plugin.convert import (  # noqa: E402
     official_teacher_cfg,
 )
 from dgnet_plugin.utils.checkpoint import atomic_torch_save, atomic_write_text  # noqa: E402
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,13 +195,8 @@ def run(args) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, ConfigError) as e:
-        print(f"convert_official_dgnet error ({type(e).__name__}): {e}", file=sys.stderr)
-        return 2
-    return 0
+    # ValueError: a tensor whose shape or name does not fit (the message names both keys)
+    return run_cli(run, build_parser().parse_args(argv), extra_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dgnet_plugin.config import ConfigError, get_cfg  # noqa: E402
+from dgnet_plugin.config import get_cfg  # noqa: E402
 from dgnet_plugin.feature_extractor import load_reid_model  # noqa: E402
 from dgnet_plugin.modeling.meta_arch import AppearanceEncoder  # noqa: E402
 from dgnet_plugin.utils.checkpoint import atomic_torch_save  # noqa: E402
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 TORCHREID_NAMES = {"resnet50": "dgnet_r50", "mobilenetv2": "dgnet_mobilenetv2"}
 
@@ -90,12 +91,9 @@ def factory_differences(cfg) -> list[str]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        export_reid(args.config_file, args.weights, args.output)
-    except (ValueError, FileNotFoundError, ConfigError) as e:
-        print(f"export error ({type(e).__name__}): {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(
+        lambda a: export_reid(a.config_file, a.weights, a.output), args, extra_errors=(ValueError,)
+    )
 
 
 if __name__ == "__main__":
