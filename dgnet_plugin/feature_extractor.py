@@ -70,13 +70,16 @@ def reid_config(weights: str, config_file: str | None = None):
 
 def load_reid_model(weights: str, config_file: str | None = None, device="cpu"):
     """Build the re-ID network of the config (see :func:`reid_config`) with the number of
-    identities of ``weights`` and load them strictly. Returns ``(model in eval mode, cfg)``.
+    identities of ``weights`` (a path, ``zoo://NAME`` or a URL) and load them strictly.
+    Returns ``(model in eval mode, cfg)``.
 
     Raises ``FileNotFoundError`` (no file) or ``ValueError`` naming the file, the config and
     the first mismatching keys.
     """
     if not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights '{weights}' do not exist")
+        from .model_zoo import resolve_weights
+
+        weights = resolve_weights(weights)  # zoo://NAME or a URL; a missing path raises
     data = torch.load(weights, map_location="cpu", weights_only=True)
     sd = reid_state_dict(data, weights)
     heads = [k for k in sd if k.endswith("classifier.classifier.weight")]

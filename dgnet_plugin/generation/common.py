@@ -75,7 +75,8 @@ def load_images(paths, transform) -> torch.Tensor:
 
 
 def load_dgnet(config_file: str, weights: str, device="auto", opts=None):
-    """Build ``DGNet`` from ``config_file`` and load a checkpoint of ``tools/train_net.py``.
+    """Build ``DGNet`` from ``config_file`` and load a checkpoint of ``tools/train_net.py``
+    (a path, ``zoo://NAME`` or a URL, as ``MODEL.WEIGHTS``).
 
     The backbone is not initialised from ImageNet (``MODEL.BACKBONE.PRETRAIN False``): every
     weight comes from ``weights``. The number of identities is read from the checkpoint
@@ -87,12 +88,15 @@ def load_dgnet(config_file: str, weights: str, device="auto", opts=None):
     """
     from ..config import ConfigError, load_cfg_file
     from ..engine.base import resolve_device
+    from ..model_zoo import resolve_weights
     from ..modeling import build_model
     from ..utils.checkpoint import Checkpointer, CheckpointError
 
     cfg = load_cfg_file(config_file, list(opts or []), freeze=False)
     cfg.MODEL.BACKBONE.PRETRAIN = False
     cfg.freeze()
+    if weights and not os.path.isfile(weights):
+        weights = resolve_weights(weights)  # zoo://NAME or a URL: downloaded into the cache
     if not weights or not os.path.isfile(weights):
         raise CheckpointError(
             f"checkpoint '{weights}' does not exist; pass --weights OUTPUT_DIR/model_final.pth "
