@@ -67,6 +67,19 @@ def dgnet_opts(root, out, tmp, max_iter):
     ]
 
 
+def eval_only_args(root, out, weights, *opts):
+    """``--eval-only`` of the demo config on ``root`` with ``weights``, writing to ``out``."""
+    return [
+        "--config-file",
+        DEMO,
+        "--eval-only",
+        *common(root, out),
+        "MODEL.WEIGHTS",
+        str(weights),
+        *opts,
+    ]
+
+
 def evals(out):
     return [r for r in read_json_lines(str(out / "metrics.json")) if "market_layout/Rank-1" in r]
 
@@ -161,15 +174,7 @@ def test_metrics_are_finite_and_resume_continues_the_iteration_count(trained):
 def test_eval_only_reproduces_the_final_metrics(trained, tiny_market, tmp_path):
     _, out, _ = trained
     ev = tmp_path / "eval"
-    args = [
-        "--config-file",
-        DEMO,
-        "--eval-only",
-        *common(tiny_market, ev),
-        "MODEL.WEIGHTS",
-        str(out / "model_final.pth"),
-    ]
-    assert train_net.cli(args) == 0
+    assert train_net.cli(eval_only_args(tiny_market, ev, out / "model_final.pth")) == 0
     last = evals(out)[-1]
     again = evals(ev)[-1]
     for k in ("Rank-1", "mAP", "mINP"):
@@ -246,13 +251,10 @@ def test_eval_only_on_several_test_sets_with_rerank_visrank_and_multi_query(
     shutil.copytree(tiny_market, root, symlinks=True)
     (root / "market1501").symlink_to(root)
     ev = tmp_path / "eval"
-    args = [
-        "--config-file",
-        DEMO,
-        "--eval-only",
-        *common(root, ev),
-        "MODEL.WEIGHTS",
-        str(out / "model_final.pth"),
+    args = eval_only_args(
+        root,
+        ev,
+        out / "model_final.pth",
         "DATASETS.TESTS",
         "('market_layout', 'market1501')",
         "TEST.RERANK",
@@ -265,7 +267,7 @@ def test_eval_only_on_several_test_sets_with_rerank_visrank_and_multi_query(
         "4",
         "TEST.MULTI_QUERY_DIR",
         str(root / "query"),
-    ]
+    )
     assert train_net.cli(args) == 0
     rec = evals(ev)[-1]
     for ds in ("market_layout", "market1501", "market_layout (multi-query)"):

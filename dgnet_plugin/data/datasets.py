@@ -49,6 +49,20 @@ def market_layout_help(root: str) -> str:
     )
 
 
+def parse_market_name(path: str) -> tuple[int, int]:
+    """``(pid, camera)`` of a Market-1501 file name ``<pid>_c<cam>...`` (camera 1-based).
+
+    Raises ``ValueError`` naming the file when it does not follow the naming.
+    """
+    m = MARKET_NAME.search(os.path.basename(path))
+    if m is None:
+        raise ValueError(
+            f"'{path}' does not follow the Market-1501 naming '<pid>_c<cam>...'; rename it or "
+            "remove it from the folder"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
 def scan_market_folder(folder: str, relabel: bool, drop_junk: bool):
     """``[(path, pid, camid)]`` of the ``.jpg``/``.png`` files of ``folder`` (camid 0-based)."""
     paths = sorted(
@@ -56,13 +70,7 @@ def scan_market_folder(folder: str, relabel: bool, drop_junk: bool):
     )
     items = []
     for p in paths:
-        m = MARKET_NAME.search(os.path.basename(p))
-        if m is None:
-            raise ValueError(
-                f"'{p}' does not follow the Market-1501 naming '<pid>_c<cam>...'; rename it or "
-                "remove it from the folder"
-            )
-        pid, cam = int(m.group(1)), int(m.group(2))
+        pid, cam = parse_market_name(p)
         if drop_junk and pid == -1:
             continue
         items.append((p, pid, cam - 1))

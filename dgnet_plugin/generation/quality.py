@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.datasets import MARKET_NAME
+from ..data.datasets import parse_market_name
 from .common import list_images
 
 #: the Inception weights pytorch-fid downloads (pass this file as ``weights_path`` offline)
@@ -112,13 +112,14 @@ def group_generated(folder: str) -> list[list[str]]:
                 groups[source[os.path.normpath(p)]].append(p)
     else:
         for p in paths:
-            m = MARKET_NAME.search(os.path.basename(p))
-            if m is None:
+            try:
+                pid, _ = parse_market_name(p)
+            except ValueError as e:
                 raise ValueError(
-                    f"'{p}': no manifest.csv next to the images and not a Market name "
-                    "'<pid>_c<cam>...', so images cannot be grouped by appearance"
-                )
-            groups[m.group(1)].append(p)
+                    f"{e}. Without a manifest.csv next to the images, generated images are "
+                    "grouped by appearance through their Market names"
+                ) from None
+            groups[str(pid)].append(p)
     return list(groups.values())
 
 
