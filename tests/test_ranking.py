@@ -126,3 +126,56 @@ def test_distractors_are_non_matches_and_junk_is_removed():
     # junk (-1) at the top is removed; distractor (0) second counts as a miss
     r = evaluate_distmat(d, [1], [-1, 0, 1], [0], [1, 1, 1])
     assert r["Rank-1"] == 0.0 and r["mAP"] == pytest.approx(1 / 2)
+
+
+def _histogram_by_binary_search(neg_d, pos_d):
+    r = torch.searchsorted(pos_d, neg_d, right=True)
+    ones = torch.ones_like(r)
+    return torch.zeros(len(pos_d), pos_d.shape[1] + 1, dtype=torch.int64).scatter_add_(1, r, ones)
+
+
+@pytest.mark.parametrize("case", ["continuous", "ties", "far_from_zero", "one_match"])
+def test_binned_histogram_equals_a_binary_search(case):
+    g = torch.Generator().manual_seed(3)
+    b, n, p = 40, 3000, 12
+    neg = torch.randn(b, n, generator=g)
+    pos = torch.randn(b, p, generator=g) * 0.5
+    if case == "ties":  # few distinct values: many non-matches tie with a match
+        neg, pos = neg.mul(3).round() / 3, pos.mul(3).round() / 3
+    if case == "far_from_zero":  # euclidean-like magnitudes with a narrow spread
+        neg, pos = 3e4 + 40 * neg, 3e4 + 40 * pos
+    n_pos = torch.randint(0, p + 1, (b,), generator=g)
+    if case == "one_match":
+        n_pos = torch.ones(b, dtype=torch.long)
+    pos = torch.where(torch.arange(p)[None] < n_pos[:, None], pos, torch.inf)
+    pos = pos.sort(1).values
+    neg[:, :5] = torch.inf  # removed items
+    ours = ranking.nonmatch_histogram(neg, pos, n_pos)
+    ref = _histogram_by_binary_search(neg, pos)
+    # only the buckets below each row's number of matches are ever read
+    read = torch.arange(p + 1)[None] < n_pos[:, None]
+    assert torch.equal(ours.cumsum(1)[read], ref.cumsum(1)[read])
+
+
+def test_junk_is_dropped_like_torchreid_on_the_gallery_without_it():
+    g = torch.Generator().manual_seed(4)
+    qf, gf = torch.randn(60, 16, generator=g), torch.randn(500, 16, generator=g)
+    qp = torch.randint(1, 25, (60,), generator=g)
+    gp = torch.randint(-1, 25, (500,), generator=g)  # -1 junk, 0 distractors, 1.. ids
+    qc, gc = torch.randint(0, 3, (60,), generator=g), torch.randint(0, 3, (500,), generator=g)
+    ours = evaluate_features(qf, gf, qp, gp, qc, gc, metric="euclidean", memory_mb=0.05)
+    keep = gp != -1
+    d = tr.metrics.compute_distance_matrix(qf, gf[keep], metric="euclidean").numpy()
+    cmc, mAP = tr.evaluate_rank(
+        d, qp.numpy(), gp[keep].numpy(), qc.numpy(), gc[keep].numpy(), 20, use_cython=False
+    )
+    assert ours["Rank-1"] == pytest.approx(cmc[0], abs=1e-6)
+    assert ours["Rank-10"] == pytest.approx(cmc[9], abs=1e-6)
+    assert ours["mAP"] == pytest.approx(mAP, abs=1e-6)
+
+
+def test_non_finite_features_are_an_error():
+    qf, gf = torch.randn(3, 4), torch.randn(5, 4)
+    gf[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_features(qf, gf, [1, 2, 3], [1, 2, 3, 1, 2], [0, 0, 0], [1, 1, 1, 1, 1])
