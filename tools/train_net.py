@@ -2,7 +2,13 @@
 """Train or evaluate any engine of dgnet_plugin (the detectron2 / fastreid CLI shape).
 
     python tools/train_net.py --config-file configs/dgnet_r50.yml \
-        [--eval-only] [--resume] [KEY VALUE ...]
+        [--eval-only] [--resume] [--num-gpus N] [KEY VALUE ...]
+    torchrun --nproc_per_node N tools/train_net.py --config-file configs/dgnet_r50.yml ...
+
+Several processes (torchrun, or --num-gpus N which starts N local processes itself; with
+--num-machines/--machine-rank/--dist-url on several machines): NCCL on CUDA, gloo on CPU;
+DATALOADER.IMS_PER_BATCH is the global batch, split over the processes; rank 0 writes all
+outputs.
 
 OUTPUT_DIR receives config.yaml, log.txt, metrics.json, TensorBoard events, checkpoints
 (model_XXXXXXX.pth, model_final.pth, last_checkpoint) and images/. For DG-Net, when
@@ -17,12 +23,16 @@ import logging
 import os
 import sys
 
+from torch.multiprocessing import ProcessExitedException
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
 from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
 from dgnet_plugin.engine import build_engine  # noqa: E402
+from dgnet_plugin.engine.launch import distributed_session, launch  # noqa: E402
 from dgnet_plugin.model_zoo import is_remote_spec  # noqa: E402
+from dgnet_plugin.utils import comm  # noqa: E402
 from dgnet_plugin.utils import torchreid_compat as tr  # noqa: E402
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 from dgnet_plugin.utils.events import setup_logger  # noqa: E402
@@ -35,19 +45,35 @@ def default_argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-file", required=True, metavar="FILE", help="path to a YAML config")
     p.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    p.add_argument(
+        "--num-gpus",
+        type=int,
+        default=1,
+        help="processes to start on this machine (one per GPU; on CPU, gloo processes). "
+        "Not with torchrun, which starts them itself",
+    )
+    p.add_argument("--num-machines", type=int, default=1, help="machines of a --num-gpus run")
+    p.add_argument("--machine-rank", type=int, default=0, help="this machine's rank (0-based)")
+    p.add_argument(
+        "--dist-url",
+        default="auto",
+        help="tcp://HOST:PORT of machine 0 (auto: a free local port, one machine only)",
+    )
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p
 
 
 def setup(config_file: str, opts: list, freeze: bool = True):
-    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt, seeds."""
+    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt (rank 0), seeds
+    (``SEED + rank``: each process its own augmentation and dropout randomness)."""
     cfg = load_cfg_file(config_file, opts, freeze=False)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     setup_logger(cfg.OUTPUT_DIR)
     logger.info("Config %s with overrides %s:\n%s", config_file, opts, cfg.dump())
-    with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-        f.write(cfg.dump())
-    tr.utils.set_random_seed(cfg.SEED)
+    if comm.is_main_process():
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
     if freeze:
         cfg.freeze()
     return cfg
@@ -81,6 +107,14 @@ def ensure_teacher(cfg) -> None:
 
 
 def main(args) -> dict:
+    """Train or evaluate in this process; joins the process group of torchrun / --num-gpus
+    (``WORLD_SIZE`` > 1) for the duration."""
+    device = load_cfg_file(args.config_file, args.opts).MODEL.DEVICE
+    with distributed_session(device):
+        return _main(args)
+
+
+def _main(args) -> dict:
     cfg = setup(args.config_file, args.opts, freeze=False)
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS:
@@ -97,8 +131,33 @@ def main(args) -> dict:
     return engine.train()
 
 
+def _spawned_main(args) -> None:
+    """One process of a --num-gpus run: a user error ends it with exit status 2."""
+    status = run_cli(main, args)
+    if status:
+        sys.exit(status)
+
+
+def _launch(args) -> None:
+    launch(
+        _spawned_main,
+        args.num_gpus,
+        args.num_machines,
+        args.machine_rank,
+        args.dist_url,
+        args=(args,),
+    )
+
+
 def cli(argv=None) -> int:
-    return run_cli(main, default_argument_parser().parse_args(argv))
+    """Exit status: 0, 2 for a user error (in any process); a bug raises."""
+    args = default_argument_parser().parse_args(argv)
+    if args.num_gpus * args.num_machines <= 1:
+        return run_cli(main, args)
+    try:
+        return run_cli(_launch, args)
+    except ProcessExitedException as e:  # one process failed; launch stopped the others
+        return e.exit_code if e.exit_code and e.exit_code > 0 else 1
 
 
 if __name__ == "__main__":

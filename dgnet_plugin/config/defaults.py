@@ -25,6 +25,10 @@ _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "DGNet"  # META_ARCH registry: DGNet | IDEBaseline
 _C.MODEL.DEVICE = "auto"  # auto = cuda when available, else cpu
 _C.MODEL.WEIGHTS = ""  # checkpoint loaded before training / for --eval-only
+# Batch norm of the re-ID networks (Ea, the IDE teacher), fastreid's names: BN (per-process
+# batch statistics) | syncBN (SyncBatchNorm over all processes; CUDA only, plain BN in one
+# process) | FrozenBN (running statistics, never updated; affine weights still learn)
+_C.MODEL.NORM = "BN"
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "resnet50"  # BACKBONE registry: resnet50 | mobilenetv2
@@ -85,7 +89,10 @@ _C.DATASETS.TESTS = ("market1501",)
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8
-_C.DATALOADER.IMS_PER_BATCH = 8  # per stream; DG-Net draws two streams of (image, positive)
+# Images per step over ALL processes (fastreid's convention), per stream: DG-Net draws two
+# streams of (image, positive). Each of N processes (torchrun / --num-gpus N) gets
+# IMS_PER_BATCH / N, so the recipe does not change with the number of GPUs.
+_C.DATALOADER.IMS_PER_BATCH = 8
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
@@ -137,7 +144,7 @@ _C.LOSS.LABEL_SMOOTH = 0.0  # teacher (IDE) cross-entropy label smoothing
 # ----------------------------------------------------------------------------- test
 _C.TEST = CN()
 _C.TEST.EVAL_PERIOD = 10000  # iterations; 0 = only at the end
-_C.TEST.IMS_PER_BATCH = 80
+_C.TEST.IMS_PER_BATCH = 80  # per process (each extracts the features of its shard)
 _C.TEST.FLIP = True
 _C.TEST.ALPHA = 0.5  # query-side weight of the fine-grained half
 _C.TEST.METRIC = "cosine"  # cosine | euclidean (squared, torchreid's convention)

@@ -9,9 +9,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ConfigError
+from ..utils import comm
 from ..utils import torchreid_compat as tr
 from .datasets import DatasetNotFoundError, market_layout_help
 from .pairs import ImageListDataset, PositivePairDataset
+from .samplers import GlobalBatchSampler
 from .transforms import build_random_erasing, build_transforms
 
 
@@ -56,46 +58,54 @@ def load_train_set(cfg):
     return list(merged.train), merged.num_train_pids
 
 
-def _loader(dataset, batch_size, shuffle, workers, seed=0, drop_last=False) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
+def _test_loader(dataset, batch_size, workers) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=False,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        drop_last=drop_last,
-        generator=gen,
-        persistent_workers=workers > 0 and shuffle,
     )
 
 
-def _forever(loader: DataLoader):
-    while True:
-        yield from loader
+def _train_loader(cfg, dataset, seed: int, groups=None) -> DataLoader:
+    """Infinite loader of this process's share of each global batch of
+    ``DATALOADER.IMS_PER_BATCH`` (:class:`GlobalBatchSampler`, shuffled with ``seed`` on
+    every process); worker seeds differ per process."""
+    rank, world = comm.get_rank(), comm.get_world_size()
+    sampler = GlobalBatchSampler(
+        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups
+    )
+    workers = cfg.DATALOADER.NUM_WORKERS
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed + 7919 * rank),  # worker seeds
+        persistent_workers=workers > 0,
+    )
 
 
 def build_pair_streams(cfg, items):
-    """DG-Net's two independent shuffled streams of :class:`PositivePairDataset` batches
-    (``DATALOADER.IMS_PER_BATCH`` each), as infinite iterators."""
+    """DG-Net's two independent shuffled streams of :class:`PositivePairDataset` batches, as
+    infinite iterators. ``DATALOADER.IMS_PER_BATCH`` images per stream and step over all
+    processes; this process gets its share (:class:`GlobalBatchSampler`), positives included."""
     if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
         raise ValueError(
             f"{len(items)} training images, fewer than DATALOADER.IMS_PER_BATCH="
             f"{cfg.DATALOADER.IMS_PER_BATCH}"
         )
     ds = PositivePairDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
-    workers = cfg.DATALOADER.NUM_WORKERS
-    bs = cfg.DATALOADER.IMS_PER_BATCH
-    return tuple(
-        _forever(_loader(ds, bs, True, workers, cfg.SEED + k, drop_last=True)) for k in (1, 2)
-    )
+    groups = list(ds.by_pid.values())
+    return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups)) for k in (1, 2))
 
 
 def build_train_loader(cfg, items):
-    """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model."""
+    """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
+    process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``)."""
     ds = ImageListDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
-    bs = cfg.DATALOADER.IMS_PER_BATCH
-    return _forever(_loader(ds, bs, True, cfg.DATALOADER.NUM_WORKERS, cfg.SEED, drop_last=True))
+    return iter(_train_loader(cfg, ds, cfg.SEED))
 
 
 def build_test_sets(cfg, names=None) -> dict[str, dict]:
@@ -108,10 +118,9 @@ def build_test_sets(cfg, names=None) -> dict[str, dict]:
     for name in names or cfg.DATASETS.TESTS:
         ds = open_dataset(name, cfg.DATASETS.ROOT)
         out[name] = {
-            split: _loader(
+            split: _test_loader(
                 ImageListDataset(getattr(ds, split), tf),
                 cfg.TEST.IMS_PER_BATCH,
-                False,
                 cfg.DATALOADER.NUM_WORKERS,
             )
             for split in ("query", "gallery")

@@ -54,8 +54,11 @@ class PositivePairDataset(Dataset):
         j = same[j] if same[j] != i else same[-1]
         return j
 
-    def __getitem__(self, i: int) -> dict:
-        j = self.positive_index(i)
+    def __getitem__(self, key) -> dict:
+        """``key``: an index (the positive is drawn here with Python's ``random``) or a pair
+        ``(i, j)`` of an index and its positive, as :class:`~.samplers.GlobalBatchSampler`
+        yields them."""
+        i, j = key if isinstance(key, tuple | list) else (key, self.positive_index(key))
         img = self.transform(read_image(self.items[i][0]))
         pos = self.transform(read_image(self.items[j][0]))
         out = {"img": img, "pos": pos, "pid": self.items[i][1]}

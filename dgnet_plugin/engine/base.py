@@ -8,6 +8,14 @@ adds the iteration loop (progress bar, per-iteration LR schedules, logging to th
 optimiser, scheduler, the iteration and the RNG states, ``--resume``, evaluation with the
 leaderboard protocol, and a stop on a non-finite loss that leaves the last checkpoint intact.
 A method's engine implements :meth:`run_step` (one iteration of its algorithm).
+
+Several processes (torchrun, ``--num-gpus``; see :mod:`.launch`): every rank runs the same
+loop on its share of each global batch. Networks start identical (rank 0's parameters and
+buffers are broadcast at the start of :meth:`train`, after building and loading); engines
+average gradients with DDP or :meth:`sync_gradients`. Only rank 0 writes the console log,
+``log.txt``, ``metrics.json``, TensorBoard, the progress bar, sample grids and checkpoints;
+logged losses are means over ranks (one ``all_reduce`` per ``LOG_PERIOD``); evaluation
+extracts features on every rank (a shard each) and ranks them on rank 0.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from ..data import build_test_sets, load_train_set
+from ..data.samplers import per_process_batch
 from ..evaluation import evaluate_reid_model, format_results_table
 from ..modeling import build_model
+from ..modeling.norm import convert_norm
+from ..utils import comm
 from ..utils import torchreid_compat as tr
 from ..utils.checkpoint import Checkpointer, rng_state, set_rng_state
 from ..utils.events import JSONWriter
@@ -37,10 +48,13 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``MODEL.DEVICE`` as a device; with several processes CUDA means ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"MODEL.DEVICE '{name}' but CUDA is not available; use 'cpu' or 'auto'")
+    if name.startswith("cuda") and comm.is_distributed():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
 
 
@@ -61,16 +75,26 @@ class IterationEngine(tr.Engine):
                 f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but {cfg.DATASETS.NAMES} "
                 f"has {self.num_classes} training identities; set it to 0 (automatic)"
             )
+        # the global batch must split evenly over the processes: say so before building
+        per_process_batch(
+            cfg.DATALOADER.IMS_PER_BATCH, comm.get_world_size(), "DATALOADER.IMS_PER_BATCH"
+        )
         self.test_sets = build_test_sets(cfg) if build_test else {}
         super().__init__(
             SimpleNamespace(train_loader=None, test_loader=self.test_sets),
             use_gpu=self.device.type == "cuda",
         )
-        self.model_all = build_model(cfg, self.num_classes).to(self.device)
+        self.model_all = build_model(cfg, self.num_classes)
+        convert_norm(self.model_all.reid, cfg.MODEL.NORM, self.device, comm.get_world_size())
+        self.model_all.to(self.device)
         self.model = self.model_all.reid  # torchreid's convention: the network it evaluates
         self.iter = 0
         self.output_dir = cfg.OUTPUT_DIR
-        self.metrics = JSONWriter(os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+        self.metrics = (
+            JSONWriter(os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+            if comm.is_main_process()
+            else None
+        )
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._checkpointer: Checkpointer | None = None
@@ -97,8 +121,17 @@ class IterationEngine(tr.Engine):
             self._checkpointer = Checkpointer(self.model_all, self.output_dir, **extra)
         return self._checkpointer
 
-    def save_checkpoint(self, name: str) -> str:
-        return self.checkpointer.save(name, iteration=self.iter, rng=rng_state())
+    def save_checkpoint(self, name: str) -> str | None:
+        """Every rank calls it; rank 0 writes ``OUTPUT_DIR/<name>.pth`` (its buffers, which
+        the others then copy, and the RNG states of all ranks) and the others wait for it."""
+        states = comm.all_gather_object(rng_state())
+        comm.broadcast_module(self.model_all, buffers_only=True)
+        path = None
+        if comm.is_main_process():
+            extra = {"rng_per_rank": states} if len(states) > 1 else {}
+            path = self.checkpointer.save(name, iteration=self.iter, rng=states[0], **extra)
+        comm.synchronize()
+        return path
 
     def save_model(self, epoch, rank1, save_dir, is_best=False):
         """torchreid's hook, routed to the atomic checkpointer (torchreid's own one stores a
@@ -110,16 +143,38 @@ class IterationEngine(tr.Engine):
         schedulers, iteration, RNG). Otherwise load ``MODEL.WEIGHTS`` (weights only) if set."""
         ckpt = self.checkpointer
         if resume and ckpt.has_checkpoint():
-            extra = ckpt.load(ckpt.get_checkpoint_file())
+            extra = ckpt.load(ckpt.get_checkpoint_file())  # every rank reads the same file
             self.iter = int(extra.get("iteration", 0))
-            if "rng" in extra:
-                set_rng_state(extra["rng"])
+            self._restore_rng(extra)
             logger.info("Resumed from %s at iteration %d", ckpt.get_checkpoint_file(), self.iter)
         elif self.cfg.MODEL.WEIGHTS:
             ckpt.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
             logger.info("Loaded weights from %s", self.cfg.MODEL.WEIGHTS)
         elif resume:
             logger.info("No checkpoint in %s; starting from scratch", self.output_dir)
+
+    def _restore_rng(self, extra: dict) -> None:
+        """The RNG states of the checkpoint: each rank its own when the number of processes is
+        unchanged; otherwise rank 0's state, and the other ranks a seed of their own."""
+        rank, world = comm.get_rank(), comm.get_world_size()
+        per_rank = extra.get("rng_per_rank") or [extra.get("rng")]
+        if len(per_rank) == world and per_rank[rank] is not None:
+            set_rng_state(per_rank[rank])
+        elif rank == 0 and per_rank[0] is not None:
+            set_rng_state(per_rank[0])
+        else:
+            tr.utils.set_random_seed(self.cfg.SEED + rank + 1009 * self.iter)
+
+    def sync_gradients(self, *modules: torch.nn.Module) -> None:
+        """Average the gradients of each module over ranks (one flattened ``all_reduce`` per
+        module, :func:`~dgnet_plugin.utils.comm.all_reduce_grads`); nothing in one process.
+        For engines that cannot use ``DistributedDataParallel`` (see ``DGNetEngine``)."""
+        for m in modules:
+            comm.all_reduce_grads(m)
+
+    def prepare_distributed(self) -> None:
+        """Called by :meth:`train` once rank 0's weights are on every rank: wrap networks in
+        DDP here (``TeacherEngine``)."""
 
     # ------------------------------------------------------------------ training loop
     def autocast(self):
@@ -145,11 +200,23 @@ class IterationEngine(tr.Engine):
         """
         cfg = self.cfg
         max_iter = cfg.SOLVER.MAX_ITER
-        self.writer = SummaryWriter(log_dir=self.output_dir)
+        main = comm.is_main_process()
+        self.writer = SummaryWriter(log_dir=self.output_dir) if main else None
+        comm.broadcast_module(self.model_all)  # identical start (after building / loading)
+        self.prepare_distributed()
         self.set_model_mode("train")
-        logger.info("Training %s from iteration %d to %d", type(self).__name__, self.iter, max_iter)
+        logger.info(
+            "Training %s from iteration %d to %d on %d process(es), %d image(s) each per step",
+            type(self).__name__,
+            self.iter,
+            max_iter,
+            comm.get_world_size(),
+            cfg.DATALOADER.IMS_PER_BATCH // comm.get_world_size(),
+        )
         t0, start = time.perf_counter(), self.iter
-        bar = tqdm(total=max_iter, initial=self.iter, dynamic_ncols=True, desc="train")
+        bar = tqdm(
+            total=max_iter, initial=self.iter, dynamic_ncols=True, desc="train", disable=not main
+        )
         try:
             while self.iter < max_iter:
                 losses = self.run_step(self.iter)
@@ -163,7 +230,7 @@ class IterationEngine(tr.Engine):
                 last = it == max_iter
                 if self._period(cfg.LOG_PERIOD, it) or last:
                     self._log(bar, (time.perf_counter() - t0) / max(1, it - start))
-                if self._period(cfg.VIS.PERIOD, it) and not last:
+                if self._period(cfg.VIS.PERIOD, it) and not last and main:
                     self.visualize(it)
                 if self._period(cfg.SOLVER.CHECKPOINT_PERIOD, it) and not last:
                     self._log(bar, None)  # the finiteness check runs before every save
@@ -174,9 +241,11 @@ class IterationEngine(tr.Engine):
         finally:
             bar.close()
         self.save_checkpoint("model_final")
-        self.visualize(self.iter)
+        if main:
+            self.visualize(self.iter)
         results = self.test()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         return results
 
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
@@ -186,12 +255,14 @@ class IterationEngine(tr.Engine):
         self._count += 1
 
     def _log(self, bar, sec_per_iter: float | None) -> None:
-        """Check the losses accumulated since the last call and write their means. The only
-        device synchronisation of the loop (one ``tolist`` per ``LOG_PERIOD``)."""
+        """Check the losses accumulated since the last call and write their means over the
+        iterations and the ranks. The only device synchronisation of the loop (one
+        ``all_reduce`` of the stacked sums and one ``tolist`` per ``LOG_PERIOD``); every rank
+        checks the same global means, so a NaN stops all ranks together."""
         if not self._sums:
             return
         names = list(self._sums)
-        values = torch.stack([self._sums[k] for k in names]).tolist()
+        values = comm.all_reduce_mean(torch.stack([self._sums[k] for k in names])).tolist()
         means = {k: v / self._count for k, v in zip(names, values)}
         bad = [k for k, v in means.items() if v != v or v in (float("inf"), float("-inf"))]
         self._sums, self._count = {}, 0
@@ -202,7 +273,7 @@ class IterationEngine(tr.Engine):
                 f"stopped without saving. Last good checkpoint: {last}. Lower the learning rates "
                 "or check the data, then --resume."
             )
-        if sec_per_iter is None:
+        if sec_per_iter is None or not comm.is_main_process():
             return
         record = {"iteration": self.iter, "time": sec_per_iter, **means}
         for name in self.get_model_names():
@@ -229,9 +300,14 @@ class IterationEngine(tr.Engine):
 
     def test(self, extra_rows: dict | None = None) -> dict:
         """Evaluate ``model`` (the re-ID network) on ``DATASETS.TESTS``; print the table, write
-        ``metrics.json`` and TensorBoard. Returns ``{dataset: {Rank-1, ..., mINP}}`` (%)."""
+        ``metrics.json`` and TensorBoard. Returns ``{dataset: {Rank-1, ..., mINP}}`` (%).
+        Every rank calls it (features are extracted in shards) and gets the results; rank 0
+        writes them."""
+        comm.broadcast_module(self.model_all, buffers_only=True)  # rank 0's BN statistics
         self.set_model_mode("eval")
         results = self.evaluate_model(self.model)
+        if not comm.is_main_process():
+            return results
         rows = {type(self.model).__name__: results, **(extra_rows or {})}
         logger.info("Evaluation at iteration %d:\n%s", self.iter, format_results_table(rows))
         record = {"iteration": self.iter}

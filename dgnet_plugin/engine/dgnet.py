@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch
 
 from ..data import build_pair_streams
@@ -24,7 +25,29 @@ logger = logging.getLogger("dgnet_plugin")
 @ENGINE_REGISTRY.register()
 class DGNetEngine(IterationEngine):
     """Registered networks (torchreid ``register_model``): ``model`` = Ea (SGD), ``gen`` =
-    Es + G + MLPs (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR."""
+    Es + G + MLPs (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR.
+
+    Several processes: no ``DistributedDataParallel``. Each phase's gradients are averaged
+    explicitly after its backward (:meth:`~.base.IterationEngine.sync_gradients`: one
+    flattened ``all_reduce`` per network; D after the D backward, G and Ea after the G + Ea
+    backward). One DG-Net step breaks what DDP's reducer assumes: G is called through
+    ``encode`` / ``decode`` (not ``forward``) two to four times, Ea two or three times and D
+    three times, partly as frozen copies (``functional_call`` with detached parameters); there
+    are two backward passes with separate optimisers, the second against the updated D; D's
+    regulariser differentiates with ``torch.autograd.grad(create_graph=True)``, which DDP's
+    documentation excludes; and the warm-up switches terms on, so the set of parameters with
+    gradients changes (at iteration 0 Ea's fine-grained head gets none). Tried on 2 CPU
+    processes: plain DDP wrappers of Ea, G (behind a ``forward(method, *args)`` dispatcher)
+    and D fail at the second iteration ("Expected to have finished reduction in the prior
+    iteration", the fine-grained head); they run, and give bit-identical losses and weights
+    to the explicit averaging, only with ``find_unused_parameters=True`` (a graph walk at each
+    of the ~8 wrapped calls per step), the dispatcher in G's API and the frozen copies routed
+    around the wrappers. Explicit averaging needs none of that and gives the update of one
+    process with the whole batch; it does not overlap the communication with the backward
+    (three ``all_reduce`` calls per step). The random choice between the trainable and the
+    frozen Es for the structure-code reconstruction is drawn from ``SEED`` and the iteration,
+    the same on every rank.
+    """
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -63,17 +86,23 @@ class DGNetEngine(IterationEngine):
             d_losses = self.model_all.discriminator_losses(out)
         opt["dis"].zero_grad(set_to_none=True)
         (self.cfg.LOSS.GAN * sum(d_losses.values())).backward()
+        self.sync_gradients(self.model_all.dis)
         opt["dis"].step()
 
         # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
         with self.autocast():
             g_losses = self.model_all.generator_losses(
-                out, weights, self.teacher, self.cfg.MODEL.TEACHER.TRAIN_BN
+                out,
+                weights,
+                self.teacher,
+                self.cfg.MODEL.TEACHER.TRAIN_BN,
+                reencode=self._shared_uniform(iteration) < self.cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
             )
         total = sum(weights[k] * v for k, v in g_losses.items())
         opt["gen"].zero_grad(set_to_none=True)
         opt["model"].zero_grad(set_to_none=True)
         total.backward()
+        self.sync_gradients(self.model_all.gen, self.model_all.reid)
         opt["gen"].step()
         opt["model"].step()
 
@@ -81,6 +110,11 @@ class DGNetEngine(IterationEngine):
         logged.update({k: v.detach() for k, v in d_losses.items()})
         logged["total"] = total.detach()
         return logged
+
+    def _shared_uniform(self, iteration: int) -> float:
+        """A uniform number in [0, 1) from ``SEED`` and ``iteration`` only: the same on every
+        rank and after a resume."""
+        return float(np.random.default_rng([self.cfg.SEED, iteration]).random())
 
     # ------------------------------------------------------------------ sample grids
     def _display_batches(self):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 
+from torch.nn.parallel import DistributedDataParallel
+
 from ..config import get_cfg
 from ..data import build_train_loader
 from ..losses import id_loss
 from ..model_zoo import entry_config_path, is_remote_spec, resolve_weights
 from ..modeling import build_model
+from ..modeling.norm import convert_norm
+from ..utils import comm
 from ..utils.checkpoint import Checkpointer
 from .base import IterationEngine
 from .build import ENGINE_REGISTRY
@@ -22,7 +26,11 @@ logger = logging.getLogger("dgnet_plugin")
 class TeacherEngine(IterationEngine):
     """Cross-entropy training of a plain re-ID baseline (``MODEL.META_ARCHITECTURE
     IDEBaseline``): SGD, backbone at ``SOLVER.REID.BASE_LR``, head at ``HEADS_LR_FACTOR`` x,
-    per-iteration MultiStepLR. This is the teacher DG-Net distils from (paper section 3.2)."""
+    per-iteration MultiStepLR. This is the teacher DG-Net distils from (paper section 3.2).
+
+    With several processes the network is trained through ``DistributedDataParallel`` (one
+    forward and one backward per step: DDP's reducer averages the gradients during the
+    backward); ``model_all`` stays the plain network (checkpoints, evaluation)."""
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -30,13 +38,19 @@ class TeacherEngine(IterationEngine):
         sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
         self.register_model("model", self.model_all, opt, sched)
         self._stream = None
+        self._train_net = self.model_all
+
+    def prepare_distributed(self) -> None:
+        if comm.is_distributed() and self._train_net is self.model_all:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._train_net = DistributedDataParallel(self.model_all, device_ids=ids)
 
     def run_step(self, iteration: int):
         if self._stream is None:
             self._stream = build_train_loader(self.cfg, self.train_items)
         batch = self.to_device(next(self._stream))
         with self.autocast():
-            logits = self.model(batch["img"])
+            logits = self._train_net(batch["img"])
         loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)
         opt = self._optims["model"]
         opt.zero_grad(set_to_none=True)
@@ -88,7 +102,11 @@ def load_teacher(cfg, num_classes: int, device):
     tcfg = get_cfg()
     tcfg.merge_from_file(teacher_config_path(cfg))
     tcfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from the checkpoint
-    teacher = build_model(tcfg, num_classes).to(device)
+    teacher = build_model(tcfg, num_classes)
+    # DG-Net's MODEL.NORM: syncBN makes the teacher's batch statistics (TRAIN_BN) global,
+    # FrozenBN makes it use its running statistics
+    convert_norm(teacher, cfg.MODEL.NORM, device, comm.get_world_size())
+    teacher.to(device)
     Checkpointer(teacher).load(path, checkpointables=[])
     teacher.eval()
     for p in teacher.parameters():

@@ -1,7 +1,7 @@
 """Evaluation: features, the single-query ranking protocol, result tables."""
 
 from .evaluator import evaluate_reid_model, format_results_table
-from .features import combine_query_features, extract_features
+from .features import combine_query_features, extract_features, extract_features_distributed
 from .ranking import (
     evaluate_distmat,
     evaluate_features,
@@ -15,5 +15,6 @@ __all__ = [
     "multi_query_features",
     "evaluate_reid_model",
     "extract_features",
+    "extract_features_distributed",
     "format_results_table",
 ]

@@ -10,8 +10,9 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader
 
+from ..utils import comm
 from ..utils import torchreid_compat as tr
-from .features import combine_query_features, extract_features
+from .features import combine_query_features, extract_features_distributed
 from .ranking import distance, evaluate_distmat, evaluate_features, multi_query_features
 
 logger = logging.getLogger(__name__)
@@ -57,17 +58,28 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
     ``TEST.MEMORY_MB``), or re-ranked distances with ``TEST.RERANK``. With
     ``TEST.MULTI_QUERY_DIR`` a ``<dataset> (multi-query)`` entry is added; with
     ``TEST.VISRANK`` ranked lists are drawn into ``output_dir/visrank/<dataset>``.
+
+    With several processes every rank must call it: each extracts the features of its shard
+    (:func:`extract_features_distributed`), rank 0 ranks, draws and logs, and every rank
+    returns rank 0's results.
     """
     t = test_cfg
     results = {}
     parts = tuple(getattr(model, "feature_parts", ()))
     for name, loaders in test_sets.items():
-        qf, q_pids, q_camids = extract_features(
+        qf, q_pids, q_camids = extract_features_distributed(
             model, loaders["query"], device, t.FLIP, f"{name} query"
         )
-        gf, g_pids, g_camids = extract_features(
+        gf, g_pids, g_camids = extract_features_distributed(
             model, loaders["gallery"], device, t.FLIP, f"{name} gallery"
         )
+        if t.MULTI_QUERY_DIR:
+            mq = _multi_query_loader(t.MULTI_QUERY_DIR, loaders["query"])
+            mf, m_pids, m_camids = extract_features_distributed(
+                model, mq, device, t.FLIP, f"{name} multi-query"
+            )
+        if not comm.is_main_process():
+            continue
         qf = combine_query_features(qf, parts or (qf.shape[1],), t.ALPHA).to(device)
         gf = gf.to(device)
         ids = (q_pids, g_pids, q_camids, g_camids)
@@ -85,10 +97,6 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
             )
         results[name] = _percent(metrics)
         if t.MULTI_QUERY_DIR:
-            mq = _multi_query_loader(t.MULTI_QUERY_DIR, loaders["query"])
-            mf, m_pids, m_camids = extract_features(
-                model, mq, device, t.FLIP, f"{name} multi-query"
-            )
             mf = combine_query_features(mf, parts or (mf.shape[1],), t.ALPHA).to(device)
             mqf = multi_query_features(qf, q_pids, q_camids, mf, m_pids, m_camids)
             results[f"{name} (multi-query)"] = _percent(
@@ -97,7 +105,7 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
         if t.VISRANK and output_dir:
             _visrank(qf, gf, loaders, t, os.path.join(output_dir, "visrank", name))
         logger.info("%s: %s", name, results[name])
-    return results
+    return comm.broadcast_object(results)
 
 
 def _percent(metrics: dict) -> dict:

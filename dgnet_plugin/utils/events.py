@@ -17,18 +17,25 @@ class _StdoutHandler(logging.StreamHandler):
 
 
 def setup_logger(output_dir: str | None, name: str = "dgnet_plugin") -> logging.Logger:
-    """Console (INFO) and ``output_dir/log.txt`` handlers on the package logger (idempotent)."""
+    """Console (INFO) and ``output_dir/log.txt`` handlers on the package logger (idempotent).
+
+    In a process of rank > 0 (several processes) only warnings and errors reach the console,
+    tagged with the rank, and nothing is written to ``log.txt``."""
+    from .comm import get_rank  # lazy: keeps this module free of torch at import
+
+    rank = get_rank()
     logger = logging.getLogger(name)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     logger.propagate = False
-    fmt = logging.Formatter("[%(asctime)s %(name)s] %(message)s", "%m/%d %H:%M:%S")
+    tag = "" if rank == 0 else f" rank {rank}"
+    fmt = logging.Formatter(f"[%(asctime)s %(name)s{tag}] %(message)s", "%m/%d %H:%M:%S")
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
     console = _StdoutHandler(sys.stdout)
     console.setFormatter(fmt)
     logger.addHandler(console)
-    if output_dir:
+    if output_dir and rank == 0:
         os.makedirs(output_dir, exist_ok=True)
         fh = logging.FileHandler(os.path.join(output_dir, "log.txt"))
         fh.setFormatter(fmt)

@@ -128,9 +128,19 @@ class DGNet(nn.Module):
 
     # ------------------------------------------------------------------ step 3: G + Ea update
     def generator_losses(
-        self, out: dict, weights: dict[str, float], teacher=None, teacher_train_bn: bool = True
+        self,
+        out: dict,
+        weights: dict[str, float],
+        teacher=None,
+        teacher_train_bn: bool = True,
+        reencode: bool | None = None,
     ) -> dict[str, torch.Tensor]:
         """The unweighted loss terms of the G + Ea update (names as in ``DGNET_LOSS_TERMS``).
+
+        ``reencode``: whether the structure code of the generated images comes from the
+        trainable Es (else a frozen Es on their grey version); ``None`` draws it with
+        probability ``structure_encoder_again`` from Python's ``random`` (the engine passes a
+        draw that is the same on every process).
 
         Terms whose weight is 0 (during the warm-up) are not computed. Gradient flow:
         generation terms reach G but not Ea (f detached; generated images scored by a frozen
@@ -163,7 +173,9 @@ class DGNet(nn.Module):
             L["recon_f"] = TWO_WAY * recon_l1_loss(
                 f_rec, torch.cat([out["f_a"], out["f_b"]]).detach()
             )
-            if random.random() < self.structure_encoder_again:
+            if reencode is None:
+                reencode = random.random() < self.structure_encoder_again
+            if reencode:
                 s_rec = self.gen.encode(fake.detach())  # trainable Es, detached image
             else:
                 s_rec = frozen_forward(self.gen.encoder, to_gray(fake))  # frozen Es
