@@ -16,6 +16,7 @@ _C = CN()
 _C.OUTPUT_DIR = "output/default"
 _C.SEED = 7
 _C.LOG_PERIOD = 20  # iterations between console / TensorBoard / metrics.json scalars
+_C.CUDNN_BENCHMARK = True  # CUDA only: torch.backends.cudnn.benchmark (fixed input sizes)
 
 _C.ENGINE = CN()
 _C.ENGINE.NAME = "DGNetEngine"  # ENGINE registry: DGNetEngine | TeacherEngine
@@ -25,6 +26,8 @@ _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "DGNet"  # META_ARCH registry: DGNet | IDEBaseline
 _C.MODEL.DEVICE = "auto"  # auto = cuda when available, else cpu
 _C.MODEL.WEIGHTS = ""  # checkpoint loaded before training / for --eval-only
+_C.MODEL.CHANNELS_LAST = True  # CUDA only: networks and image batches in channels_last
+_C.MODEL.COMPILE = False  # CUDA only: torch.compile the forward of Es, G and D
 # Batch norm of the re-ID networks (Ea, the IDE teacher), fastreid's names: BN (per-process
 # batch statistics) | syncBN (SyncBatchNorm over all processes; CUDA only, plain BN in one
 # process) | FrozenBN (running statistics, never updated; affine weights still learn)
@@ -98,7 +101,7 @@ _C.DATALOADER.IMS_PER_BATCH = 8
 _C.SOLVER = CN()
 _C.SOLVER.MAX_ITER = 100000
 _C.SOLVER.CHECKPOINT_PERIOD = 10000
-_C.SOLVER.AMP = "bf16"  # CUDA only: bf16 | off
+_C.SOLVER.AMP = "bf16"  # CUDA only: bf16 | fp16 (autocast + GradScaler) | off (float32)
 _C.SOLVER.STEPS = (60000, 90000, 105000)  # per-iteration MultiStepLR milestones
 _C.SOLVER.GAMMA = 0.1  # G and D
 _C.SOLVER.REID_GAMMA = 0.1  # Ea (official gamma2)

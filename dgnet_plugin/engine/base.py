@@ -20,7 +20,6 @@ extracts features on every rank (a shard each) and ranks them on rank 0.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -39,6 +38,8 @@ from ..utils import comm
 from ..utils import torchreid_compat as tr
 from ..utils.checkpoint import Checkpointer, rng_state, set_rng_state
 from ..utils.events import JSONWriter
+from .optim import restore_impl
+from .precision import MixedPrecision, SpeedOptions
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -63,12 +64,18 @@ class IterationEngine(tr.Engine):
 
     Attributes: ``cfg``, ``device``, ``model_all`` (the meta-architecture), ``model`` (its
     re-ID network, torchreid's convention), ``train_items``, ``num_classes``, ``test_sets``,
-    ``checkpointer``, ``iter`` (iterations done).
+    ``checkpointer``, ``iter`` (iterations done), ``amp`` (:class:`MixedPrecision`) and
+    ``speed`` (:class:`SpeedOptions`).
     """
+
+    #: The backward/step phases of one iteration (one GradScaler each under fp16).
+    AMP_PHASES: tuple[str, ...] = ("main",)
 
     def __init__(self, cfg, build_test: bool = True):
         self.cfg = cfg
         self.device = resolve_device(cfg.MODEL.DEVICE)
+        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, self.device, self.AMP_PHASES)
+        self.speed = SpeedOptions(cfg, self.device, self.amp)
         self.train_items, self.num_classes = load_train_set(cfg)
         if cfg.MODEL.HEADS.NUM_CLASSES and cfg.MODEL.HEADS.NUM_CLASSES != self.num_classes:
             raise ValueError(
@@ -86,7 +93,7 @@ class IterationEngine(tr.Engine):
         )
         self.model_all = build_model(cfg, self.num_classes)
         convert_norm(self.model_all.reid, cfg.MODEL.NORM, self.device, comm.get_world_size())
-        self.model_all.to(self.device)
+        self.model_all = self.speed.prepare(self.model_all.to(self.device))
         self.model = self.model_all.reid  # torchreid's convention: the network it evaluates
         self.iter = 0
         self.output_dir = cfg.OUTPUT_DIR
@@ -118,6 +125,7 @@ class IterationEngine(tr.Engine):
                     extra[f"optimizer_{name}"] = self._optims[name]
                 if self._scheds[name] is not None:
                     extra[f"scheduler_{name}"] = self._scheds[name]
+            extra.update(self.amp.checkpointables())
             self._checkpointer = Checkpointer(self.model_all, self.output_dir, **extra)
         return self._checkpointer
 
@@ -146,6 +154,9 @@ class IterationEngine(tr.Engine):
             extra = ckpt.load(ckpt.get_checkpoint_file())  # every rank reads the same file
             self.iter = int(extra.get("iteration", 0))
             self._restore_rng(extra)
+            for opt in self._optims.values():
+                if opt is not None:
+                    restore_impl(opt)  # the checkpoint's foreach/fused flags -> this device's
             logger.info("Resumed from %s at iteration %d", ckpt.get_checkpoint_file(), self.iter)
         elif self.cfg.MODEL.WEIGHTS:
             ckpt.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
@@ -178,14 +189,16 @@ class IterationEngine(tr.Engine):
 
     # ------------------------------------------------------------------ training loop
     def autocast(self):
-        """bf16 autocast on CUDA when ``SOLVER.AMP == 'bf16'``; a no-op on CPU."""
-        if self.device.type == "cuda" and self.cfg.SOLVER.AMP == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Autocast in ``SOLVER.AMP``'s dtype on CUDA (bf16 / fp16); a no-op on CPU."""
+        return self.amp.autocast()
 
     def to_device(self, batch: dict) -> dict:
+        """Tensors to the device without blocking (pinned batches), images channels_last
+        when ``MODEL.CHANNELS_LAST`` is on."""
         return {
-            k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+            k: v.to(self.device, non_blocking=True, memory_format=self.speed.memory_format(v))
+            if torch.is_tensor(v)
+            else v
             for k, v in batch.items()
         }
 
@@ -275,7 +288,7 @@ class IterationEngine(tr.Engine):
             )
         if sec_per_iter is None or not comm.is_main_process():
             return
-        record = {"iteration": self.iter, "time": sec_per_iter, **means}
+        record = {"iteration": self.iter, "time": sec_per_iter, **means, **self.amp.scales()}
         for name in self.get_model_names():
             if self._optims[name] is not None:
                 record[f"lr_{name}"] = self._optims[name].param_groups[-1]["lr"]

@@ -47,13 +47,16 @@ class DGNetEngine(IterationEngine):
     (three ``all_reduce`` calls per step). The random choice between the trainable and the
     frozen Es for the structure-code reconstruction is drawn from ``SEED`` and the iteration,
     the same on every rank.
+    Under fp16 the D update and the G + Ea update have one GradScaler each.
     """
+
+    AMP_PHASES = ("dis", "gen")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m, s = self.model_all, cfg.SOLVER
-        opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"])
-        opt_gen, opt_dis = build_adam(m.gen, s.GEN), build_adam(m.dis, s.DIS)
+        m, s, dev = self.model_all, cfg.SOLVER, self.device
+        opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"], dev)
+        opt_gen, opt_dis = build_adam(m.gen, s.GEN, dev), build_adam(m.dis, s.DIS, dev)
         self.register_model(
             "model", m.reid, opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)
         )
@@ -63,10 +66,16 @@ class DGNetEngine(IterationEngine):
         self._teacher_results = None
         self._streams = None
         self._display = None
+        if self.speed.compile:
+            m.compile_networks()
+
+    def set_teacher(self, teacher) -> None:
+        """Use ``teacher`` (frozen, on the device) for the primary-feature term."""
+        self.teacher = self.speed.prepare(teacher)
 
     def train(self) -> dict:
         if self.cfg.LOSS.TEACHER_MAX > 0 and self.teacher is None:
-            self.teacher = load_teacher(self.cfg, self.num_classes, self.device)
+            self.set_teacher(load_teacher(self.cfg, self.num_classes, self.device))
         return super().train()
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
@@ -85,9 +94,12 @@ class DGNetEngine(IterationEngine):
         with self.autocast():
             d_losses = self.model_all.discriminator_losses(out)
         opt["dis"].zero_grad(set_to_none=True)
-        (self.cfg.LOSS.GAN * sum(d_losses.values())).backward()
-        self.sync_gradients(self.model_all.dis)
-        opt["dis"].step()
+        self.amp.backward_step(
+            self.cfg.LOSS.GAN * sum(d_losses.values()),
+            opt["dis"],
+            phase="dis",
+            before_step=lambda: self.sync_gradients(self.model_all.dis),
+        )
 
         # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
         with self.autocast():
@@ -101,10 +113,13 @@ class DGNetEngine(IterationEngine):
         total = sum(weights[k] * v for k, v in g_losses.items())
         opt["gen"].zero_grad(set_to_none=True)
         opt["model"].zero_grad(set_to_none=True)
-        total.backward()
-        self.sync_gradients(self.model_all.gen, self.model_all.reid)
-        opt["gen"].step()
-        opt["model"].step()
+        self.amp.backward_step(
+            total,
+            opt["gen"],
+            opt["model"],
+            phase="gen",
+            before_step=lambda: self.sync_gradients(self.model_all.gen, self.model_all.reid),
+        )
 
         logged = {k: g_losses[k].detach() for k in DGNET_LOSS_TERMS if k in g_losses}
         logged.update({k: v.detach() for k, v in d_losses.items()})

@@ -34,7 +34,7 @@ class TeacherEngine(IterationEngine):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        opt = build_reid_optimizer(cfg, self.model_all, ["classifier"])
+        opt = build_reid_optimizer(cfg, self.model_all, ["classifier"], self.device)
         sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
         self.register_model("model", self.model_all, opt, sched)
         self._stream = None
@@ -54,8 +54,7 @@ class TeacherEngine(IterationEngine):
         loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)
         opt = self._optims["model"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.amp.backward_step(loss, opt)
         return {"id": loss.detach()}
 
 

@@ -12,15 +12,20 @@ def lsgan_gen_loss(fake_outs: list[torch.Tensor]) -> torch.Tensor:
     """Generator side of LSGAN (Mao et al. 2017), summed over discriminator scales.
 
     ``sum_s 2 * E[(D_s(G(.)) - 1)^2]``; the factor 2 is the official DG-Net weighting.
-    ``fake_outs``: list of patch maps ``(N, 1, h_s, w_s)``.
+    ``fake_outs``: list of patch maps ``(N, 1, h_s, w_s)``, any float dtype (the loss is
+    computed in float32).
     """
-    return sum(2.0 * ((o - 1.0) ** 2).mean() for o in fake_outs)
+    return sum(2.0 * ((o.float() - 1.0) ** 2).mean() for o in fake_outs)
 
 
 @LOSS_REGISTRY.register()
 def lsgan_dis_loss(fake_outs: list[torch.Tensor], real_outs: list[torch.Tensor]) -> torch.Tensor:
-    """Discriminator side of LSGAN: ``sum_s E[D_s(fake)^2] + E[(D_s(real) - 1)^2]``."""
-    return sum((f**2).mean() + ((r - 1.0) ** 2).mean() for f, r in zip(fake_outs, real_outs))
+    """Discriminator side of LSGAN: ``sum_s E[D_s(fake)^2] + E[(D_s(real) - 1)^2]``, in float32
+    whatever the dtype of the patch maps (squares of fp16 scores overflow above 256)."""
+    return sum(
+        (f.float() ** 2).mean() + ((r.float() - 1.0) ** 2).mean()
+        for f, r in zip(fake_outs, real_outs)
+    )
 
 
 @LOSS_REGISTRY.register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .build import LOSS_REGISTRY
 
@@ -16,9 +17,10 @@ def recon_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     appearance / structure code reconstructions ``L_code1 = E||a_a - Ea(G(s_b, a_a))||_1`` and
     ``L_code2 = E||s_b - Es(G(s_b, a_a))||_1`` (Eq. 4, 5) and the cycle term.
     Shapes must match; raises ``ValueError`` otherwise (silent broadcasting hides bugs).
+    Under autocast ``F.l1_loss`` runs in float32 (a mean over millions of elements).
     """
     if pred.shape != target.shape:
         raise ValueError(
             f"recon_l1_loss: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}"
         )
-    return (pred - target).abs().mean()
+    return F.l1_loss(pred, target)

@@ -10,6 +10,7 @@ concatenated batch, which is how it is computed here (one network call instead o
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import torch
@@ -55,6 +56,7 @@ class DGNet(nn.Module):
         self.reid, self.gen, self.dis = reid, gen, dis
         self.grad_penalty = grad_penalty
         self.structure_encoder_again = structure_encoder_again
+        self.compiled = False
 
     @classmethod
     def from_config(cls, cfg, num_classes: int) -> DGNet:
@@ -62,6 +64,24 @@ class DGNet(nn.Module):
         gen = build_generator(cfg, reid.code_dim)
         dis = build_discriminator(cfg, 3)
         return cls(reid, gen, dis, cfg.MODEL.DIS.GRAD_PENALTY, cfg.LOSS.STRUCTURE_ENCODER_AGAIN)
+
+    def compile_networks(self, **compile_kwargs) -> None:
+        """``torch.compile`` the forward of Es, the decoder G and D, in place
+        (``nn.Module.compile``): parameters, state_dict keys and checkpoints are unchanged.
+        Ea, the AdaIN MLPs and the teacher stay eager. The real-image pass of D that feeds the
+        gradient regulariser runs eagerly, since compiled graphs do not support the double
+        backward it needs. ``compile_kwargs`` go to ``torch.compile`` (default
+        ``dynamic=False``: each batch size gets its own static graph)."""
+        compile_kwargs.setdefault("dynamic", False)
+        for module in (self.gen.encoder, self.gen.decoder, self.dis):
+            module.compile(**compile_kwargs)
+        self.compiled = True
+
+    def _eager(self):
+        """Run compiled modules eagerly inside this context (no-op when nothing is compiled)."""
+        if not self.compiled:
+            return contextlib.nullcontext()
+        return torch.compiler.set_stance("force_eager")
 
     # ------------------------------------------------------------------ step 1: generate
     def forward(self, a: dict, b: dict) -> dict:
@@ -118,7 +138,9 @@ class DGNet(nn.Module):
         fake = torch.cat([out["x_ba"], out["x_ab"]]).detach()
         real = torch.cat([out["x_a"], out["x_b"]]).detach().float()
         fake_outs = self.dis(fake)
-        with torch.autocast(real.device.type, enabled=False):  # the regulariser needs fp32
+        # the regulariser needs fp32, and a double backward (so an eager D when compiled)
+        eager = self._eager() if self.grad_penalty > 0 else contextlib.nullcontext()
+        with torch.autocast(real.device.type, enabled=False), eager:
             real_outs = self.dis(real.requires_grad_(self.grad_penalty > 0))
             losses = {"dis_adv": TWO_WAY * lsgan_dis_loss(fake_outs, real_outs)}
             if self.grad_penalty > 0:
