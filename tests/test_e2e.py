@@ -6,28 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import MOBILENET_WEIGHTS, REPO
+from conftest import MOBILENET_WEIGHTS, REPO, cli_opts
 
 from dgnet_plugin.utils.events import read_json_lines
 
 DEMO = str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml")
-
-
-def common(root, out):
-    return [
-        "DATASETS.ROOT",
-        str(root),
-        "OUTPUT_DIR",
-        str(out),
-        "MODEL.BACKBONE.PRETRAIN_PATH",
-        str(MOBILENET_WEIGHTS),
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "TEST.IMS_PER_BATCH",
-        "64",
-        "LOG_PERIOD",
-        "1",
-    ]
 
 
 def teacher_config(tmp: Path) -> str:
@@ -43,7 +26,7 @@ def teacher_config(tmp: Path) -> str:
 
 
 def dgnet_opts(root, out, tmp, max_iter):
-    return common(root, out) + [
+    return cli_opts(root, out) + [
         "MODEL.TEACHER.CONFIG",
         teacher_config(tmp),
         "MODEL.TEACHER.WEIGHTS",
@@ -73,7 +56,7 @@ def eval_only_args(root, out, weights, *opts):
         "--config-file",
         DEMO,
         "--eval-only",
-        *common(root, out),
+        *cli_opts(root, out),
         "MODEL.WEIGHTS",
         str(weights),
         *opts,
@@ -214,7 +197,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_market, tmp_path
     ],
 )
 def test_bad_input_is_a_clear_error(opts, message, tiny_market, tmp_path, capsys):
-    args = ["--config-file", DEMO, *common(tiny_market, tmp_path / "bad"), *opts]
+    args = ["--config-file", DEMO, *cli_opts(tiny_market, tmp_path / "bad"), *opts]
     if "MODEL.WEIGHTS" in opts:
         args.insert(2, "--eval-only")
     assert train_net.cli(args) == 2
@@ -230,7 +213,7 @@ def test_corrupt_image_is_a_clear_error(tiny_market, tmp_path, capsys):
     for p in (root / "bounding_box_train").iterdir():  # every training image is unreadable
         p.unlink()
         p.write_bytes(b"garbage")
-    args = ["--config-file", DEMO, *common(root, tmp_path / "out"), "LOSS.TEACHER_MAX", "0"]
+    args = ["--config-file", DEMO, *cli_opts(root, tmp_path / "out"), "LOSS.TEACHER_MAX", "0"]
     assert train_net.cli(args) == 2
     assert "cannot decode image" in capsys.readouterr().err
 
