@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import os
 import socket
+import time
 from collections.abc import Callable
 
 import torch
@@ -119,7 +120,24 @@ def _worker(local_rank, main_func, nproc, num_machines, machine_rank, addr, port
     )
     if "OMP_NUM_THREADS" not in os.environ:  # as torchrun: do not oversubscribe the cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
-    main_func(*args)
+    try:
+        main_func(*args)
+    except Exception as e:
+        if _lost_peer(e):  # a consequence of another process's failure: let that one's error
+            time.sleep(PEER_ERROR_GRACE_S)  # reach `launch` first, it names the cause
+        raise
+
+
+#: Seconds a process whose collective failed because a peer died waits before raising, so that
+#: ``launch`` reports the peer's own error (``torch.multiprocessing.spawn`` re-raises the first
+#: failure it sees).
+PEER_ERROR_GRACE_S = 3.0
+
+_PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+
+
+def _lost_peer(e: BaseException) -> bool:
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in _PEER_LOST)
 
 
 def launch(
