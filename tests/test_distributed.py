@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import REPO, cli_opts
+from conftest import NO_WARMUP_OPTS, REPO, cli_opts
 from torch import nn
 
 from dgnet_plugin.config import ConfigError
@@ -142,12 +142,7 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
         str(teacher_runs / "one" / "model_final.pth"),
         "MODEL.TEACHER.CONFIG",
         str(teacher_runs / "one" / "config.yaml"),
-        "LOSS.WARM_ITER",
-        "0",
-        "LOSS.WARM_TEACHER_ITER",
-        "0",
-        "LOSS.WARM_SCALE",
-        "1.0",
+        *NO_WARMUP_OPTS,
         "VIS.PERIOD",
         "0",
         "VIS.NUM_IMAGES",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import MOBILENET_WEIGHTS, REPO, cli_opts
+from conftest import MOBILENET_WEIGHTS, NO_WARMUP_OPTS, REPO, cli_opts
 
 from dgnet_plugin.utils.events import read_json_lines
 
@@ -41,12 +41,7 @@ def dgnet_opts(root, out, tmp, max_iter):
         "4",
         "DATALOADER.IMS_PER_BATCH",
         "3",
-        "LOSS.WARM_ITER",
-        "0",
-        "LOSS.WARM_TEACHER_ITER",
-        "0",
-        "LOSS.WARM_SCALE",
-        "1.0",
+        *NO_WARMUP_OPTS,
     ]
 
 
