@@ -179,6 +179,20 @@ def test_global_batch_shares_are_disjoint_and_make_the_single_process_batch(pair
                 assert j in same and (j != i or len(same) == 1)
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("start", [1, 4, 5, 11])  # within, at the end of, across epochs
+def test_sampler_started_at_k_continues_the_uninterrupted_stream(pairs, start):
+    groups = [list(range(k, k + 5)) for k in range(0, 40, 5)] + [[40]]
+    kw = {"seed": 3, "groups": groups if pairs else None}
+    for rank in (0, 1):
+        whole = iter(GlobalBatchSampler(41, 8, rank=rank, world_size=2, **kw))
+        expected = [next(whole) for _ in range(start + 7)][start:]
+        resumed = iter(GlobalBatchSampler(41, 8, rank=rank, world_size=2, start=start, **kw))
+        assert [next(resumed) for _ in range(7)] == expected
+    with pytest.raises(ValueError, match="start=-1"):
+        GlobalBatchSampler(41, 8, start=-1)
+
+
 def test_global_batch_must_divide_by_the_number_of_processes():
     with pytest.raises(ConfigError, match="divisible"):
         GlobalBatchSampler(41, 6, rank=0, world_size=4)

@@ -76,6 +76,26 @@ def trained(tiny_market, tmp_path_factory):
     return tmp, out, first
 
 
+def loss_records(out) -> dict[int, dict]:
+    return {r["iteration"]: r for r in read_json_lines(str(out / "metrics.json")) if "total" in r}
+
+
+def test_resume_is_an_exact_continuation_of_the_uninterrupted_run(trained, tiny_market):
+    """6 iterations in one run give the losses of 4 + 6 resumed: same batches (the samplers
+    skip what was drawn), same augmentation and dropout draws (RNG states restored; no
+    loader workers), same optimiser and scheduler states."""
+    tmp, out, _ = trained
+    whole = tmp / "uninterrupted"
+    assert train_net.cli(["--config-file", DEMO, *dgnet_opts(tiny_market, whole, tmp, 6)]) == 0
+    resumed, straight = loss_records(out), loss_records(whole)
+    assert sorted(straight) == [1, 2, 3, 4, 5, 6]
+    for it in (5, 6):
+        terms = set(straight[it]) - {"iteration", "time"}
+        assert terms == set(resumed[it]) - {"iteration", "time"}
+        for k in terms:
+            assert resumed[it][k] == pytest.approx(straight[it][k], rel=1e-5, abs=1e-7), (it, k)
+
+
 def test_teacher_is_trained_first_and_reported(trained):
     tmp, out, _ = trained
     assert (tmp / "teacher" / "model_final.pth").is_file()

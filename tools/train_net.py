@@ -104,6 +104,8 @@ def ensure_teacher(cfg) -> None:
     engine.resume_or_load(resume=True)
     engine.train()
     setup_logger(cfg.OUTPUT_DIR)
+    # the DG-Net run starts from the seeds it would have had with the teacher already there
+    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
 
 
 def main(args) -> dict:

@@ -68,13 +68,14 @@ def _test_loader(dataset, batch_size, workers) -> DataLoader:
     )
 
 
-def _train_loader(cfg, dataset, seed: int, groups=None) -> DataLoader:
+def _train_loader(cfg, dataset, seed: int, groups=None, start: int = 0) -> DataLoader:
     """Infinite loader of this process's share of each global batch of
     ``DATALOADER.IMS_PER_BATCH`` (:class:`GlobalBatchSampler`, shuffled with ``seed`` on
-    every process); worker seeds differ per process."""
+    every process, the first ``start`` global batches skipped); worker seeds differ per
+    process and per ``start``."""
     rank, world = comm.get_rank(), comm.get_world_size()
     sampler = GlobalBatchSampler(
-        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups
+        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups, start
     )
     workers = cfg.DATALOADER.NUM_WORKERS
     return DataLoader(
@@ -82,15 +83,18 @@ def _train_loader(cfg, dataset, seed: int, groups=None) -> DataLoader:
         batch_sampler=sampler,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed + 7919 * rank),  # worker seeds
+        # worker seeds (augmentation): per process, and fresh after a resume
+        generator=torch.Generator().manual_seed(seed + 7919 * rank + 104729 * start),
         persistent_workers=workers > 0,
     )
 
 
-def build_pair_streams(cfg, items):
+def build_pair_streams(cfg, items, start: int = 0):
     """DG-Net's two independent shuffled streams of :class:`PositivePairDataset` batches, as
     infinite iterators. ``DATALOADER.IMS_PER_BATCH`` images per stream and step over all
-    processes; this process gets its share (:class:`GlobalBatchSampler`), positives included."""
+    processes; this process gets its share (:class:`GlobalBatchSampler`), positives included.
+    ``start``: the iteration to start at (a resumed run gets the batches of the uninterrupted
+    run from there on)."""
     if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
         raise ValueError(
             f"{len(items)} training images, fewer than DATALOADER.IMS_PER_BATCH="
@@ -98,14 +102,15 @@ def build_pair_streams(cfg, items):
         )
     ds = PositivePairDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
     groups = list(ds.by_pid.values())
-    return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups)) for k in (1, 2))
+    return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups, start)) for k in (1, 2))
 
 
-def build_train_loader(cfg, items):
+def build_train_loader(cfg, items, start: int = 0):
     """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
-    process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``)."""
+    process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``), from iteration
+    ``start`` on."""
     ds = ImageListDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
-    return iter(_train_loader(cfg, ds, cfg.SEED))
+    return iter(_train_loader(cfg, ds, cfg.SEED, start=start))
 
 
 def build_test_sets(cfg, names=None) -> dict[str, dict]:

@@ -11,6 +11,10 @@ one process with ``N*b``.
 For DG-Net's positive pairs the other image of the same identity is drawn from the same
 shared generator (for the whole global batch, then split), so pairs also match. Augmentation
 randomness (flip, crop, erasing, dropout) is left to each process's own seed.
+
+``start`` skips the first global batches by replaying the generator, so a run resumed at
+iteration ``k`` (``--resume``) draws exactly the batches the uninterrupted run draws from
+iteration ``k`` on.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ class GlobalBatchSampler(Sampler[list]):
         groups: for positive pairs, the item indices of each identity (lists): the sampler
             then yields ``(i, j)`` with ``j`` another item of ``i``'s identity (``i`` itself
             when the identity has one image). ``None``: it yields plain indices.
+        start: global batches already drawn (the iteration a resumed run starts at): they
+            are skipped by replaying the shared generator (about 2 µs per skipped batch).
+
+    Raises:
+        ValueError: fewer items than ``global_batch``, or ``start < 0``.
 
     Each epoch is a fresh permutation; the last incomplete global batch of an epoch is
     dropped (``drop_last``).
@@ -57,7 +66,10 @@ class GlobalBatchSampler(Sampler[list]):
         world_size: int = 1,
         seed: int = 0,
         groups: Sequence[Sequence[int]] | None = None,
+        start: int = 0,
     ):
+        if start < 0:
+            raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
         if num_items < global_batch:
             raise ValueError(
                 f"{num_items} training images, fewer than the global batch of {global_batch}"
@@ -67,6 +79,7 @@ class GlobalBatchSampler(Sampler[list]):
         self.rank, self.world_size = rank, world_size
         self.batch = per_process_batch(global_batch, world_size, "DATALOADER.IMS_PER_BATCH")
         self.seed = seed
+        self.start = start
         self._group_of = None
         if groups is not None:
             self._groups = [torch.as_tensor(list(g), dtype=torch.int64) for g in groups]
@@ -92,9 +105,15 @@ class GlobalBatchSampler(Sampler[list]):
     def __iter__(self) -> Iterator[list]:
         gen = torch.Generator().manual_seed(self.seed)
         lo, hi = self.rank * self.batch, (self.rank + 1) * self.batch
+        skip = self.start
         while True:
             perm = torch.randperm(self.num_items, generator=gen)
             for start in range(0, self.num_items - self.global_batch + 1, self.global_batch):
+                if skip:  # replay: the same draws as the batch would make, nothing built
+                    skip -= 1
+                    if self._group_of is not None:
+                        torch.rand(self.global_batch, generator=gen, dtype=torch.float64)
+                    continue
                 batch = perm[start : start + self.global_batch]
                 if self._group_of is None:
                     yield batch[lo:hi].tolist()

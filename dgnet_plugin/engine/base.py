@@ -105,6 +105,7 @@ class IterationEngine(tr.Engine):
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._checkpointer: Checkpointer | None = None
+        self._resume_rng: dict | None = None
 
     # ------------------------------------------------------------------ hooks for subclasses
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
@@ -148,12 +149,17 @@ class IterationEngine(tr.Engine):
 
     def resume_or_load(self, resume: bool) -> None:
         """``resume``: continue from ``OUTPUT_DIR/last_checkpoint`` (networks, optimisers,
-        schedulers, iteration, RNG). Otherwise load ``MODEL.WEIGHTS`` (weights only) if set."""
+        schedulers, iteration, RNG). Otherwise load ``MODEL.WEIGHTS`` (weights only) if set.
+
+        The RNG states are restored by :meth:`train` just before the first iteration, after
+        whatever it builds first (the teacher, DDP wrappers) has drawn its random numbers, so
+        a resumed run continues exactly as the uninterrupted one (with the samplers skipping
+        the batches already drawn)."""
         ckpt = self.checkpointer
         if resume and ckpt.has_checkpoint():
             extra = ckpt.load(ckpt.get_checkpoint_file())  # every rank reads the same file
             self.iter = int(extra.get("iteration", 0))
-            self._restore_rng(extra)
+            self._resume_rng = extra  # applied when the loop starts (see train)
             for opt in self._optims.values():
                 if opt is not None:
                     restore_impl(opt)  # the checkpoint's foreach/fused flags -> this device's
@@ -217,6 +223,9 @@ class IterationEngine(tr.Engine):
         self.writer = SummaryWriter(log_dir=self.output_dir) if main else None
         comm.broadcast_module(self.model_all)  # identical start (after building / loading)
         self.prepare_distributed()
+        if self._resume_rng is not None:
+            self._restore_rng(self._resume_rng)
+            self._resume_rng = None
         self.set_model_mode("train")
         logger.info(
             "Training %s from iteration %d to %d on %d process(es), %d image(s) each per step",

@@ -44,7 +44,9 @@ class DGNetEngine(IterationEngine):
     of the ~8 wrapped calls per step), the dispatcher in G's API and the frozen copies routed
     around the wrappers. Explicit averaging needs none of that and gives the update of one
     process with the whole batch; it does not overlap the communication with the backward
-    (three ``all_reduce`` calls per step). The random choice between the trainable and the
+    (three ``all_reduce`` calls per step). Multi-phase GAN training loops elsewhere make the
+    same choice (NVIDIA's StyleGAN3 averages each phase's flattened gradients with one
+    ``all_reduce``). The random choice between the trainable and the
     frozen Es for the structure-code reconstruction is drawn from ``SEED`` and the iteration,
     the same on every rank.
     Under fp16 the D update and the G + Ea update have one GradScaler each.
@@ -80,7 +82,7 @@ class DGNetEngine(IterationEngine):
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
         if self._streams is None:
-            self._streams = build_pair_streams(self.cfg, self.train_items)
+            self._streams = build_pair_streams(self.cfg, self.train_items, start=iteration)
         a = self.to_device(next(self._streams[0]))
         b = self.to_device(next(self._streams[1]))
         weights = dgnet_loss_weights(self.cfg.LOSS, iteration)

@@ -47,7 +47,7 @@ class TeacherEngine(IterationEngine):
 
     def run_step(self, iteration: int):
         if self._stream is None:
-            self._stream = build_train_loader(self.cfg, self.train_items)
+            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
         batch = self.to_device(next(self._stream))
         with self.autocast():
             logits = self._train_net(batch["img"])
