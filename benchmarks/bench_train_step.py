@@ -242,12 +242,30 @@ def describe(engine: DGNetEngine, reference: bool) -> str:
 
 
 VARIANTS = (True, False)  # reference, dgnet_plugin
+#: Targets of the speed issue for the ``official`` config on one H100 (CUDA only).
+TARGETS = {"s_per_iter": 0.25, "peak_gb": 10.0, "speed_up": 3.0}
 
 
-def run_config(name: str, args, rows: list) -> None:
+def target_verdict(name: str, device: str, sec: float, peak_gb: float, speed_up: float) -> str:
+    """One line comparing the dgnet_plugin variant with :data:`TARGETS` (``official`` on CUDA;
+    elsewhere the targets do not apply and the line says so)."""
+    if name != "official" or not device.startswith("cuda"):
+        return f"{name} on {device}: the targets are for the official config on an H100 (CUDA)"
+    gpu = torch.cuda.get_device_name(torch.device(device))
+    checks = [
+        (f"{sec:.3f} s/iter", sec <= TARGETS["s_per_iter"], f"<= {TARGETS['s_per_iter']}"),
+        (f"peak {peak_gb:.2f} GB", peak_gb <= TARGETS["peak_gb"], f"<= {TARGETS['peak_gb']:g}"),
+        (f"{speed_up:.2f}x the reference", speed_up >= TARGETS["speed_up"], ">= 3x"),
+    ]
+    parts = [f"{what} (target {t}: {'met' if ok else 'NOT met'})" for what, ok, t in checks]
+    return f"official on {gpu} (targets set for an H100): " + "; ".join(parts)
+
+
+def run_config(name: str, args, rows: list) -> str:
     """1. Peak memory: each variant alone in the process (on CUDA after one untracked
     iteration: cudnn autotuning and compilation). 2. Time: both variants built again and
-    their iterations interleaved, so that both see the same load on a shared machine."""
+    their iterations interleaved, so that both see the same load on a shared machine.
+    Appends one table row per variant to ``rows``; returns :func:`target_verdict`."""
     cfg_extra = ["SOLVER.AMP", args.amp] if args.amp else []
     cfg_extra += ["MODEL.COMPILE", "True"] if args.compile else []
     ids = CONFIGS[name]["ids"]
@@ -312,6 +330,8 @@ def run_config(name: str, args, rows: list) -> None:
                     "yes" if finite[ref] else "NO",
                 ]
             )
+        ours = statistics.median(times[False])
+        return target_verdict(name, str(dev), ours, peaks[False], base / ours)
 
 
 # ----------------------------------------------------------------------------- profiling
@@ -478,11 +498,12 @@ def main():
     if args.profile:
         return profile(args.config[0], args)
     rows = []
-    for name in args.config:
-        run_config(name, args, rows)
+    verdicts = [run_config(name, args, rows) for name in args.config]
     headers = ["config", "device", "variant", "s / iter", "images / s", "peak GB", "speed-up"]
     headers += ["CPU s / iter", "finite"]
     print(tabulate(rows, headers=headers, tablefmt="github"))
+    for line in verdicts:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -237,14 +237,35 @@ def test_benchmark_smallest_setting_prints_its_figures():
         assert row[6].endswith("x") and float(row[7]) > 0 and row[8] == "yes"
     for header in ("s / iter", "images / s", "peak GB", "speed-up", "CPU s / iter"):
         assert header in p.stdout
+    assert "tiny on cpu: the targets are for the official config on an H100" in p.stdout
 
 
-def test_benchmark_profile_breakdown(capsys):
+def import_bench():
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import bench_train_step as bench
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+    return bench
+
+
+def test_benchmark_target_verdict(monkeypatch):
+    bench = import_bench()
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    line = bench.target_verdict("official", "cuda:0", 0.21, 9.5, 2.4)
+    assert line.startswith("official on NVIDIA H100 80GB HBM3")
+    assert "0.210 s/iter (target <= 0.25: met)" in line
+    assert "peak 9.50 GB (target <= 10: met)" in line
+    assert "2.40x the reference (target >= 3x: NOT met)" in line
+    line = bench.target_verdict("official", "cuda:0", 0.3, 12.0, 3.0)
+    assert line.count("NOT met") == 2 and "3.00x the reference (target >= 3x: met)" in line
+    assert "do not" not in bench.target_verdict("official", "cuda", 0.1, 1.0, 9.0)
+    assert "targets are for the official config" in bench.target_verdict("cpu", "cuda", 1, 1, 1)
+    assert "targets are for the official config" in bench.target_verdict("official", "cpu", 1, 1, 1)
+
+
+def test_benchmark_profile_breakdown(capsys):
+    bench = import_bench()
     args = type("Args", (), dict(device="cpu", iters=1, warmup=0, amp=None, top=5))()
     bench.profile("tiny", args)
     out = capsys.readouterr().out

