@@ -27,7 +27,6 @@ from types import SimpleNamespace
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from ..data import build_test_sets, load_train_set
 from ..data.samplers import per_process_batch
@@ -37,7 +36,7 @@ from ..modeling.norm import convert_norm
 from ..utils import comm
 from ..utils import torchreid_compat as tr
 from ..utils.checkpoint import Checkpointer, rng_state, set_rng_state
-from ..utils.events import JSONWriter
+from ..utils.events import JSONWriter, progress_bar
 from .optim import restore_impl
 from .precision import MixedPrecision, SpeedOptions
 
@@ -236,7 +235,7 @@ class IterationEngine(tr.Engine):
             cfg.DATALOADER.IMS_PER_BATCH // comm.get_world_size(),
         )
         t0, start = time.perf_counter(), self.iter
-        bar = tqdm(
+        bar = progress_bar(
             total=max_iter, initial=self.iter, dynamic_ncols=True, desc="train", disable=not main
         )
         try:

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 from ..utils import comm
+from ..utils.events import progress_bar
 
 
 def _normalize_parts(feat: torch.Tensor, parts: tuple[int, ...]) -> torch.Tensor:
@@ -28,7 +28,7 @@ def extract_features(model, loader, device, flip: bool = True, desc: str = "feat
     parts = tuple(getattr(model, "feature_parts", ()))
     feats, pids, camids = [], [], []
     model.eval()
-    bar = tqdm(
+    bar = progress_bar(
         loader, desc=desc, leave=False, dynamic_ncols=True, disable=not comm.is_main_process()
     )
     for batch in bar:

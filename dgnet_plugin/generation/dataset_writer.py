@@ -31,9 +31,9 @@ import tempfile
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import save_image
-from tqdm import tqdm
 
 from ..data.datasets import DatasetNotFoundError, read_image, scan_market_folder
+from ..utils.events import progress_bar
 from ..utils.visualization import denormalize
 from .common import appearance_codes, decode, model_device, structure_codes
 
@@ -238,7 +238,7 @@ def write_dataset(
         )
         tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=out)
         try:
-            bar = tqdm(total=len(pending), desc="generate", disable=not progress)
+            bar = progress_bar(total=len(pending), desc="generate", disable=not progress)
             for app, struct, idx in loader:
                 f_app = appearance_codes(model, app.to(device))
                 fake = decode(model, structure_codes(model, struct.to(device)), f_app)

@@ -1,4 +1,5 @@
-"""Logging to console + ``log.txt`` and detectron2-style ``metrics.json`` (JSON lines)."""
+"""Logging to console + ``log.txt``, detectron2-style ``metrics.json`` (JSON lines) and
+progress bars."""
 
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ def setup_logger(output_dir: str | None, name: str = "dgnet_plugin") -> logging.
         fh.setFormatter(fmt)
         logger.addHandler(fh)
     return logger
+
+
+#: Seconds between two refreshes of a progress bar whose stream is not a terminal.
+NON_TTY_MININTERVAL = 30.0
+
+
+def progress_bar(*args, **kwargs):
+    """``tqdm(*args, **kwargs)`` that stays short in log files: when its stream (``file``,
+    default ``sys.stderr``) is not a terminal (redirected to a file, CI), it refreshes at most
+    every :data:`NON_TTY_MININTERVAL` seconds instead of ten times a second, so a redirected
+    log gets a bar line every 30 s (and the last one), not one per iteration. An explicit
+    ``mininterval`` wins."""
+    from tqdm import tqdm
+
+    stream = kwargs.get("file") or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if not (isatty and isatty()):
+        kwargs.setdefault("mininterval", NON_TTY_MININTERVAL)
+    return tqdm(*args, **kwargs)
 
 
 class JSONWriter:
