@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import NO_WARMUP_OPTS, REPO, cli_opts
+from conftest import REPO, cli_opts
 from torch import nn
 
 from dgnet_plugin.config import ConfigError
@@ -36,15 +36,25 @@ TEACHER = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
 # processes (B each), relative to the loss, per iteration. Iteration 1 is the forward of the
 # same weights on the same images: only summation order differs. Later iterations follow
 # updates whose first Adam step is ~lr * sign(grad), so parameters whose gradient is ~0 move
-# by +-lr depending on float noise, and the chaotic GAN losses amplify it. Measured
-# (DG-Net / teacher): 1.3e-7 / 1.0e-7, 2.8e-4 / 4.0e-6, 7.5e-3 / 4.5e-6. Without the
-# gradient averaging (each rank stepping on its own half) DG-Net's iteration 2 is off by 0.81.
+# by +-lr depending on float noise, and the chaotic GAN losses amplify it. Measured on the
+# 2-core CPU VM (DG-Net with DDP, warm-up ending at iteration 2 / teacher): 2.7e-7 / 0,
+# 1.1e-4 / 6.6e-7, 9.1e-4 / 9.4e-7. Without DDP (each rank stepping on its own half)
+# DG-Net's iterations 2 and 3 are off by 0.34.
 LOSS_RTOL = {1: 1e-5, 2: 2e-3, 3: 3e-2}
 # The weights after 3 Adam steps differ by up to ~5e-4 (parameters whose gradient is near 0,
 # where Adam's normalisation magnifies summation-order noise), enough to swap near-tied
 # gallery images of the 6-identity test set: metrics (in %) agree within this.
 EVAL_ATOL = 0.5
 ITERS = 3
+#: The warm-up ramps start at iteration 1 and reach their maxima at iteration 2 (0-based).
+WARMUP_ENDS_AT_ITERATION_2 = [
+    "LOSS.WARM_ITER",
+    "1",
+    "LOSS.WARM_TEACHER_ITER",
+    "1",
+    "LOSS.WARM_SCALE",
+    "10.0",
+]
 
 
 def deterministic_opts(root: Path, out: Path, batch: int) -> list[str]:
@@ -135,14 +145,17 @@ def test_teacher_two_processes_match_one_process(teacher_runs):
 
 
 def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_path):
-    """Every loss term, including the teacher KL, over 3 iterations; --num-gpus 2 spawns the
-    two processes. The final evaluation (features extracted in shards and gathered) agrees."""
+    """3 iterations, --num-gpus 2 spawning the two processes (DDP): the first two in the
+    warm-up (code, cycle, teacher and fine-grained terms off: the fine-grained head gets a
+    zero gradient, which DDP must reduce like any other), the third with every loss term on,
+    the teacher KL included. The final evaluation (features extracted in shards and
+    gathered) agrees."""
     teacher = [
         "MODEL.TEACHER.WEIGHTS",
         str(teacher_runs / "one" / "model_final.pth"),
         "MODEL.TEACHER.CONFIG",
         str(teacher_runs / "one" / "config.yaml"),
-        *NO_WARMUP_OPTS,
+        *WARMUP_ENDS_AT_ITERATION_2,
         "VIS.PERIOD",
         "0",
         "VIS.NUM_IMAGES",
@@ -154,6 +167,7 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
     two += [*deterministic_opts(tiny_market, tmp_path / "two", 4), *teacher]
     assert train_net.cli(two) == 0
     r1, r2 = train_records(tmp_path / "one"), train_records(tmp_path / "two")
+    assert not {"teacher_kl", "cycle", "recon_s", "fine"} & (set(r1[0]) | set(r1[1]))
     assert {"teacher_kl", "cycle", "recon_s", "dis_reg", "fine"} <= set(r1[-1])
     assert_equivalent(r1, r2, "DG-Net")
     e1, e2 = eval_record(tmp_path / "one"), eval_record(tmp_path / "two")
@@ -254,16 +268,12 @@ def _comm_worker(out_dir: str) -> None:
         loader = torch.utils.data.DataLoader(_IndexImages(), batch_size=3)
         f, pids, camids = extract_features_distributed(_Features(), loader, "cpu")
         ref = extract_features(_Features(), loader, "cpu")
-        net = nn.Linear(2, 2)
         torch.manual_seed(rank)
-        net.weight.grad = torch.full_like(net.weight, float(rank))
-        net.bias.grad = torch.full_like(net.bias, 2.0 * rank)
-        comm.all_reduce_grads(net)
+        net = nn.Linear(2, 2)
         comm.broadcast_module(net)
         out = {
             "order": torch.equal(f, ref[0]) and pids.tolist() == list(range(7)),
             "camids": camids.tolist(),
-            "grads": (net.weight.grad.tolist(), net.bias.grad.tolist()),
             "weight": net.weight.detach().clone(),
             "objects": comm.all_gather_object({"rank": rank, "t": torch.arange(rank + 1)}),
             "broadcast": comm.broadcast_object({"from": rank}),
@@ -287,7 +297,6 @@ def test_gathers_reductions_broadcasts_and_a_failure_over_two_processes(tmp_path
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
     for r in (r0, r1):
         assert r["order"] and r["camids"] == [i % 2 for i in range(7)]
-        assert r["grads"] == ([[0.5, 0.5], [0.5, 0.5]], [1.0, 1.0])  # means of 0 and 1, 0 and 2
         assert [o["rank"] for o in r["objects"]] == [0, 1]
         assert torch.equal(r["objects"][1]["t"], torch.arange(2))
         assert r["broadcast"] == {"from": 0} and r["mean"] == [0.5, 4.0]

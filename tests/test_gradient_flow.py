@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from dgnet_plugin.config import get_cfg
-from dgnet_plugin.losses import DGNET_LOSS_TERMS
+from dgnet_plugin.losses import DGNET_LOSS_TERMS, dgnet_loss_weights
 from dgnet_plugin.modeling import build_model
+from dgnet_plugin.modeling.meta_arch.dgnet import ALWAYS_COMPUTED
 
 N, H, W, K = 3, 64, 32, 6
 
@@ -138,9 +139,32 @@ def test_frozen_ea_and_teacher_leave_batchnorm_statistics_untouched(nets):
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in bn_teacher.items())
 
 
-def test_zero_weight_terms_are_skipped(nets):
+def test_zero_weight_terms_are_skipped_but_those_of_the_shared_forward(nets):
     model, teacher = nets
     out = model(batch(9), batch(10))
     weights = {k: 0.0 for k in DGNET_LOSS_TERMS}
-    weights.update(recon_x=5.0, id=1.0)
-    assert set(model.generator_losses(out, weights, None)) == {"recon_x", "id"}
+    weights.update(recon_x=5.0, gan=1.0)
+    assert set(model.generator_losses(out, weights, None)) == {"gan", *ALWAYS_COMPUTED}
+
+
+def test_every_trainable_parameter_gets_a_gradient_during_the_warm_up(nets):
+    """DDP without find_unused_parameters needs every parameter of a phase to get a gradient
+    at every iteration: at iteration 0 of the official schedule (code, cycle, teacher and
+    fine-grained terms off), the G + Ea total reaches every parameter of Ea, Es and G (the
+    fine-grained head through id_fine with weight 0: a zero gradient, as in the official
+    code), and the D losses every parameter of D."""
+    model, teacher = nets
+    weights = dgnet_loss_weights(get_cfg().LOSS, 0)
+    assert weights["id_fine"] == weights["fine"] == weights["recon_f"] == 0.0
+    model.zero_grad(set_to_none=True)
+    out = model(batch(11), batch(12))
+    L = model.generator_losses(out, weights, None, reencode=False)
+    sum(weights[k] * v for k, v in L.items()).backward()
+    for part in (model.reid, model.gen):
+        missing = [n for n, p in part.named_parameters() if p.grad is None]
+        assert not missing, missing
+    fine = [p.grad for n, p in model.reid.named_parameters() if "classifier_fine" in n]
+    assert fine and all(torch.count_nonzero(g) == 0 for g in fine)  # weight 0: zero gradient
+    assert all(p.grad is None for p in model.dis.parameters())  # D: frozen in this phase
+    sum(model.discriminator_losses(out).values()).backward()
+    assert all(p.grad is not None for p in model.dis.parameters())

@@ -12,10 +12,11 @@ A method's engine implements :meth:`run_step` (one iteration of its algorithm).
 Several processes (torchrun, ``--num-gpus``; see :mod:`.launch`): every rank runs the same
 loop on its share of each global batch. Networks start identical (rank 0's parameters and
 buffers are broadcast at the start of :meth:`train`, after building and loading); engines
-average gradients with DDP or :meth:`sync_gradients`. Only rank 0 writes the console log,
-``log.txt``, ``metrics.json``, TensorBoard, the progress bar, sample grids and checkpoints;
-logged losses are means over ranks (one ``all_reduce`` per ``LOG_PERIOD``); evaluation
-extracts features on every rank (a shard each) and ranks them on rank 0.
+average gradients with ``DistributedDataParallel`` (:meth:`prepare_distributed`). Only
+rank 0 writes the console log, ``log.txt``, ``metrics.json``, TensorBoard, the progress
+bar, sample grids and checkpoints; logged losses are means over ranks (one ``all_reduce``
+per ``LOG_PERIOD``); evaluation extracts features on every rank (a shard each) and ranks
+them on rank 0.
 """
 
 from __future__ import annotations
@@ -181,16 +182,9 @@ class IterationEngine(tr.Engine):
         else:
             tr.utils.set_random_seed(self.cfg.SEED + rank + 1009 * self.iter)
 
-    def sync_gradients(self, *modules: torch.nn.Module) -> None:
-        """Average the gradients of each module over ranks (one flattened ``all_reduce`` per
-        module, :func:`~dgnet_plugin.utils.comm.all_reduce_grads`); nothing in one process.
-        For engines that cannot use ``DistributedDataParallel`` (see ``DGNetEngine``)."""
-        for m in modules:
-            comm.all_reduce_grads(m)
-
     def prepare_distributed(self) -> None:
         """Called by :meth:`train` once rank 0's weights are on every rank: wrap networks in
-        DDP here (``TeacherEngine``)."""
+        DDP here (``TeacherEngine``, ``DGNetEngine``)."""
 
     # ------------------------------------------------------------------ training loop
     def autocast(self):

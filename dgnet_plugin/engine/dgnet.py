@@ -7,12 +7,14 @@ import os
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_pair_streams
 from ..data.pairs import ImageListDataset
 from ..data.transforms import build_transforms
 from ..generation.swap import save_swap_grid
 from ..losses import DGNET_LOSS_TERMS, dgnet_loss_weights
+from ..utils import comm
 from ..utils.visualization import save_grid
 from .base import IterationEngine
 from .build import ENGINE_REGISTRY
@@ -27,29 +29,25 @@ class DGNetEngine(IterationEngine):
     """Registered networks (torchreid ``register_model``): ``model`` = Ea (SGD), ``gen`` =
     Es + G + MLPs (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR.
 
-    Several processes: no ``DistributedDataParallel``. Each phase's gradients are averaged
-    explicitly after its backward (:meth:`~.base.IterationEngine.sync_gradients`: one
-    flattened ``all_reduce`` per network; D after the D backward, G and Ea after the G + Ea
-    backward). One DG-Net step breaks what DDP's reducer assumes: G is called through
-    ``encode`` / ``decode`` (not ``forward``) two to four times, Ea two or three times and D
-    three times, partly as frozen copies (``functional_call`` with detached parameters); there
-    are two backward passes with separate optimisers, the second against the updated D; D's
-    regulariser differentiates with ``torch.autograd.grad(create_graph=True)``, which DDP's
-    documentation excludes; and the warm-up switches terms on, so the set of parameters with
-    gradients changes (at iteration 0 Ea's fine-grained head gets none). Tried on 2 CPU
-    processes: plain DDP wrappers of Ea, G (behind a ``forward(method, *args)`` dispatcher)
-    and D fail at the second iteration ("Expected to have finished reduction in the prior
-    iteration", the fine-grained head); they run, and give bit-identical losses and weights
-    to the explicit averaging, only with ``find_unused_parameters=True`` (a graph walk at each
-    of the ~8 wrapped calls per step), the dispatcher in G's API and the frozen copies routed
-    around the wrappers. Explicit averaging needs none of that and gives the update of one
-    process with the whole batch; it does not overlap the communication with the backward
-    (three ``all_reduce`` calls per step). Multi-phase GAN training loops elsewhere make the
-    same choice (NVIDIA's StyleGAN3 averages each phase's flattened gradients with one
-    ``all_reduce``). The random choice between the trainable and the
-    frozen Es for the structure-code reconstruction is drawn from ``SEED`` and the iteration,
-    the same on every rank.
-    Under fp16 the D update and the G + Ea update have one GradScaler each.
+    Several processes: ``DistributedDataParallel``, one wrapper per update phase, since each
+    phase has its own backward and optimisers: D (called through its wrapper for the fake and
+    the real images of the D update), and Ea + Es + G (:class:`~dgnet_plugin.modeling.
+    meta_arch.dgnet.GeneratorPhase`, whose forward is step 1). The gradients of each phase are
+    averaged during its backward, overlapped with it, before its optimisers step. What makes
+    plain DDP (no ``find_unused_parameters``) work here: every parameter of a phase gets a
+    gradient at every iteration (D through both LSGAN terms; Ea, Es and G through the terms
+    that are always computed, weight 0 included, as in the official code: see
+    ``DGNet.generator_losses``); the frozen copies (Ea', D', Es' as ``functional_call`` with
+    detached parameters) run on the bare modules, outside the wrappers, and give the
+    parameters no gradient; the later trainable calls of the step (Es and Ea on the generated
+    images, the cycle decode) use the bare modules too and meet the wrapper's forward in the
+    same backward, where each parameter's gradient is accumulated once; the regulariser's
+    ``torch.autograd.grad`` is taken with respect to the real images only, so no parameter
+    hook fires before the D backward. Buffers are not broadcast at each forward
+    (``broadcast_buffers=False``): each process keeps its batch-norm statistics, rank 0's are
+    saved and evaluated. The random choice between the trainable and the frozen Es for the
+    structure-code reconstruction is drawn from ``SEED`` and the iteration, the same on every
+    rank. Under fp16 the D update and the G + Ea update have one GradScaler each.
     """
 
     AMP_PHASES = ("dis", "gen")
@@ -68,8 +66,19 @@ class DGNetEngine(IterationEngine):
         self._teacher_results = None
         self._streams = None
         self._display = None
+        self._ddp: dict[str, DistributedDataParallel] | None = None
         if self.speed.compile:
             m.compile_networks()
+
+    def prepare_distributed(self) -> None:
+        """With several processes, wrap the two update phases in DDP (see the class doc)."""
+        if comm.is_distributed() and self._ddp is None:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            kw = {"device_ids": ids, "broadcast_buffers": False}
+            self._ddp = {
+                "gen": DistributedDataParallel(self.model_all.generator_phase(), **kw),
+                "dis": DistributedDataParallel(self.model_all.dis, **kw),
+            }
 
     def set_teacher(self, teacher) -> None:
         """Use ``teacher`` (frozen, on the device) for the primary-feature term."""
@@ -87,21 +96,17 @@ class DGNetEngine(IterationEngine):
         b = self.to_device(next(self._streams[1]))
         weights = dgnet_loss_weights(self.cfg.LOSS, iteration)
         opt = self._optims
+        ddp = self._ddp or {}  # DDP wrappers with several processes (gradient averaging)
 
         # 1. Encode both streams (Ea, Es) and decode every image the losses need.
         with self.autocast():
-            out = self.model_all(a, b)
+            out = ddp.get("gen", self.model_all)(a, b)
 
         # 2. Update D on the detached cross-identity images against the real ones.
         with self.autocast():
-            d_losses = self.model_all.discriminator_losses(out)
+            d_losses = self.model_all.discriminator_losses(out, dis=ddp.get("dis"))
         opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(
-            self.cfg.LOSS.GAN * sum(d_losses.values()),
-            opt["dis"],
-            phase="dis",
-            before_step=lambda: self.sync_gradients(self.model_all.dis),
-        )
+        self.amp.backward_step(self.cfg.LOSS.GAN * sum(d_losses.values()), opt["dis"], phase="dis")
 
         # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
         with self.autocast():
@@ -115,13 +120,7 @@ class DGNetEngine(IterationEngine):
         total = sum(weights[k] * v for k, v in g_losses.items())
         opt["gen"].zero_grad(set_to_none=True)
         opt["model"].zero_grad(set_to_none=True)
-        self.amp.backward_step(
-            total,
-            opt["gen"],
-            opt["model"],
-            phase="gen",
-            before_step=lambda: self.sync_gradients(self.model_all.gen, self.model_all.reid),
-        )
+        self.amp.backward_step(total, opt["gen"], opt["model"], phase="gen")
 
         logged = {k: g_losses[k].detach() for k in DGNET_LOSS_TERMS if k in g_losses}
         logged.update({k: v.detach() for k, v in d_losses.items()})

@@ -141,28 +141,3 @@ def broadcast_module(module: nn.Module, src: int = 0, buffers_only: bool = False
         dist.broadcast(flat, src=src)
         for t, v in zip(group, flat.split([t.numel() for t in group])):
             t.copy_(v.view_as(t))
-
-
-@torch.no_grad()
-def all_reduce_grads(module: nn.Module) -> None:
-    """Replace the gradients of ``module``'s parameters by their mean over ranks: one
-    flattened ``all_reduce`` for the whole module (the pattern of NVlabs' StyleGAN3 training
-    loop).
-
-    Only parameters whose ``.grad`` is set take part; the caller guarantees that the same
-    parameters have gradients on every rank (the same loss terms are computed everywhere),
-    otherwise the flattened sizes differ and the collective fails.
-    """
-    if not is_distributed():
-        return
-    params = [p for p in module.parameters() if p.grad is not None and p.numel() > 0]
-    if not params:
-        return
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dev = flat.device
-    flat = flat.to(_comm_device())
-    dist.all_reduce(flat)
-    flat.div_(get_world_size())
-    flat = flat.to(dev)
-    for p, g in zip(params, flat.split([p.numel() for p in params])):
-        p.grad.copy_(g.view_as(p.grad))

@@ -33,6 +33,28 @@ from .build import META_ARCH_REGISTRY
 from .reid import build_appearance_encoder
 
 TWO_WAY = 2.0
+#: Terms computed at every iteration whatever their weight (0 during the warm-up for
+#: ``id_fine``): they come from the shared forward at no extra network cost, and with them
+#: every parameter of Ea, Es and G gets a gradient at every iteration (see
+#: :meth:`DGNet.generator_losses`).
+ALWAYS_COMPUTED = ("recon_x", "recon_xp", "id", "id_fine", "pid")
+
+
+class GeneratorPhase(nn.Module):
+    """What the G + Ea update trains, as one module for ``DistributedDataParallel``:
+    ``reid`` (Ea) and ``gen`` (Es + G + AdaIN MLPs) of a :class:`DGNet` (the same module
+    objects, not copies), with ``forward(a, b)`` = :meth:`DGNet.forward` (step 1 of the
+    iteration). The later trainable calls of the step (Es on the generated images, the cycle
+    decode, Ea on the generated images) run on the same modules outside this forward; their
+    gradients meet in the same backward and DDP averages them with the rest."""
+
+    def __init__(self, arch: DGNet):
+        super().__init__()
+        self.reid, self.gen = arch.reid, arch.gen
+        self._arch = (arch,)  # not a submodule: D is not part of this phase
+
+    def forward(self, a: dict, b: dict) -> dict:
+        return self._arch[0](a, b)
 
 
 @META_ARCH_REGISTRY.register()
@@ -131,17 +153,25 @@ class DGNet(nn.Module):
             "x_b_pos": x_b_pos,
         }
 
+    def generator_phase(self) -> GeneratorPhase:
+        """Ea, Es and G as one module whose forward is step 1 (for DDP; see
+        :class:`GeneratorPhase`)."""
+        return GeneratorPhase(self)
+
     # ------------------------------------------------------------------ step 2: D update
-    def discriminator_losses(self, out: dict) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, out: dict, dis: nn.Module | None = None) -> dict:
         """LSGAN loss of D on the detached cross-identity images ``x_ba, x_ab`` against the
-        real ``x_a, x_b``, and the real-image gradient regulariser (computed in float32)."""
+        real ``x_a, x_b``, and the real-image gradient regulariser (computed in float32).
+        ``dis``: what to call D through (its DDP wrapper with several processes; default
+        ``self.dis``)."""
+        dis = self.dis if dis is None else dis
         fake = torch.cat([out["x_ba"], out["x_ab"]]).detach()
         real = torch.cat([out["x_a"], out["x_b"]]).detach().float()
-        fake_outs = self.dis(fake)
+        fake_outs = dis(fake)
         # the regulariser needs fp32, and a double backward (so an eager D when compiled)
         eager = self._eager() if self.grad_penalty > 0 else contextlib.nullcontext()
         with torch.autocast(real.device.type, enabled=False), eager:
-            real_outs = self.dis(real.requires_grad_(self.grad_penalty > 0))
+            real_outs = dis(real.requires_grad_(self.grad_penalty > 0))
             losses = {"dis_adv": TWO_WAY * lsgan_dis_loss(fake_outs, real_outs)}
             if self.grad_penalty > 0:
                 reg = real_gradient_penalty(real_outs, real)
@@ -164,7 +194,14 @@ class DGNet(nn.Module):
         probability ``structure_encoder_again`` from Python's ``random`` (the engine passes a
         draw that is the same on every process).
 
-        Terms whose weight is 0 (during the warm-up) are not computed. Gradient flow:
+        Terms whose weight is 0 (during the warm-up) are not computed, except
+        :data:`ALWAYS_COMPUTED`: they come from the step-1 forward at no extra network cost
+        and enter the total even with weight 0, so every parameter of Ea, Es and G gets a
+        gradient (zero for a zero weight) at every iteration. That is what the official code
+        does (its ID loss adds ``teacher_w * 0.2 * CE(fine)`` with ``teacher_w = 0`` before
+        30k iterations, so the fine-grained head gets zero gradients, hence SGD's weight decay
+        and momentum, during the warm-up), and what DDP without ``find_unused_parameters``
+        needs. Gradient flow:
         generation terms reach G but not Ea (f detached; generated images scored by a frozen
         Ea and a frozen D); the ID terms reach Ea only; the teacher KL and the fine-grained
         term see detached generated images, so they reach Ea only.
@@ -174,7 +211,7 @@ class DGNet(nn.Module):
         fake = torch.cat([out["x_ba"], out["x_ab"]])
         l_app = torch.cat([out["l_a"], out["l_b"]])  # identity of the appearance provider
         l_str = torch.cat([out["l_b"], out["l_a"]])  # identity of the structure provider
-        on = {k: w > 0 for k, w in weights.items()}
+        on = {k: w > 0 or k in ALWAYS_COMPUTED for k, w in weights.items()}
         L: dict[str, torch.Tensor] = {}
 
         if on["gan"]:
