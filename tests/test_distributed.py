@@ -149,7 +149,7 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
     warm-up (code, cycle, teacher and fine-grained terms off: the fine-grained head gets a
     zero gradient, which DDP must reduce like any other), the third with every loss term on,
     the teacher KL included. The final evaluation (features extracted in shards and
-    gathered) agrees."""
+    gathered) agrees. Then 2 + resumed 1 iterations on 2 processes equal the 3."""
     teacher = [
         "MODEL.TEACHER.WEIGHTS",
         str(teacher_runs / "one" / "model_final.pth"),
@@ -174,6 +174,18 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
     for k in ("Rank-1", "mAP", "mINP"):
         assert e2[f"market_layout/{k}"] == pytest.approx(e1[f"market_layout/{k}"], abs=EVAL_ATOL)
     assert (tmp_path / "two" / "images").is_dir()  # rank 0 drew the final grids
+
+    # 2 processes, 2 iterations, then --resume to 3: iteration 3 is that of the 3-iteration
+    # run (each rank's sampler skips its drawn batches, each rank gets its RNG state back,
+    # the DDP wrappers are rebuilt around the loaded weights)
+    res = [*deterministic_opts(tiny_market, tmp_path / "resumed", 4), *teacher]
+    first = ["--config-file", DEMO, "--num-gpus", "2", *res, "SOLVER.MAX_ITER", "2"]
+    assert train_net.cli(first) == 0
+    assert train_net.cli(["--config-file", DEMO, "--num-gpus", "2", "--resume", *res]) == 0
+    resumed = train_records(tmp_path / "resumed")
+    assert [r["iteration"] for r in resumed] == [1, 2, 3]
+    for k in set(r2[2]) - {"time", "iteration"}:
+        assert resumed[2][k] == pytest.approx(r2[2][k], rel=1e-6, abs=1e-8), k
 
 
 # ---------------------------------------------------------------------------- sampler (d)
