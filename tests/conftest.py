@@ -42,6 +42,17 @@ def cli_opts(root, out, test_batch: int = 64) -> list[str]:
 torch.set_num_threads(2)
 
 
+def import_benchmark(name: str):
+    """The module ``benchmarks/<name>.py`` (the folder is not a package)."""
+    import importlib
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
 def _require_data() -> None:
     if not (CUHK03_MARKET / "bounding_box_train").is_dir():
         raise FileNotFoundError(

@@ -1,24 +1,14 @@
 """benchmarks/device_bundle.py: what travels to a lent GPU machine (the data part; the wheels
 need the package index and are built by hand, see benchmarks/README.md)."""
 
-import sys
 import tarfile
 
 import pytest
-from conftest import REPO, SHARED_DATA, make_tiny_market
-
-
-def import_bundle():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import device_bundle
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return device_bundle
+from conftest import SHARED_DATA, import_benchmark, make_tiny_market
 
 
 def test_data_tar_holds_the_tests_subset_and_the_weights(tmp_path):
-    bundle = import_bundle()
+    bundle = import_benchmark("device_bundle")
     n = bundle.pack_data(SHARED_DATA, tmp_path / "data.tar")
     with tarfile.open(tmp_path / "data.tar") as tar:
         names = tar.getnames()
@@ -38,6 +28,6 @@ def test_data_tar_holds_the_tests_subset_and_the_weights(tmp_path):
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    bundle = import_bundle()
+    bundle = import_benchmark("device_bundle")
     with pytest.raises(SystemExit, match="DGNET_SHARED_DATA"):
         bundle.pack_data(tmp_path / "nowhere", tmp_path / "data.tar")

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, small_cfg
+from conftest import REPO, import_benchmark, small_cfg
 from test_gradient_flow import batch, tiny_cfg
 
 from dgnet_plugin.config import ConfigError
@@ -240,17 +240,8 @@ def test_benchmark_smallest_setting_prints_its_figures():
     assert "tiny on cpu: the targets are for the official config on an H100" in p.stdout
 
 
-def import_bench():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import bench_train_step as bench
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return bench
-
-
 def test_benchmark_target_verdict(monkeypatch):
-    bench = import_bench()
+    bench = import_benchmark("bench_train_step")
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     line = bench.target_verdict("official", "cuda:0", 0.21, 9.5, 2.4)
     assert line.startswith("official on NVIDIA H100 80GB HBM3")
@@ -265,7 +256,7 @@ def test_benchmark_target_verdict(monkeypatch):
 
 
 def test_benchmark_profile_breakdown(capsys):
-    bench = import_bench()
+    bench = import_benchmark("bench_train_step")
     args = type("Args", (), dict(device="cpu", iters=1, warmup=0, amp=None, top=5))()
     bench.profile("tiny", args)
     out = capsys.readouterr().out
