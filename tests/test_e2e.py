@@ -212,7 +212,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_market, tmp_path
     ],
 )
 def test_bad_input_is_a_clear_error(opts, message, tiny_market, tmp_path, capsys):
-    args = ["--config-file", DEMO, *cli_opts(tiny_market, tmp_path / "bad"), *opts]
+    teacher = ["MODEL.TEACHER.WEIGHTS", str(tmp_path / "teacher" / "model_final.pth")]
+    args = ["--config-file", DEMO, *cli_opts(tiny_market, tmp_path / "bad"), *teacher, *opts]
     if "MODEL.WEIGHTS" in opts:
         args.insert(2, "--eval-only")
     assert train_net.cli(args) == 2
