@@ -69,27 +69,20 @@ class MixedPrecision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def backward_step(
-        self, loss: torch.Tensor, *optimizers, phase: str = "main", before_step=None
-    ) -> None:
-        """``loss.backward()``, ``before_step()`` (e.g. averaging the gradients over
-        processes), then ``step()`` of each optimiser (gradients zeroed by the caller). Under
-        fp16: scaled backward, ``before_step()`` on the scaled gradients (the same scale on
-        every rank, so every rank skips the same steps), ``scaler.step`` of each optimiser
-        (skipped when its gradients are not finite), then one ``scaler.update``. No host
-        synchronisation with fused optimisers (:func:`~dgnet_plugin.engine.optim.with_fast_impl`
-        on CUDA)."""
+    def backward_step(self, loss: torch.Tensor, *optimizers, phase: str = "main") -> None:
+        """``loss.backward()`` (with DDP, the gradients are averaged over processes during
+        it), then ``step()`` of each optimiser (gradients zeroed by the caller). Under fp16:
+        scaled backward, ``scaler.step`` of each optimiser (skipped when its gradients are not
+        finite: the averaged gradients are the same on every rank, so every rank skips the
+        same steps), then one ``scaler.update``. No host synchronisation with fused
+        optimisers (:func:`~dgnet_plugin.engine.optim.with_fast_impl` on CUDA)."""
         scaler = self.scalers.get(phase)
         if scaler is None:
             loss.backward()
-            if before_step is not None:
-                before_step()
             for opt in optimizers:
                 opt.step()
             return
         scaler.scale(loss).backward()
-        if before_step is not None:
-            before_step()
         for opt in optimizers:
             scaler.step(opt)
         scaler.update()
