@@ -64,8 +64,7 @@ def default_argument_parser() -> argparse.ArgumentParser:
 
 
 def setup(config_file: str, opts: list, freeze: bool = True):
-    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt (rank 0), seeds
-    (``SEED + rank``: each process its own augmentation and dropout randomness)."""
+    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt (rank 0)."""
     cfg = load_cfg_file(config_file, opts, freeze=False)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     setup_logger(cfg.OUTPUT_DIR)
@@ -73,10 +72,18 @@ def setup(config_file: str, opts: list, freeze: bool = True):
     if comm.is_main_process():
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
             f.write(cfg.dump())
-    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def seeded_engine(cfg):
+    """The engine of ``cfg``, built right after seeding with ``SEED + rank`` (each process its
+    own augmentation and dropout randomness), so that a run starts from the same random state
+    whatever ran before it in the process (a DG-Net run that first trained its teacher
+    included)."""
+    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
+    return build_engine(cfg)
 
 
 def ensure_teacher(cfg) -> None:
@@ -100,12 +107,10 @@ def ensure_teacher(cfg) -> None:
         opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
     logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
     tcfg = setup(t.CONFIG, opts)
-    engine = build_engine(tcfg)
+    engine = seeded_engine(tcfg)
     engine.resume_or_load(resume=True)
     engine.train()
     setup_logger(cfg.OUTPUT_DIR)
-    # the DG-Net run starts from the seeds it would have had with the teacher already there
-    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
 
 
 def main(args) -> dict:
@@ -123,12 +128,12 @@ def _main(args) -> dict:
             raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint written by training)")
         cfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from MODEL.WEIGHTS
         cfg.freeze()
-        engine = build_engine(cfg)
+        engine = seeded_engine(cfg)
         engine.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
         return engine.test()
     cfg.freeze()
     ensure_teacher(cfg)
-    engine = build_engine(cfg)
+    engine = seeded_engine(cfg)
     engine.resume_or_load(resume=args.resume)
     return engine.train()
 
