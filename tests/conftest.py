@@ -53,24 +53,27 @@ def import_benchmark(name: str):
         sys.path.remove(str(REPO / "benchmarks"))
 
 
-def _require_data() -> None:
-    if not (CUHK03_MARKET / "bounding_box_train").is_dir():
+def _require_data(source: Path) -> None:
+    if not (source / "bounding_box_train").is_dir():
         raise FileNotFoundError(
-            f"the real CUHK03 data is not at {CUHK03_MARKET}; put ../shared/data next to the "
+            f"the real CUHK03 data is not at {source}; put ../shared/data next to the "
             "repository or set DGNET_SHARED_DATA"
         )
 
 
-def make_tiny_market(root: Path, n_train_ids: int = 12, n_test_ids: int = 6) -> Path:
-    """A Market-layout folder of symlinks to real CUHK03 crops: the first ``n_train_ids``
-    training identities and the first ``n_test_ids`` test identities (query + gallery)."""
-    _require_data()
+def make_tiny_market(
+    root: Path, n_train_ids: int = 12, n_test_ids: int = 6, source: Path = CUHK03_MARKET
+) -> Path:
+    """A Market-layout folder of symlinks to real CUHK03 crops of ``source`` (a Market-layout
+    folder, default the shared one): the first ``n_train_ids`` training identities and the
+    first ``n_test_ids`` test identities (query + gallery)."""
+    _require_data(source)
     for split, n in (
         ("bounding_box_train", n_train_ids),
         ("query", n_test_ids),
         ("bounding_box_test", n_test_ids),
     ):
-        src = CUHK03_MARKET / split
+        src = source / split
         ids = sorted({p.name[:4] for p in src.iterdir()})[:n]
         (root / split).mkdir(parents=True, exist_ok=True)
         for p in sorted(src.iterdir()):

@@ -108,13 +108,13 @@ class GlobalBatchSampler(Sampler[list]):
         skip = self.start
         while True:
             perm = torch.randperm(self.num_items, generator=gen)
-            for start in range(0, self.num_items - self.global_batch + 1, self.global_batch):
+            for offset in range(0, self.num_items - self.global_batch + 1, self.global_batch):
                 if skip:  # replay: the same draws as the batch would make, nothing built
                     skip -= 1
                     if self._group_of is not None:
                         torch.rand(self.global_batch, generator=gen, dtype=torch.float64)
                     continue
-                batch = perm[start : start + self.global_batch]
+                batch = perm[offset : offset + self.global_batch]
                 if self._group_of is None:
                     yield batch[lo:hi].tolist()
                 else:  # positives drawn for the whole global batch keep gen in step
