@@ -1,0 +1,113 @@
+"""Nothing changes for DG-Net users: the per-term losses of the first iterations of a seeded
+DG-Net run and of a seeded IDE (softmax) run on the real CUHK03 subset, and the keys and
+shapes of the checkpoint DG-Net writes, equal what the package gave before the method-package
+move (recorded by ``DGNET_RECORD_REGRESSION=1 pytest tests/test_regression.py``).
+
+Through ``tools/train_net.py`` and ``metrics.json`` only, so the recording does not depend on
+the package's internal layout. CPU, no loader workers: the runs are deterministic, so the
+losses must be equal to the recorded ones (float32 values written as Python floats; the
+tolerance is 0 unless a note in the fixture says which term changed and why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import train_net
+from conftest import MOBILENET_WEIGHTS, NO_WARMUP_OPTS, REPO, cli_opts
+
+from dgnet_plugin.utils.events import read_json_lines
+
+FIXTURE = Path(__file__).parent / "fixtures" / "regression_losses.json"
+RECORD = os.environ.get("DGNET_RECORD_REGRESSION") == "1"
+DGNET = str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml")
+IDE = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
+ITERS = 4
+#: loss terms renamed by the method-package move: old name -> new name
+RENAMED: dict[str, str] = {}
+
+
+def _opts(root, out, *extra):
+    return [
+        *cli_opts(root, out),
+        "SOLVER.MAX_ITER",
+        str(ITERS),
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+        "VIS.PERIOD",
+        "0",
+        "VIS.NUM_IMAGES",
+        "4",
+        *extra,
+    ]
+
+
+def _losses(out: Path) -> dict[str, dict[str, float]]:
+    recs = [
+        r for r in read_json_lines(str(out / "metrics.json")) if "lr_model" in r or "total" in r
+    ]
+    keep = lambda k: k not in ("iteration", "time") and not k.startswith("lr_")  # noqa: E731
+    return {str(r["iteration"]): {k: v for k, v in r.items() if keep(k)} for r in recs}
+
+
+def _checkpoint_layout(path: Path) -> dict:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    return {
+        "top": sorted(ck),
+        "model": {k: list(v.shape) for k, v in ck["model"].items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_market, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("regression")
+    ide = tmp / "ide"
+    args = ["--config-file", IDE, *_opts(tiny_market, ide, "DATALOADER.IMS_PER_BATCH", "8")]
+    assert train_net.cli(args) == 0
+    dgnet = tmp / "dgnet"
+    extra = [
+        "MODEL.TEACHER.WEIGHTS",
+        str(ide / "model_final.pth"),
+        "MODEL.TEACHER.CONFIG",
+        str(ide / "config.yaml"),
+        "DATALOADER.IMS_PER_BATCH",
+        "3",
+        *NO_WARMUP_OPTS,
+    ]
+    assert train_net.cli(["--config-file", DGNET, *_opts(tiny_market, dgnet, *extra)]) == 0
+    got = {
+        "ide": _losses(ide),
+        "dgnet": _losses(dgnet),
+        "dgnet_checkpoint": _checkpoint_layout(dgnet / "model_final.pth"),
+    }
+    if RECORD:
+        FIXTURE.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    return got
+
+
+def _renamed(terms: dict) -> dict:
+    return {RENAMED.get(k, k): v for k, v in terms.items()}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("run", ["ide", "dgnet"])
+def test_losses_equal_the_recording(runs, run):
+    want = json.loads(FIXTURE.read_text())
+    exact = {it: _renamed(terms) for it, terms in want[run].items()}  # the recording, new names
+    assert sorted(runs[run]) == sorted(exact) == [str(i) for i in range(1, ITERS + 1)]
+    for it, terms in exact.items():
+        assert set(runs[run][it]) == set(terms), it
+        for k, v in terms.items():
+            assert runs[run][it][k] == v, (run, it, k, runs[run][it][k], v)
+
+
+@pytest.mark.e2e
+def test_checkpoints_of_the_recording_still_load(runs):
+    """Same state-dict keys and shapes, same checkpointables: a file written before the move
+    loads strictly (and resumes) after it."""
+    want = json.loads(FIXTURE.read_text())["dgnet_checkpoint"]
+    assert runs["dgnet_checkpoint"] == want
