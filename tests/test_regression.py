@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import MOBILENET_WEIGHTS, NO_WARMUP_OPTS, REPO, cli_opts
+from conftest import NO_WARMUP_OPTS, REPO, cli_opts
 
 from dgnet_plugin.utils.events import read_json_lines
 
