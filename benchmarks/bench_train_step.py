@@ -68,9 +68,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dgnet_plugin.config import load_cfg_file  # noqa: E402
-from dgnet_plugin.engine import DGNetEngine  # noqa: E402
 from dgnet_plugin.engine.optim import build_adam, build_reid_optimizer  # noqa: E402
-from dgnet_plugin.losses import dgnet_loss_weights  # noqa: E402
+from dgnet_plugin.methods.dgnet import DGNetEngine  # noqa: E402
+from dgnet_plugin.methods.dgnet.schedule import dgnet_loss_weights  # noqa: E402
 from dgnet_plugin.modeling import build_model  # noqa: E402
 from dgnet_plugin.modeling.frozen import frozen_forward  # noqa: E402
 
@@ -149,18 +149,20 @@ def build_engine(cfg, num_classes: int, reference: bool) -> DGNetEngine:
     """A DG-Net engine on synthetic data (no dataset is read: the training-set scan is
     replaced by a list of placeholder items and the loaders by :class:`SyntheticStream`)."""
     items = [(f"synthetic/{i:06d}.jpg", i % num_classes, 0, 0) for i in range(2 * num_classes)]
-    with mock.patch("dgnet_plugin.engine.base.load_train_set", return_value=(items, num_classes)):
+    with mock.patch(
+        "dgnet_plugin.engine.defaults.load_train_set", return_value=(items, num_classes)
+    ):
         engine = DGNetEngine(cfg)
     if reference:  # torch's default optimiser implementation, as built by torchreid
-        m, s = engine.model_all, cfg.SOLVER
+        m, s = engine.model, cfg.SOLVER
         heads = ["classifier", "classifier_fine"]
-        engine._optims["model"] = build_reid_optimizer(cfg, m.reid, heads)
-        engine._optims["gen"] = build_adam(m.gen, s.GEN)
-        engine._optims["dis"] = build_adam(m.dis, s.DIS)
+        engine.optimizers["model"] = build_reid_optimizer(cfg, m.reid, heads)
+        engine.optimizers["gen"] = build_adam(m.gen, s.GEN)
+        engine.optimizers["dis"] = build_adam(m.dis, s.DIS)
     engine.set_teacher(build_teacher(cfg, num_classes, engine.device))
     pin = engine.device.type == "cuda"
     engine._streams = tuple(SyntheticStream(cfg, num_classes, pin, seed) for seed in (1, 2))
-    engine.set_model_mode("train")
+    engine.model.train()
     return engine
 
 
@@ -221,10 +223,10 @@ def step_function(engine: DGNetEngine, reference: bool):
     """``run_step`` of the variant (the reference with Ea deep-copied for its frozen calls)."""
     if not reference:
         return engine.run_step
-    frozen = official_frozen_forward(engine.model_all.reid)
+    frozen = official_frozen_forward(engine.model.reid)
 
     def step(it):
-        with mock.patch("dgnet_plugin.modeling.meta_arch.dgnet.frozen_forward", frozen):
+        with mock.patch("dgnet_plugin.methods.dgnet.meta_arch.frozen_forward", frozen):
             return engine.run_step(it)
 
     return step
@@ -236,7 +238,7 @@ def describe(engine: DGNetEngine, reference: bool) -> str:
     parts = [engine.amp.describe()]
     sp = engine.speed
     parts += [n for n, on in (("channels_last", sp.channels_last), ("compile", sp.compile)) if on]
-    impl = next(iter(engine._optims.values())).defaults
+    impl = next(iter(engine.optimizers.values())).defaults
     parts.append("fused optim" if impl.get("fused") else "foreach optim")
     return "dgnet_plugin: " + ", ".join(parts)
 
@@ -341,7 +343,7 @@ NETWORKS = "net::"
 def add_network_ranges(engine: DGNetEngine) -> None:
     """Profiler ranges ``net::<name>`` around every forward call of the networks (Ea, Es, G's
     decoder and AdaIN MLPs, D, teacher), frozen calls included."""
-    m = engine.model_all
+    m = engine.model
     nets = {"Ea": m.reid, "Es": m.gen.encoder, "G": m.gen.decoder, "D": m.dis}
     nets.update({f"mlp{i}": mlp for i, mlp in enumerate([*m.gen.mlp_w, *m.gen.mlp_b])})
     if engine.teacher is not None:

@@ -22,8 +22,13 @@ from PIL import Image
 from .config import get_cfg, load_cfg_file
 from .data.datasets import read_image
 from .data.transforms import build_transforms
+from .engine.loading import local_weights, num_classes_of
 from .evaluation.features import extract_features
 from .modeling import build_reid_model
+
+#: The method whose defaults describe a weights file that comes without a config (an export
+#: of ``tools/export.py`` with no ``config.yaml`` beside it): DG-Net's Ea, ResNet-50, 256x128.
+DEFAULT_METHOD = "dgnet"
 
 
 def reid_state_dict(data: dict, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -47,7 +52,7 @@ def reid_state_dict(data: dict, source: str = "checkpoint") -> dict[str, torch.T
     ):
         raise ValueError(
             f"'{source}' holds no state dict of tensors; expected a dgnet_plugin checkpoint "
-            "(tools/train_net.py, tools/convert_official_dgnet.py) or a tools/export.py file"
+            "(tools/train_net.py, a converter) or a tools/export.py file"
         )
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
@@ -58,12 +63,15 @@ def reid_state_dict(data: dict, source: str = "checkpoint") -> dict[str, torch.T
 
 def reid_config(weights: str, config_file: str | None = None):
     """``config_file``, else the ``config.yaml`` next to ``weights`` (written by training and
-    by the converter), else the package defaults (DG-Net, ResNet-50, 256x128)."""
+    by the converter), else the defaults of :data:`DEFAULT_METHOD`."""
     if config_file:
         cfg = load_cfg_file(config_file, freeze=False)
     else:
         saved = os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yaml")
-        cfg = load_cfg_file(saved, freeze=False) if os.path.isfile(saved) else get_cfg()
+        if os.path.isfile(saved):
+            cfg = load_cfg_file(saved, freeze=False)
+        else:
+            cfg = get_cfg(DEFAULT_METHOD)
     cfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from the checkpoint
     return cfg
 
@@ -76,18 +84,10 @@ def load_reid_model(weights: str, config_file: str | None = None, device="cpu"):
     Raises ``FileNotFoundError`` (no file) or ``ValueError`` naming the file, the config and
     the first mismatching keys.
     """
-    if not os.path.isfile(weights):
-        from .model_zoo import resolve_weights
-
-        weights = resolve_weights(weights)  # zoo://NAME or a URL; a missing path raises
+    weights = local_weights(weights)  # zoo://NAME or a URL: downloaded
     data = torch.load(weights, map_location="cpu", weights_only=True)
     sd = reid_state_dict(data, weights)
-    heads = [k for k in sd if k.endswith("classifier.classifier.weight")]
-    if not heads:
-        raise ValueError(
-            f"'{weights}' has no 'classifier.classifier.weight': not a dgnet_plugin re-ID model"
-        )
-    num_classes = int(sd[heads[0]].shape[0])
+    num_classes = num_classes_of(sd, weights)
     cfg = reid_config(weights, config_file)
     model = build_reid_model(cfg, num_classes)
     try:

@@ -1,12 +1,13 @@
 import pytest
 from conftest import REPO
 
-from dgnet_plugin.config import ConfigError, add_dgnet_config, get_cfg, load_cfg_file
+from dgnet_plugin.config import ConfigError, get_cfg, load_cfg_file
 from dgnet_plugin.config.config import CfgNode
+from dgnet_plugin.methods.dgnet.config import add_dgnet_config
 
 
 def test_defaults_are_the_official_market_recipe():
-    c = get_cfg()
+    c = get_cfg("dgnet")
     assert tuple(c.INPUT.SIZE_TRAIN) == (256, 128)
     assert c.MODEL.BACKBONE.LAST_STRIDE == 1 and c.MODEL.HEADS.NUM_PARTS == 4
     assert (c.LOSS.RECON_X, c.LOSS.RECON_XP, c.LOSS.RECON_ID, c.LOSS.GAN) == (5.0, 5.0, 0.5, 1.0)
@@ -26,14 +27,14 @@ def test_shipped_configs_load_with_base_inheritance(name):
     cfg = load_cfg_file(str(REPO / "configs" / f"{name}.yml"))
     assert cfg.OUTPUT_DIR.startswith("output/")
     if "teacher" in name:
-        assert cfg.ENGINE.NAME == "TeacherEngine" and cfg.MODEL.META_ARCHITECTURE == "IDEBaseline"
+        assert cfg.ENGINE.NAME == "IDEEngine" and cfg.MODEL.META_ARCHITECTURE == "IDEBaseline"
     else:
         assert cfg.ENGINE.NAME == "DGNetEngine" and cfg.MODEL.TEACHER.CONFIG
 
 
 def test_official_config_equals_defaults_where_the_recipe_lives():
     cfg = load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"))
-    d = get_cfg()
+    d = get_cfg("dgnet")
     for key in ("LOSS", "SOLVER", "MODEL.GEN", "MODEL.DIS", "MODEL.HEADS", "INPUT"):
         a, b = cfg, d
         for part in key.split("."):
@@ -43,9 +44,53 @@ def test_official_config_equals_defaults_where_the_recipe_lives():
 
 def test_unknown_key_in_file_names_the_file_and_key(tmp_path):
     f = tmp_path / "bad.yml"
-    f.write_text("SOLVER:\n  MAX_ITERS: 10\n")
+    f.write_text("ENGINE:\n  NAME: DGNetEngine\nSOLVER:\n  MAX_ITERS: 10\n")
     with pytest.raises(ConfigError, match=r"bad\.yml.*SOLVER\.MAX_ITERS"):
         load_cfg_file(str(f))
+
+
+def test_a_config_without_or_with_an_unknown_engine_names_the_choices(tmp_path):
+    f = tmp_path / "none.yml"
+    f.write_text("SOLVER:\n  MAX_ITER: 10\n")
+    with pytest.raises(ConfigError, match=r"none\.yml: ENGINE.NAME is empty.*DGNetEngine"):
+        load_cfg_file(str(f))
+    f.write_text("ENGINE:\n  NAME: NoSuchEngine\n")
+    with pytest.raises(ConfigError, match=r"'NoSuchEngine' is unknown.*IDEEngine"):
+        load_cfg_file(str(f))
+
+
+def test_each_method_adds_only_its_own_keys():
+    core, ide, dgnet = get_cfg(), get_cfg("ide"), get_cfg("dgnet")
+    assert "RECON_X" not in core.LOSS and "TEACHER" not in core.MODEL
+    assert "RECON_X" not in ide.LOSS and ide.LOSS.LABEL_SMOOTH == 0.0
+    assert dgnet.LOSS.RECON_X == 5.0 and "LABEL_SMOOTH" not in dgnet.LOSS
+    assert (core.ENGINE.NAME, ide.ENGINE.NAME, dgnet.ENGINE.NAME) == (
+        "",
+        "IDEEngine",
+        "DGNetEngine",
+    )
+
+
+def test_a_config_saved_before_the_method_move_still_loads(tmp_path):
+    """A teacher config.yaml of the old layout held every method's keys and the old names."""
+    old = get_cfg("dgnet")
+    old.LOSS.LABEL_SMOOTH = 0.0
+    old.ENGINE.NAME, old.MODEL.META_ARCHITECTURE = "TeacherEngine", "IDEBaseline"
+    old.MODEL.HEADS.NAME = "ClassBlock"
+    text = old.dump().replace("ID_POS:", "PID:")
+    f = tmp_path / "config.yaml"
+    f.write_text(text)
+    cfg = load_cfg_file(str(f))
+    assert "RECON_X" not in cfg.LOSS and "TEACHER" not in cfg.MODEL
+    assert cfg.ENGINE.NAME == "TeacherEngine"  # looked up as IDEEngine
+    from dgnet_plugin.engine.build import ENGINE_REGISTRY
+    from dgnet_plugin.modeling.heads import HEAD_REGISTRY
+    from dgnet_plugin.utils.registry import lookup
+
+    assert lookup(ENGINE_REGISTRY, cfg.ENGINE.NAME, "ENGINE.NAME").__name__ == "IDEEngine"
+    assert lookup(HEAD_REGISTRY, "ClassBlock", "MODEL.HEADS.NAME").__name__ == "EmbeddingHead"
+    d = load_cfg_file(str(f), ["ENGINE.NAME", "DGNetEngine", "MODEL.META_ARCHITECTURE", "DGNet"])
+    assert d.LOSS.ID_POS == 1.0  # LOSS.PID read as its new name
 
 
 def test_unknown_override_and_odd_overrides_are_errors():
@@ -65,7 +110,8 @@ def test_add_dgnet_config_fills_a_foreign_cfg_without_overwriting():
     cfg.SOLVER = CfgNode()
     cfg.SOLVER.MAX_ITER = 7
     add_dgnet_config(cfg)
-    assert cfg.SOLVER.MAX_ITER == 7 and cfg.LOSS.RECON_X == 5.0 and cfg.SOLVER.GEN.LR == 1e-4
+    assert cfg.SOLVER.MAX_ITER == 7 and cfg.LOSS.RECON_X == 5.0
+    assert (cfg.ENGINE.NAME, cfg.MODEL.META_ARCHITECTURE) == ("DGNetEngine", "DGNet")
 
 
 def test_an_integer_override_of_a_float_key_is_accepted():

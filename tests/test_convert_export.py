@@ -22,13 +22,14 @@ from torch.utils.data import DataLoader
 
 import dgnet_plugin
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.convert import convert_official_dgnet, convert_official_teacher
 from dgnet_plugin.data.datasets import read_image
 from dgnet_plugin.data.pairs import ImageListDataset
 from dgnet_plugin.data.transforms import build_transforms
-from dgnet_plugin.engine.teacher import load_teacher
 from dgnet_plugin.evaluation.features import extract_features
-from dgnet_plugin.modeling.meta_arch import DGNet, IDEBaseline
+from dgnet_plugin.methods.dgnet import DGNet
+from dgnet_plugin.methods.dgnet.convert import convert_official_dgnet, convert_official_teacher
+from dgnet_plugin.methods.dgnet.teacher import load_teacher
+from dgnet_plugin.methods.ide import IDEBaseline
 from dgnet_plugin.utils import torchreid_compat as tr
 
 NUM_CLASSES = 751
@@ -41,7 +42,7 @@ def _load_tool(name: str):
     return module
 
 
-convert_tool = _load_tool("convert_official_dgnet")
+convert_tool = importlib.import_module("dgnet_plugin.methods.dgnet.convert_cli")
 export_tool = _load_tool("export")
 
 
@@ -334,7 +335,7 @@ def test_cli_converts_release_and_teacher(cli_outputs, ours_sd, teacher_sd):
     assert not (cli_outputs["dgnet"].parent / "config.yaml").exists()
 
     # the teacher output is what DG-Net training loads as MODEL.TEACHER.WEIGHTS
-    cfg = dgnet_plugin.get_cfg()
+    cfg = dgnet_plugin.get_cfg("dgnet")
     cfg.MODEL.TEACHER.WEIGHTS = str(cli_outputs["teacher"])
     teacher = load_teacher(cfg, NUM_CLASSES, torch.device("cpu"))
     assert isinstance(teacher, IDEBaseline) and teacher.pool == "avg"

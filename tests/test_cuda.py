@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 def cuda_engine(tiny_market, tmp_path, *opts, teacher=False):
     """A DG-Net engine on CUDA with every loss term on from iteration 1."""
-    from dgnet_plugin.engine import DGNetEngine
+    from dgnet_plugin.methods.dgnet import DGNetEngine
     from dgnet_plugin.modeling import build_model
 
     cfg = small_cfg(tiny_market, tmp_path, "MODEL.DEVICE", "cuda", *opts)
@@ -29,14 +29,14 @@ def cuda_engine(tiny_market, tmp_path, *opts, teacher=False):
     engine = DGNetEngine(cfg)
     if teacher:
         engine.set_teacher(build_model(tiny_cfg("IDEBaseline"), engine.num_classes).cuda().eval())
-    engine.set_model_mode("train")
+    engine.model.train()
     return engine
 
 
 def real_pass_dtypes(engine) -> list:
     """Output dtypes of D's calls, recorded by a forward hook."""
     seen = []
-    engine.model_all.dis.register_forward_hook(lambda m, a, out: seen.append(out[0].dtype))
+    engine.model.dis.register_forward_hook(lambda m, a, out: seen.append(out[0].dtype))
     return seen
 
 
@@ -52,7 +52,7 @@ def test_bf16_dgnet_step_on_cuda(tiny_market, tmp_path):
 def test_fp16_dgnet_step_with_grad_scalers(tiny_market, tmp_path):
     engine = cuda_engine(tiny_market, tmp_path, "SOLVER.AMP", "fp16", teacher=True)
     assert engine.amp.dtype == torch.float16 and set(engine.amp.scalers) == {"dis", "gen"}
-    assert all(opt.defaults.get("fused") for opt in engine._optims.values())
+    assert all(opt.defaults.get("fused") for opt in engine.optimizers.values())
     dtypes = real_pass_dtypes(engine)
     losses = [engine.run_step(it) for it in range(1, 5)]
     assert {"teacher_kl", "fine", "cycle", "dis_reg"} <= set(losses[-1])
@@ -72,7 +72,7 @@ def test_fp16_dgnet_step_with_grad_scalers(tiny_market, tmp_path):
 def test_channels_last_networks_and_batches(tiny_market, tmp_path):
     engine = cuda_engine(tiny_market, tmp_path)
     assert engine.speed.channels_last and torch.backends.cudnn.benchmark
-    conv = next(m for m in engine.model_all.dis.modules() if isinstance(m, torch.nn.Conv2d))
+    conv = next(m for m in engine.model.dis.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     batch = engine.to_device({"img": torch.randn(2, 3, 64, 32), "pid": torch.arange(2)})
     assert batch["img"].is_contiguous(memory_format=torch.channels_last)
@@ -81,22 +81,22 @@ def test_channels_last_networks_and_batches(tiny_market, tmp_path):
     assert all(torch.isfinite(v).all() for step in losses for v in step.values())
 
     plain = cuda_engine(tiny_market, tmp_path / "plain", "MODEL.CHANNELS_LAST", "False")
-    conv = next(m for m in plain.model_all.dis.modules() if isinstance(m, torch.nn.Conv2d))
+    conv = next(m for m in plain.model.dis.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()
 
 
 def test_compile_on_cuda_keeps_checkpoints(tiny_market, tmp_path):
-    from dgnet_plugin.engine import DGNetEngine
+    from dgnet_plugin.methods.dgnet import DGNetEngine
 
     engine = cuda_engine(tiny_market, tmp_path, "MODEL.COMPILE", "True")
-    assert engine.speed.compile and engine.model_all.compiled
+    assert engine.speed.compile and engine.model.compiled
     losses = [engine.run_step(it) for it in range(1, 3)]
     assert all(torch.isfinite(v).all() for step in losses for v in step.values())
     path = engine.save_checkpoint("compiled")
     saved = torch.load(path, weights_only=True)["model"]
     assert not any("_orig_mod" in k for k in saved)
     plain = DGNetEngine(small_cfg(tiny_market, tmp_path / "plain", "MODEL.DEVICE", "cuda"))
-    assert list(plain.model_all.state_dict()) == list(saved)
+    assert list(plain.model.state_dict()) == list(saved)
     plain.checkpointer.load(path, checkpointables=[])  # strict: every weight present
 
 

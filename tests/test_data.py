@@ -49,7 +49,7 @@ def test_missing_root_names_the_folders_and_the_layout(tmp_path):
 
 
 def test_missing_torchreid_dataset_names_where_it_looked(tmp_path):
-    cfg = get_cfg()
+    cfg = get_cfg("dgnet")
     cfg.DATASETS.ROOT = str(tmp_path)
     with pytest.raises(DatasetNotFoundError, match=r"market1501.*DATASETS.ROOT"):
         load_train_set(cfg)
@@ -64,7 +64,7 @@ def test_corrupt_image_names_the_file(tmp_path):
 
 def test_positive_is_another_image_of_the_same_identity(tiny_market):
     ds = MarketLayout(root=str(tiny_market), verbose=False)
-    cfg = get_cfg()
+    cfg = get_cfg("dgnet")
     cfg.INPUT.SIZE_TRAIN = (64, 32)
     pairs = PositivePairDataset(ds.train, build_transforms(cfg, True), None)
     for i in range(0, len(ds.train), 7):

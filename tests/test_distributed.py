@@ -75,9 +75,12 @@ def deterministic_opts(root: Path, out: Path, batch: int) -> list[str]:
         "0.0",
         "MODEL.HEADS.DROPOUT",
         "0.0",
-        "MODEL.HEADS.FINE_DROPOUT",
-        "0.0",
     ]
+
+
+def deterministic_dgnet_opts(root: Path, out: Path, batch: int) -> list[str]:
+    """:func:`deterministic_opts` plus DG-Net's own dropout (the fine-grained head)."""
+    return deterministic_opts(root, out, batch) + ["MODEL.HEADS.FINE_DROPOUT", "0.0"]
 
 
 def train_records(out: Path) -> list[dict]:
@@ -161,10 +164,11 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
         "VIS.NUM_IMAGES",
         "4",
     ]
-    one = ["--config-file", DEMO, *deterministic_opts(tiny_market, tmp_path / "one", 4), *teacher]
+    opts = deterministic_dgnet_opts(tiny_market, tmp_path / "one", 4)
+    one = ["--config-file", DEMO, *opts, *teacher]
     assert train_net.cli(one) == 0
     two = ["--config-file", DEMO, "--num-gpus", "2"]
-    two += [*deterministic_opts(tiny_market, tmp_path / "two", 4), *teacher]
+    two += [*deterministic_dgnet_opts(tiny_market, tmp_path / "two", 4), *teacher]
     assert train_net.cli(two) == 0
     r1, r2 = train_records(tmp_path / "one"), train_records(tmp_path / "two")
     assert not {"teacher_kl", "cycle", "recon_s", "fine"} & (set(r1[0]) | set(r1[1]))
@@ -178,7 +182,7 @@ def test_dgnet_two_processes_match_one_process(teacher_runs, tiny_market, tmp_pa
     # 2 processes, 2 iterations, then --resume to 3: iteration 3 is that of the 3-iteration
     # run (each rank's sampler skips its drawn batches, each rank gets its RNG state back,
     # the DDP wrappers are rebuilt around the loaded weights)
-    res = [*deterministic_opts(tiny_market, tmp_path / "resumed", 4), *teacher]
+    res = [*deterministic_dgnet_opts(tiny_market, tmp_path / "resumed", 4), *teacher]
     first = ["--config-file", DEMO, "--num-gpus", "2", *res, "SOLVER.MAX_ITER", "2"]
     assert train_net.cli(first) == 0
     assert train_net.cli(["--config-file", DEMO, "--num-gpus", "2", "--resume", *res]) == 0
@@ -326,6 +330,6 @@ def test_a_user_error_in_spawned_processes_is_the_exit_status(tiny_market, tmp_p
     """--num-gpus 2 with a global batch that does not split: each process stops with the
     config error, and the launcher returns its exit status 2."""
     args = ["--config-file", DEMO, "--num-gpus", "2"]
-    args += [*deterministic_opts(tiny_market, tmp_path, 3), "LOSS.TEACHER_MAX", "0"]
+    args += [*deterministic_dgnet_opts(tiny_market, tmp_path, 3), "LOSS.TEACHER_MAX", "0"]
     assert train_net.cli(args) == 2
     assert "must be divisible by the number of processes (2)" in capfd.readouterr().err

@@ -138,7 +138,7 @@ def test_every_loss_term_was_active_and_finite(trained):
         "recon_id",
         "id",
         "id_fine",
-        "pid",
+        "id_pos",
         "teacher_kl",
         "fine",
         "dis_adv",
@@ -180,7 +180,7 @@ def test_eval_only_reproduces_the_final_metrics(trained, tiny_market, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_market, tmp_path, monkeypatch):
-    from dgnet_plugin.modeling.meta_arch import dgnet as dgnet_mod
+    from dgnet_plugin.methods.dgnet import meta_arch as dgnet_mod
 
     real = dgnet_mod.recon_l1_loss
     calls = {"n": 0}
@@ -285,7 +285,7 @@ def test_leaderboard_gathers_output_dirs(trained, tmp_path, capsys):
     assert leaderboard.main([str(out), str(tmp / "teacher"), "-o", str(md)]) == 0
     table = md.read_text()
     assert "| DG-Net (mobilenetv2) | dgnet | market_layout |" in table
-    assert "| IDE (teacher) (mobilenetv2) | teacher | market_layout |" in table
+    assert "| IDE (mobilenetv2) | teacher | market_layout |" in table
     last = evals(out)[-1]
     assert f"{last['market_layout/Rank-1']:.2f}" in table
     with pytest.raises(FileNotFoundError, match="metrics.json"):

@@ -23,22 +23,24 @@ from torch import nn
 from torchvision.utils import save_image
 
 from dgnet_plugin.data import MarketLayout
-from dgnet_plugin.generation import (
-    MANIFEST_COLUMNS,
+from dgnet_plugin.evaluation import generation_quality as quality_mod
+from dgnet_plugin.evaluation.generation_quality import (
     InceptionWeightsError,
     build_inception,
     fid,
+    ssim,
+    ssim_diversity,
+)
+from dgnet_plugin.methods.dgnet.generation import (
+    MANIFEST_COLUMNS,
     interpolate_appearance,
     interpolate_structure,
     read_manifest,
-    ssim,
-    ssim_diversity,
     strip,
     swap_grid,
     swap_images,
     write_dataset,
 )
-from dgnet_plugin.generation import quality as quality_mod
 
 H, W = 16, 12
 ID = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std: normalised == [0, 1]

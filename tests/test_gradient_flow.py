@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from dgnet_plugin.config import get_cfg
-from dgnet_plugin.losses import DGNET_LOSS_TERMS, dgnet_loss_weights
+from dgnet_plugin.methods.dgnet.meta_arch import ALWAYS_COMPUTED
+from dgnet_plugin.methods.dgnet.schedule import DGNET_LOSS_TERMS, dgnet_loss_weights
 from dgnet_plugin.modeling import build_model
-from dgnet_plugin.modeling.meta_arch.dgnet import ALWAYS_COMPUTED
 
 N, H, W, K = 3, 64, 32, 6
 
 
 def tiny_cfg(arch="DGNet"):
-    c = get_cfg()
+    c = get_cfg("dgnet")
     c.MODEL.META_ARCHITECTURE = arch
     c.MODEL.BACKBONE.NAME = "mobilenetv2"
     c.MODEL.BACKBONE.PRETRAIN = False
@@ -80,7 +80,7 @@ EXPECTED = {
     "recon_id": {"Es", "G", "MLP"},
     "id": {"Ea"},
     "id_fine": {"Ea"},
-    "pid": {"Ea"},
+    "id_pos": {"Ea"},
     "teacher_kl": {"Ea"},
     "fine": {"Ea"},
 }
@@ -92,7 +92,7 @@ def losses(request, nets):
     (draw < 0.5) or the frozen Es on the generated image: both branches are checked."""
     model, teacher = nets
     mp = pytest.MonkeyPatch()
-    mp.setattr("dgnet_plugin.modeling.meta_arch.dgnet.random.random", lambda: request.param)
+    mp.setattr("dgnet_plugin.methods.dgnet.meta_arch.random.random", lambda: request.param)
     out = model(batch(1), batch(2))
     L = model.generator_losses(out, {k: 1.0 for k in DGNET_LOSS_TERMS}, teacher)
     mp.undo()
@@ -154,7 +154,7 @@ def test_every_trainable_parameter_gets_a_gradient_during_the_warm_up(nets):
     fine-grained head through id_fine with weight 0: a zero gradient, as in the official
     code), and the D losses every parameter of D."""
     model, teacher = nets
-    weights = dgnet_loss_weights(get_cfg().LOSS, 0)
+    weights = dgnet_loss_weights(get_cfg("dgnet").LOSS, 0)
     assert weights["id_fine"] == weights["fine"] == weights["recon_f"] == 0.0
     model.zero_grad(set_to_none=True)
     out = model(batch(11), batch(12))

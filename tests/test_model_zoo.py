@@ -291,21 +291,21 @@ def test_checkpointer_loads_from_the_loopback_server(server, cache):
 
 
 def test_load_teacher_from_a_zoo_entry_uses_its_config(server, cache, clean_zoo):
-    from dgnet_plugin.config import get_cfg
-    from dgnet_plugin.engine.teacher import load_teacher
+    from dgnet_plugin.config import get_cfg, load_cfg_file
+    from dgnet_plugin.methods.dgnet.teacher import load_teacher
     from dgnet_plugin.modeling import build_model
 
     base = server.base
-    tcfg = get_cfg()
-    tcfg.merge_from_file(str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml"))
-    tcfg.MODEL.BACKBONE.PRETRAIN = False
+    tcfg = load_cfg_file(
+        str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml"), ["MODEL.BACKBONE.PRETRAIN", "False"]
+    )
     src = build_model(tcfg, 5)
     torch.save({"model": src.state_dict()}, server.root / "teacher.pth")
     sha = hashlib.sha256((server.root / "teacher.pth").read_bytes()).hexdigest()
     register_entry(
         ZooEntry("teacher_test", "configs/teacher_cuhk03_cpu_demo.yml", f"{base}/teacher.pth", sha)
     )
-    cfg = get_cfg()
+    cfg = get_cfg("dgnet")
     cfg.MODEL.TEACHER.WEIGHTS = "zoo://teacher_test"
     cfg.MODEL.TEACHER.CONFIG = ""  # taken from the zoo entry
     teacher = load_teacher(cfg, 5, torch.device("cpu"))
@@ -320,13 +320,12 @@ def test_load_teacher_from_a_zoo_entry_uses_its_config(server, cache, clean_zoo)
 
 
 def test_train_net_does_not_try_to_train_a_zoo_teacher():
-    from train_net import ensure_teacher
-
     from dgnet_plugin.config import get_cfg
+    from dgnet_plugin.methods.dgnet.teacher import train_missing_teacher
     from dgnet_plugin.utils.cli import USER_ERRORS
 
-    assert ModelZooError in USER_ERRORS
-    cfg = get_cfg()
+    assert issubclass(ModelZooError, USER_ERRORS)
+    cfg = get_cfg("dgnet")
     cfg.MODEL.TEACHER.WEIGHTS = "zoo://some_teacher"
     cfg.MODEL.TEACHER.CONFIG = "configs/teacher_cuhk03_cpu_demo.yml"
-    assert ensure_teacher(cfg) is None  # no ConfigError about model_final.pth, no training
+    assert train_missing_teacher(cfg) is None  # no ConfigError about model_final.pth, no training

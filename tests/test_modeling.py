@@ -16,7 +16,7 @@ from dgnet_plugin.modeling.meta_arch import META_ARCH_REGISTRY
 
 
 def cfg_for(backbone="resnet50", size=(256, 128), **over):
-    c = get_cfg()
+    c = get_cfg("dgnet")
     c.MODEL.BACKBONE.NAME = backbone
     c.MODEL.BACKBONE.PRETRAIN = False
     c.INPUT.SIZE_TRAIN = size
@@ -31,8 +31,8 @@ def cfg_for(backbone="resnet50", size=(256, 128), **over):
 
 def test_registries_hold_the_parts():
     assert {"resnet50", "mobilenetv2"} <= {k for k, _ in BACKBONE_REGISTRY}
-    assert "AdaINGen" in GENERATOR_REGISTRY and "MultiScalePatchGAN" in DISCRIMINATOR_REGISTRY
-    assert "ClassBlock" in HEAD_REGISTRY
+    assert "AdaINGen" in GENERATOR_REGISTRY and "MultiScaleDiscriminator" in DISCRIMINATOR_REGISTRY
+    assert "EmbeddingHead" in HEAD_REGISTRY
     assert {"DGNet", "IDEBaseline"} <= {k for k, _ in META_ARCH_REGISTRY}
 
 

@@ -20,9 +20,9 @@ from conftest import REPO, import_benchmark, small_cfg
 from test_gradient_flow import batch, tiny_cfg
 
 from dgnet_plugin.config import ConfigError
-from dgnet_plugin.engine import DGNetEngine
 from dgnet_plugin.engine.optim import build_adam, restore_impl
 from dgnet_plugin.engine.precision import MixedPrecision, check_amp
+from dgnet_plugin.methods.dgnet import DGNetEngine
 from dgnet_plugin.modeling import build_model
 
 
@@ -84,9 +84,9 @@ def test_cpu_engine_logs_that_the_cuda_options_are_off(tiny_market, tmp_path, ca
         engine = DGNetEngine(cfg)
     assert "float32; SOLVER.AMP=fp16" in caplog.text and "apply to CUDA only" in caplog.text
     # MODEL.COMPILE is a no-op on CPU: nothing compiled, plain parameters
-    assert not engine.speed.compile and not engine.model_all.compiled
+    assert not engine.speed.compile and not engine.model.compiled
     assert not engine.speed.channels_last
-    conv = next(m for m in engine.model_all.dis.modules() if isinstance(m, torch.nn.Conv2d))
+    conv = next(m for m in engine.model.dis.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()
     assert engine.amp.dtype is None
 
@@ -102,9 +102,9 @@ def test_fp16_overflowed_phase_is_skipped_without_tripping_the_nan_guard(tiny_ma
     engine.amp.dtype = None  # float32 compute, fp16-mode scalers
     engine.amp.scalers["dis"] = torch.amp.GradScaler("cpu", init_scale=3e38)
     engine.amp.scalers["gen"] = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    engine.set_model_mode("train")
+    engine.model.train()
     use_synthetic_batches(engine)
-    m = engine.model_all
+    m = engine.model
     before = {k: params_of(getattr(m, k)) for k in ("dis", "gen", "reid")}
 
     losses = engine.run_step(1)
@@ -117,8 +117,14 @@ def test_fp16_overflowed_phase_is_skipped_without_tripping_the_nan_guard(tiny_ma
     assert {"dis_adv", "dis_reg", "recon_f", "cycle", "total"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses["total"] < 1e4  # the unscaled loss is what is logged
-    engine._accumulate(losses)
-    engine._log(None, None)  # the guard: raises NonFiniteLossError on a NaN/Inf loss
+    from dgnet_plugin.engine.hooks import MetricsWriter
+
+    writer = MetricsWriter(period=1)
+    engine.register_hooks([writer])
+    engine.step_outputs = losses
+    writer._sums = {k: v.detach().float() for k, v in losses.items()}
+    writer._count = 1
+    writer.write(None)  # the guard: raises NonFiniteLossError on a NaN/Inf loss
     # the scalers are checkpointed and restored
     assert set(engine.amp.checkpointables()) == {"grad_scaler_dis", "grad_scaler_gen"}
     assert {"grad_scaler_dis", "grad_scaler_gen"} <= set(engine.checkpointer.checkpointables)
@@ -160,7 +166,7 @@ def test_compile_keeps_state_dict_and_runs_the_regulariser_eagerly(tmp_path):
     fresh.load_state_dict(torch.load(tmp_path / "m.pth", weights_only=True), strict=True)
 
     weights = {k: 1.0 for k in ("gan", "recon_x", "recon_xp", "recon_f", "recon_s", "cycle")}
-    weights.update({k: 1.0 for k in ("recon_id", "id", "id_fine", "pid", "fine")})
+    weights.update({k: 1.0 for k in ("recon_id", "id", "id_fine", "id_pos", "fine")})
     weights["teacher_kl"] = 0.0
     out = model(batch(0), batch(1))
     d = model.discriminator_losses(out)
@@ -197,7 +203,7 @@ def test_run_step_never_reads_a_tensor_on_the_host(tiny_market, tmp_path, monkey
     """No ``.item()``, ``float(t)``, ``bool(t)`` (``if t``), ``.tolist()``, ``.cpu()`` ... in
     the package's code during a DG-Net step: on CUDA each would stall the GPU queue."""
     engine = DGNetEngine(engine_cfg(tiny_market, tmp_path, teacher=True))
-    engine.set_model_mode("train")
+    engine.model.train()
     engine.set_teacher(build_model(tiny_cfg("IDEBaseline"), engine.num_classes).eval())
     use_synthetic_batches(engine)
     calls = []

@@ -28,7 +28,7 @@ DGNET = str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml")
 IDE = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
 ITERS = 4
 #: loss terms renamed by the method-package move: old name -> new name
-RENAMED: dict[str, str] = {}
+RENAMED = {"pid": "id_pos"}
 
 
 def _opts(root, out, *extra):

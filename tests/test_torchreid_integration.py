@@ -4,7 +4,7 @@ import torch
 from conftest import make_tiny_market
 
 import dgnet_plugin  # noqa: F401 (registers market_layout and dgnet_r50 with torchreid)
-from dgnet_plugin.modeling.meta_arch import AppearanceEncoder
+from dgnet_plugin.methods.dgnet import AppearanceEncoder
 from dgnet_plugin.utils import torchreid_compat as tr
 
 

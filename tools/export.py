@@ -25,13 +25,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dgnet_plugin.config import get_cfg  # noqa: E402
+import dgnet_plugin  # noqa: E402,F401 (registers everything)
+from dgnet_plugin.config import method_of_engine  # noqa: E402
 from dgnet_plugin.feature_extractor import load_reid_model  # noqa: E402
-from dgnet_plugin.modeling.meta_arch import AppearanceEncoder  # noqa: E402
 from dgnet_plugin.utils.checkpoint import atomic_torch_save  # noqa: E402
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
-
-TORCHREID_NAMES = {"resnet50": "dgnet_r50", "mobilenetv2": "dgnet_mobilenetv2"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,14 +52,14 @@ def export_reid(config_file: str, weights: str, output: str) -> dict:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_torch_save(state, output)
     num_classes = model.num_classes
-    name = TORCHREID_NAMES.get(cfg.MODEL.BACKBONE.NAME)
     print(f"wrote {len(state)} tensors of {type(model).__name__} ({num_classes} ids) to {output}")
-    if isinstance(model, AppearanceEncoder) and name:
+    export = method_of_engine(cfg.ENGINE.NAME).export
+    name, differs = export(cfg, model) if export is not None else (None, [])
+    if name:
         print(
             f"torchreid: build_model('{name}', num_classes={num_classes}, pretrained=False), "
             f"then torchreid.utils.load_pretrained_weights(model, '{output}')"
         )
-        differs = factory_differences(cfg)
         if differs:
             print(
                 f"warning: torchreid's '{name}' is built with the package defaults, but this "
@@ -74,19 +72,6 @@ def export_reid(config_file: str, weights: str, output: str) -> dict:
             "with dgnet_plugin.FeatureExtractor(weights, config_file=...)"
         )
     return state
-
-
-def factory_differences(cfg) -> list[str]:
-    """Config values that change the eval features but that torchreid's ``dgnet_*`` factory
-    (package defaults) cannot know, as ``KEY=value`` strings."""
-    default = get_cfg()
-    keys = [
-        ("MODEL.BACKBONE.LAST_STRIDE", lambda c: c.MODEL.BACKBONE.LAST_STRIDE),
-        ("MODEL.HEADS.POOL", lambda c: c.MODEL.HEADS.POOL),
-        ("MODEL.HEADS.EMBED_DIM", lambda c: c.MODEL.HEADS.EMBED_DIM),
-        ("MODEL.HEADS.NAME", lambda c: c.MODEL.HEADS.NAME),
-    ]
-    return [f"{k}={get(cfg)}" for k, get in keys if get(cfg) != get(default)]
 
 
 def main(argv=None) -> int:

@@ -24,7 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tabulate import tabulate  # noqa: E402
 
-from dgnet_plugin.generation import InceptionWeightsError, fid, ssim_diversity  # noqa: E402
+from dgnet_plugin.evaluation.generation_quality import (  # noqa: E402
+    InceptionWeightsError,
+    fid,
+    ssim_diversity,
+)
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 #: Zheng et al., CVPR 2019, Table 1 (Market-1501), as reported in the paper (FID, SSIM)

@@ -16,9 +16,19 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import dgnet_plugin  # noqa: E402,F401 (registers every method)
+from dgnet_plugin.config import ConfigError, method_of_engine  # noqa: E402
 from dgnet_plugin.utils.events import read_json_lines  # noqa: E402
 
-METHOD_NAMES = {"DGNet": "DG-Net", "IDEBaseline": "IDE (teacher)"}
+
+def method_title(cfg: dict) -> str:
+    """The title of the method a saved ``config.yaml`` belongs to (its ``ENGINE.NAME``), or
+    the engine name itself when no registered method owns it."""
+    engine = (cfg.get("ENGINE") or {}).get("NAME", "?")
+    try:
+        return method_of_engine(engine).title
+    except ConfigError:
+        return engine
 
 
 def last_evaluation(output_dir: str) -> tuple[dict, dict]:
@@ -50,9 +60,8 @@ def leaderboard(output_dirs: list[str]) -> str:
     rows = ["| Method | Config | Dataset | Rank-1 | mAP | mINP |", "|---|---|---|---|---|---|"]
     for d in output_dirs:
         cfg, per_ds = last_evaluation(d)
-        arch = cfg.get("MODEL", {}).get("META_ARCHITECTURE", "?")
         backbone = cfg.get("MODEL", {}).get("BACKBONE", {}).get("NAME", "?")
-        method = f"{METHOD_NAMES.get(arch, arch)} ({backbone})"
+        method = f"{method_title(cfg)} ({backbone})"
         for ds, m in sorted(per_ds.items()):
             rows.append(
                 f"| {method} | {os.path.basename(os.path.normpath(d))} | {ds} | "

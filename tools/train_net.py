@@ -11,9 +11,9 @@ DATALOADER.IMS_PER_BATCH is the global batch, split over the processes; rank 0 w
 outputs.
 
 OUTPUT_DIR receives config.yaml, log.txt, metrics.json, TensorBoard events, checkpoints
-(model_XXXXXXX.pth, model_final.pth, last_checkpoint) and images/. For DG-Net, when
-MODEL.TEACHER.WEIGHTS does not exist and MODEL.TEACHER.CONFIG is set, the teacher is trained
-first with that config on the same DATASETS (and reused on later runs).
+(model_XXXXXXX.pth, model_final.pth, last_checkpoint) and images/. ENGINE.NAME selects the
+method (dgnet_plugin/methods/<name>/): its config keys, and the step it runs before training
+(e.g. DG-Net trains its teacher when MODEL.TEACHER.WEIGHTS does not exist yet).
 """
 
 from __future__ import annotations
@@ -28,14 +28,10 @@ from torch.multiprocessing import ProcessExitedException
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
-from dgnet_plugin.config import ConfigError, load_cfg_file  # noqa: E402
-from dgnet_plugin.engine import build_engine  # noqa: E402
+from dgnet_plugin.config import ConfigError, load_cfg_file, method_of_engine  # noqa: E402
+from dgnet_plugin.engine.defaults import build_seeded_engine, default_setup  # noqa: E402
 from dgnet_plugin.engine.launch import distributed_session, launch  # noqa: E402
-from dgnet_plugin.model_zoo import is_remote_spec  # noqa: E402
-from dgnet_plugin.utils import comm  # noqa: E402
-from dgnet_plugin.utils import torchreid_compat as tr  # noqa: E402
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
-from dgnet_plugin.utils.events import setup_logger  # noqa: E402
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -63,56 +59,6 @@ def default_argument_parser() -> argparse.ArgumentParser:
     return p
 
 
-def setup(config_file: str, opts: list, freeze: bool = True):
-    """Config (file + overrides), OUTPUT_DIR with config.yaml and log.txt (rank 0)."""
-    cfg = load_cfg_file(config_file, opts, freeze=False)
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR)
-    logger.info("Config %s with overrides %s:\n%s", config_file, opts, cfg.dump())
-    if comm.is_main_process():
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
-    if freeze:
-        cfg.freeze()
-    return cfg
-
-
-def seeded_engine(cfg):
-    """The engine of ``cfg``, built right after seeding with ``SEED + rank`` (each process its
-    own augmentation and dropout randomness), so that a run starts from the same random state
-    whatever ran before it in the process (a DG-Net run that first trained its teacher
-    included)."""
-    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
-    return build_engine(cfg)
-
-
-def ensure_teacher(cfg) -> None:
-    """Train the DG-Net teacher with MODEL.TEACHER.CONFIG when its weights do not exist."""
-    t = cfg.MODEL.TEACHER
-    if is_remote_spec(t.WEIGHTS):
-        return  # zoo:// or a URL: load_teacher downloads it, there is nothing to train
-    if cfg.ENGINE.NAME != "DGNetEngine" or cfg.LOSS.TEACHER_MAX <= 0 or os.path.isfile(t.WEIGHTS):
-        if os.path.isfile(t.WEIGHTS):
-            logger.info("Reusing teacher %s", t.WEIGHTS)
-        return
-    if not t.CONFIG:
-        return  # load_teacher raises with instructions
-    if os.path.basename(t.WEIGHTS) != "model_final.pth":
-        raise ConfigError(
-            f"MODEL.TEACHER.WEIGHTS '{t.WEIGHTS}' must end in model_final.pth to be trained "
-            "from MODEL.TEACHER.CONFIG (it names the teacher's OUTPUT_DIR)"
-        )
-    opts = ["OUTPUT_DIR", os.path.dirname(t.WEIGHTS), "MODEL.DEVICE", cfg.MODEL.DEVICE]
-    for key in ("ROOT", "NAMES", "TESTS"):
-        opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
-    logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
-    tcfg = setup(t.CONFIG, opts)
-    engine = seeded_engine(tcfg)
-    engine.resume_or_load(resume=True)
-    engine.train()
-    setup_logger(cfg.OUTPUT_DIR)
-
-
 def main(args) -> dict:
     """Train or evaluate in this process; joins the process group of torchrun / --num-gpus
     (``WORLD_SIZE`` > 1) for the duration."""
@@ -122,18 +68,20 @@ def main(args) -> dict:
 
 
 def _main(args) -> dict:
-    cfg = setup(args.config_file, args.opts, freeze=False)
+    cfg = default_setup(args.config_file, args.opts, freeze=False)
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint written by training)")
         cfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from MODEL.WEIGHTS
         cfg.freeze()
-        engine = seeded_engine(cfg)
+        engine = build_seeded_engine(cfg)
         engine.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
         return engine.test()
     cfg.freeze()
-    ensure_teacher(cfg)
-    engine = seeded_engine(cfg)
+    method = method_of_engine(cfg.ENGINE.NAME)
+    if method.before_training is not None:
+        method.before_training(cfg)
+    engine = build_seeded_engine(cfg)
     engine.resume_or_load(resume=args.resume)
     return engine.train()
 

@@ -1,14 +1,60 @@
-"""``get_cfg`` and a ``CfgNode`` whose merge errors name the file and key."""
+"""``get_cfg`` / ``load_cfg_file`` and a ``CfgNode`` whose merge errors name the file and key."""
 
 from __future__ import annotations
 
+import logging
 import os
 
+import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
+from ..errors import ConfigError  # re-exported: dgnet_plugin.config.ConfigError
 
-class ConfigError(ValueError):
-    """A config file or override could not be merged (unknown key, bad value, missing file)."""
+__all__ = ["CfgNode", "ConfigError", "get_cfg", "load_cfg_file", "merge_missing"]
+
+#: Keys renamed since an earlier release: old full key -> new full key. A config (or a saved
+#: ``config.yaml``) that still uses the old name is merged into the new key with a warning.
+RENAMED_KEYS: dict[str, str] = {}
+
+
+def _drop_foreign(loaded: dict, own, union, prefix: str = "") -> list[str]:
+    """Remove from ``loaded`` (in place) the keys that ``own`` lacks but ``union`` has;
+    returns their full names."""
+    dropped = []
+    for k in list(loaded):
+        if k not in own:
+            if k in union:
+                del loaded[k]
+                dropped.append(prefix + k)
+        elif isinstance(loaded[k], dict) and isinstance(own[k], _FvCfgNode) and k in union:
+            dropped += _drop_foreign(loaded[k], own[k], union[k], f"{prefix}{k}.")
+    return dropped
+
+
+def register_renamed_key(old: str, new: str) -> None:
+    """``old`` (e.g. ``"LOSS.PID"``) now reads as ``new`` (e.g. ``"LOSS.ID_POS"``)."""
+    RENAMED_KEYS[old] = new
+
+
+def _rename_in_dict(data: dict, source: str) -> dict:
+    """``data`` (a loaded YAML dict) with the :data:`RENAMED_KEYS` moved to their new names."""
+    for old, new in RENAMED_KEYS.items():
+        *path, leaf = old.split(".")
+        node = data
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        *new_path, new_leaf = new.split(".")
+        dst = data
+        for part in new_path:
+            dst = dst.setdefault(part, {})
+        dst[new_leaf] = value
+        logging.getLogger("dgnet_plugin").warning(
+            "%s: %s was renamed %s; read as %s (update the config)", source, old, new, new
+        )
+    return data
 
 
 class CfgNode(_FvCfgNode):
@@ -18,14 +64,30 @@ class CfgNode(_FvCfgNode):
     override) held the key and how to list the valid ones.
     """
 
-    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+    def merge_from_file(
+        self, cfg_filename: str, allow_unsafe: bool = False, other_methods_keys=None
+    ) -> None:
+        """Merge a YAML file (``_BASE_`` resolved; renamed keys read as their new names).
+
+        ``other_methods_keys``: a ``CfgNode`` holding the keys of every registered method;
+        a key of the file that ``self`` lacks but that node has (a key of another method, as
+        in a ``config.yaml`` saved before the method-package move, when every method's keys
+        were package defaults) is dropped with a warning instead of being an error.
+        """
         if not os.path.isfile(cfg_filename):
             raise ConfigError(
                 f"config file '{cfg_filename}' does not exist; pass an existing YAML file to "
                 "--config-file (the shipped ones are in configs/)"
             )
         try:
-            super().merge_from_file(cfg_filename, allow_unsafe=allow_unsafe)
+            loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+            loaded = _rename_in_dict(loaded, cfg_filename)
+            dropped = _drop_foreign(loaded, self, other_methods_keys or {})
+            if dropped:
+                logging.getLogger("dgnet_plugin").warning(
+                    "%s: keys of another method ignored: %s", cfg_filename, ", ".join(dropped)
+                )
+            self.merge_from_other_cfg(type(self)(loaded))
         except KeyError as e:
             raise ConfigError(
                 f"{cfg_filename}: {e.args[0] if e.args else e}. Check the spelling against "
@@ -41,6 +103,11 @@ class CfgNode(_FvCfgNode):
             )
         cfg_list = list(cfg_list)
         for i in range(0, len(cfg_list), 2):
+            if cfg_list[i] in RENAMED_KEYS:
+                logging.getLogger("dgnet_plugin").warning(
+                    "override %s was renamed %s", cfg_list[i], RENAMED_KEYS[cfg_list[i]]
+                )
+                cfg_list[i] = RENAMED_KEYS[cfg_list[i]]
             cfg_list[i + 1] = self._int_to_float(cfg_list[i], cfg_list[i + 1])
         try:
             super().merge_from_list(cfg_list)
@@ -60,18 +127,68 @@ class CfgNode(_FvCfgNode):
         return value
 
 
-def get_cfg() -> CfgNode:
-    """Return a fresh copy of the package defaults (every key any engine reads)."""
-    from .defaults import _C
+def get_cfg(method: str | None = None) -> CfgNode:
+    """A fresh copy of the core defaults, plus the keys of ``method`` (a registered method
+    name such as ``"dgnet"`` or ``"ide"``) when given.
 
-    return _C.clone()
+    Raises:
+        ConfigError: ``method`` is not registered.
+    """
+    from .defaults import _C
+    from .method import get_method
+
+    cfg = _C.clone()
+    if method:
+        get_method(method).add_config(cfg)
+    return cfg
+
+
+def engine_name_of(path: str, opts: list | None = None) -> str:
+    """``ENGINE.NAME`` of a config file (``_BASE_`` resolved) or of its overrides."""
+    opts = list(opts or [])
+    for i in range(0, len(opts) - 1, 2):
+        if opts[i] == "ENGINE.NAME":
+            return str(opts[i + 1])
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"config file '{path}' does not exist; pass an existing YAML file to "
+            "--config-file (the shipped ones are in configs/)"
+        )
+    try:
+        loaded = CfgNode.load_yaml_with_base(path)
+    except (yaml.YAMLError, OSError, KeyError, AssertionError) as e:
+        raise ConfigError(f"{path}: cannot read it as a YAML config: {e}") from None
+    return str((loaded.get("ENGINE") or {}).get("NAME", ""))
 
 
 def load_cfg_file(path: str, opts: list | None = None, freeze: bool = True) -> CfgNode:
-    """``get_cfg()`` merged with a YAML file (``_BASE_`` resolved) and ``KEY VALUE`` overrides."""
+    """The config of ``path``: the core defaults, the keys of the method whose engine
+    ``ENGINE.NAME`` names (see :mod:`.method`), the YAML file (``_BASE_`` resolved), then the
+    ``KEY VALUE`` overrides.
+
+    Raises:
+        ConfigError: missing file, unknown or empty ``ENGINE.NAME``, unknown key, bad value.
+    """
+    from .method import METHODS, method_of_engine
+
     cfg = get_cfg()
-    cfg.merge_from_file(path)
+    method_of_engine(engine_name_of(path, opts), source=path).add_config(cfg)
+    union = get_cfg()
+    for m in METHODS.values():
+        m.add_config(union)
+    cfg.merge_from_file(path, other_methods_keys=union)
     cfg.merge_from_list(list(opts or []))
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def merge_missing(dst: CfgNode, src: CfgNode) -> CfgNode:
+    """Add to ``dst`` every key of ``src`` (with its value) that ``dst`` does not have yet;
+    keys ``dst`` has are left as they are. What each ``add_<method>_config`` uses."""
+    for k, v in src.items():
+        if k not in dst:
+            dst[k] = v.clone() if isinstance(v, CfgNode) else v
+        elif isinstance(v, CfgNode) and isinstance(dst[k], CfgNode):
+            merge_missing(dst[k], v)
+    return dst

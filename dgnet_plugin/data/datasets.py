@@ -8,17 +8,18 @@ import re
 
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
 from ..utils import torchreid_compat as tr
 
 MARKET_SUBDIRS = ("bounding_box_train", "query", "bounding_box_test")
 MARKET_NAME = re.compile(r"([-\d]+)_c(\d+)")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset folder is missing; the message says where we looked and the layout we expect."""
 
 
-class CorruptImageError(OSError):
+class CorruptImageError(UserError, OSError):
     """An image file exists but cannot be decoded."""
 
 

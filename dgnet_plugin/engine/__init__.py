@@ -1,15 +1,17 @@
-"""Engines: torchreid ``Engine`` subclasses driven by iterations, one per method."""
+"""The method-agnostic training core: the loop with hooks, the trainer every engine builds
+on, the hooks themselves, optimisers, precision and the multi-process launch."""
 
-from .base import IterationEngine
 from .build import ENGINE_REGISTRY, build_engine
-from .dgnet import DGNetEngine
-from .teacher import TeacherEngine, load_teacher
+from .defaults import IterationTrainer, resolve_device
+from .hooks import NonFiniteLossError
+from .train_loop import HookBase, TrainerBase
 
 __all__ = [
     "ENGINE_REGISTRY",
-    "DGNetEngine",
-    "IterationEngine",
-    "TeacherEngine",
+    "HookBase",
+    "IterationTrainer",
+    "NonFiniteLossError",
+    "TrainerBase",
     "build_engine",
-    "load_teacher",
+    "resolve_device",
 ]

@@ -1,24 +1,22 @@
-"""LSGAN adversarial losses and the real-image gradient regulariser (DG-Net Eq. 7)."""
+"""Adversarial losses: LSGAN (Mao et al. 2017) and the real-image gradient regulariser
+(DG-Net Eq. 7)."""
 
 from __future__ import annotations
 
 import torch
 
-from .build import LOSS_REGISTRY
 
-
-@LOSS_REGISTRY.register()
 def lsgan_gen_loss(fake_outs: list[torch.Tensor]) -> torch.Tensor:
-    """Generator side of LSGAN (Mao et al. 2017), summed over discriminator scales.
+    """Generator side of LSGAN (Mao et al. 2017, Eq. 2 with targets b = c = 1), summed over
+    discriminator scales: ``sum_s E[(D_s(G(.)) - 1)^2]``.
 
-    ``sum_s 2 * E[(D_s(G(.)) - 1)^2]``; the factor 2 is the official DG-Net weighting.
     ``fake_outs``: list of patch maps ``(N, 1, h_s, w_s)``, any float dtype (the loss is
-    computed in float32).
+    computed in float32). A method's own weighting (DG-Net's factor 2) is applied by the
+    method, not here.
     """
-    return sum(2.0 * ((o.float() - 1.0) ** 2).mean() for o in fake_outs)
+    return sum(((o.float() - 1.0) ** 2).mean() for o in fake_outs)
 
 
-@LOSS_REGISTRY.register()
 def lsgan_dis_loss(fake_outs: list[torch.Tensor], real_outs: list[torch.Tensor]) -> torch.Tensor:
     """Discriminator side of LSGAN: ``sum_s E[D_s(fake)^2] + E[(D_s(real) - 1)^2]``, in float32
     whatever the dtype of the patch maps (squares of fp16 scores overflow above 256)."""
@@ -28,7 +26,6 @@ def lsgan_dis_loss(fake_outs: list[torch.Tensor], real_outs: list[torch.Tensor])
     )
 
 
-@LOSS_REGISTRY.register()
 def real_gradient_penalty(real_outs: list[torch.Tensor], x_real: torch.Tensor) -> torch.Tensor:
     """R1-style regulariser ``sum_s E_n ||d(sum D_s(x_real)) / d x_real_n||^2``.
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .build import LOSS_REGISTRY
 
-
-@LOSS_REGISTRY.register()
 def teacher_soft_label(teacher_logits: torch.Tensor, teacher_logits_flip: torch.Tensor):
     """``q = (softmax(T(x)) + softmax(T(flip(x)))) / 2``: the smoothed dynamic soft label.
 
@@ -18,7 +15,6 @@ def teacher_soft_label(teacher_logits: torch.Tensor, teacher_logits_flip: torch.
     return (teacher_logits.float().softmax(1) + teacher_logits_flip.float().softmax(1)) / 2
 
 
-@LOSS_REGISTRY.register()
 def soft_label_kl_loss(student_logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``L_prim = (1/N) sum_n KL(q_n || p_n)`` with ``p = softmax(student_logits)``.
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .build import LOSS_REGISTRY
 
-
-@LOSS_REGISTRY.register()
 def id_loss(logits: torch.Tensor, pids: torch.Tensor, label_smooth: float = 0.0) -> torch.Tensor:
     """Cross-entropy ``-E log p(y | x)`` of ``(N, K)`` logits against ``(N,)`` train pids.
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .build import LOSS_REGISTRY
 
-
-@LOSS_REGISTRY.register()
 def recon_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error ``E|pred - target|`` over every element.
 

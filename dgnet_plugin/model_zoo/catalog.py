@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
+
 # The repository root: relative ``ZooEntry.config`` paths (``configs/dgnet_r50.yml``) are
 # resolved against it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +22,7 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _URL_PREFIXES = ("http://", "https://", "gdrive://")
 
 
-class ModelZooError(RuntimeError):
+class ModelZooError(UserError, RuntimeError):
     """A zoo name is unknown or malformed, or a checkpoint cannot be downloaded or verified
     (HTTP error, no network, truncated file, sha256 mismatch)."""
 

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
 
+from ..errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the model."""
 
 

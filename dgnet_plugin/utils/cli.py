@@ -6,25 +6,12 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ..config import ConfigError
-from ..data.datasets import CorruptImageError, DatasetNotFoundError
-from ..engine.base import NonFiniteLossError
-from ..model_zoo import ModelZooError
-from ..modeling.backbones.build import PretrainedWeightsError
-from .checkpoint import CheckpointError
+from ..errors import UserError
 
 #: Errors caused by input (config, data, weights, a diverged run), each with a message that
-#: names the file or key and the fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (
-    ConfigError,
-    DatasetNotFoundError,
-    CorruptImageError,
-    CheckpointError,
-    PretrainedWeightsError,
-    NonFiniteLossError,
-    ModelZooError,
-    FileNotFoundError,
-)
+#: names the file or key and the fix (every :class:`~dgnet_plugin.errors.UserError`, and a
+#: missing file); anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError, FileNotFoundError)
 
 logger = logging.getLogger("dgnet_plugin")
 

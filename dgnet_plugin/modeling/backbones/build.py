@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 from fvcore.common.registry import Registry
 
+from ...errors import UserError
 from ...utils.registry import lookup
 
 BACKBONE_REGISTRY = Registry("BACKBONE")
@@ -21,7 +22,7 @@ pretrain_path=)`` and returns an ``nn.Module`` mapping an ImageNet-normalised
 logger = logging.getLogger(__name__)
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(UserError, RuntimeError):
     """ImageNet weights could neither be read from ``PRETRAIN_PATH`` nor downloaded."""
 
 

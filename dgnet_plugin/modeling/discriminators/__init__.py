@@ -1,5 +1,7 @@
-"""Discriminators (multi-scale PatchGAN)."""
+"""Discriminators: the MUNIT/DG-Net multi-scale discriminator (CycleGAN's 70x70 PatchGAN
+will sit beside it)."""
 
-from .patchgan import DISCRIMINATOR_REGISTRY, MultiScalePatchGAN, build_discriminator
+from .build import DISCRIMINATOR_REGISTRY, build_discriminator
+from .multiscale import MultiScaleDiscriminator
 
-__all__ = ["DISCRIMINATOR_REGISTRY", "MultiScalePatchGAN", "build_discriminator"]
+__all__ = ["DISCRIMINATOR_REGISTRY", "MultiScaleDiscriminator", "build_discriminator"]

@@ -1,5 +1,6 @@
-"""Generators: structure encoder Es + decoder G with AdaIN from the appearance code."""
+"""Generators and translators (image -> image, optionally conditioned); the implementations
+are registered by the method packages and by shared modules here."""
 
-from .adain_gen import GENERATOR_REGISTRY, AdaINGen, Decoder, StructureEncoder, build_generator
+from .build import GENERATOR_REGISTRY, build_generator
 
-__all__ = ["GENERATOR_REGISTRY", "AdaINGen", "Decoder", "StructureEncoder", "build_generator"]
+__all__ = ["GENERATOR_REGISTRY", "build_generator"]

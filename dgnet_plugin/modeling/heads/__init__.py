@@ -1,5 +1,6 @@
 """Re-ID heads: pooled feature -> (logits, embedding)."""
 
-from .class_block import HEAD_REGISTRY, ClassBlock, build_head
+from .build import HEAD_REGISTRY, build_head
+from .embedding import EmbeddingHead, global_pool
 
-__all__ = ["HEAD_REGISTRY", "ClassBlock", "build_head"]
+__all__ = ["HEAD_REGISTRY", "EmbeddingHead", "build_head", "global_pool"]

@@ -8,8 +8,11 @@ from ...utils.registry import lookup
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """
-Whole models, built as ``cls.from_config(cfg, num_classes)``. A meta-architecture exposes the
-re-ID network it evaluates as ``.reid`` (the model itself for a plain re-ID baseline).
+Whole models, built as ``cls.from_config(cfg, num_classes)``. A meta-architecture declares
+what it provides in the class attribute ``PROVIDES`` (e.g. ``("reid", "gen", "dis")``), which
+engines check against their ``REQUIRES`` at build time. One that provides ``"reid"`` exposes
+the re-ID network it evaluates as ``.reid`` (the model itself for a plain re-ID baseline); a
+pure generator stage provides none and is trained without evaluation.
 """
 
 

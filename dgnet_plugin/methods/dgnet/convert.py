@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..config import get_cfg
+from ...config import get_cfg
 
 Tensor = torch.Tensor
 
@@ -153,7 +153,8 @@ def infer_num_classes(id_sd: Mapping[str, Tensor], name: str = "id") -> int:
 def default_dgnet_cfg():
     """The package defaults: the official Market-1501 DG-Net (ResNet-50, last stride 1,
     max pooling, 4 stripes, 16-wide generator, 3-scale discriminator)."""
-    cfg = get_cfg()
+    cfg = get_cfg("dgnet")
+    cfg.ENGINE.NAME = "DGNetEngine"
     cfg.MODEL.META_ARCHITECTURE = "DGNet"
     cfg.MODEL.BACKBONE.PRETRAIN = False
     return cfg
@@ -161,9 +162,9 @@ def default_dgnet_cfg():
 
 def official_teacher_cfg(last_stride: int = 2):
     """Config of the official teacher: ``IDEBaseline`` with ResNet-50, average pooling and
-    the ``stride`` of its ``opts.yaml`` (default 2), trained by ``TeacherEngine``."""
-    cfg = get_cfg()
-    cfg.ENGINE.NAME = "TeacherEngine"
+    the ``stride`` of its ``opts.yaml`` (default 2), trained by ``IDEEngine``."""
+    cfg = get_cfg("ide")
+    cfg.ENGINE.NAME = "IDEEngine"
     cfg.MODEL.META_ARCHITECTURE = "IDEBaseline"
     cfg.MODEL.BACKBONE.NAME = "resnet50"
     cfg.MODEL.BACKBONE.LAST_STRIDE = int(last_stride)
@@ -176,7 +177,7 @@ def official_teacher_cfg(last_stride: int = 2):
 def target_state_dict(cfg, num_classes: int) -> dict[str, Tensor]:
     """State dict of ``build_model(cfg, num_classes)`` built on the ``meta`` device: the key
     names, order, shapes and dtypes the converted dict must have (no memory is allocated)."""
-    from ..modeling import build_model
+    from ...modeling import build_model
 
     cfg = cfg.clone()
     cfg.defrost()

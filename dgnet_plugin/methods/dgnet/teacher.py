@@ -1,61 +1,21 @@
-"""The IDE teacher (``ft_net``): trained by this package, then loaded by DG-Net."""
+"""DG-Net's teacher: an IDE model (:mod:`dgnet_plugin.methods.ide`) trained first, then
+frozen and distilled from (paper section 3.2, the primary-feature term)."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from torch.nn.parallel import DistributedDataParallel
-
-from ..config import get_cfg
-from ..data import build_train_loader
-from ..losses import id_loss
-from ..model_zoo import entry_config_path, is_remote_spec, resolve_weights
-from ..modeling import build_model
-from ..modeling.norm import convert_norm
-from ..utils import comm
-from ..utils.checkpoint import Checkpointer
-from .base import IterationEngine
-from .build import ENGINE_REGISTRY
-from .optim import build_iter_scheduler, build_reid_optimizer
+from ...config import ConfigError, load_cfg_file
+from ...engine.defaults import build_seeded_engine, default_setup
+from ...model_zoo import entry_config_path, is_remote_spec, resolve_weights
+from ...modeling import build_model
+from ...modeling.norm import convert_norm
+from ...utils import comm
+from ...utils.checkpoint import Checkpointer
+from ...utils.events import setup_logger
 
 logger = logging.getLogger("dgnet_plugin")
-
-
-@ENGINE_REGISTRY.register()
-class TeacherEngine(IterationEngine):
-    """Cross-entropy training of a plain re-ID baseline (``MODEL.META_ARCHITECTURE
-    IDEBaseline``): SGD, backbone at ``SOLVER.REID.BASE_LR``, head at ``HEADS_LR_FACTOR`` x,
-    per-iteration MultiStepLR. This is the teacher DG-Net distils from (paper section 3.2).
-
-    With several processes the network is trained through ``DistributedDataParallel`` (one
-    forward and one backward per step: DDP's reducer averages the gradients during the
-    backward); ``model_all`` stays the plain network (checkpoints, evaluation)."""
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        opt = build_reid_optimizer(cfg, self.model_all, ["classifier"], self.device)
-        sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
-        self.register_model("model", self.model_all, opt, sched)
-        self._stream = None
-        self._train_net = self.model_all
-
-    def prepare_distributed(self) -> None:
-        if comm.is_distributed() and self._train_net is self.model_all:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._train_net = DistributedDataParallel(self.model_all, device_ids=ids)
-
-    def run_step(self, iteration: int):
-        if self._stream is None:
-            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
-        batch = self.to_device(next(self._stream))
-        with self.autocast():
-            logits = self._train_net(batch["img"])
-        loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)
-        opt = self._optims["model"]
-        opt.zero_grad(set_to_none=True)
-        self.amp.backward_step(loss, opt)
-        return {"id": loss.detach()}
 
 
 def teacher_config_path(cfg) -> str:
@@ -98,9 +58,8 @@ def load_teacher(cfg, num_classes: int, device):
             "(tools/train_net.py --config-file configs/teacher_r50.yml), or set "
             "MODEL.TEACHER.CONFIG so that tools/train_net.py trains it for you"
         )
-    tcfg = get_cfg()
-    tcfg.merge_from_file(teacher_config_path(cfg))
-    tcfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from the checkpoint
+    # every weight comes from the checkpoint
+    tcfg = load_cfg_file(teacher_config_path(cfg), ["MODEL.BACKBONE.PRETRAIN", "False"])
     teacher = build_model(tcfg, num_classes)
     # DG-Net's MODEL.NORM: syncBN makes the teacher's batch statistics (TRAIN_BN) global,
     # FrozenBN makes it use its running statistics
@@ -112,3 +71,37 @@ def load_teacher(cfg, num_classes: int, device):
         p.requires_grad_(False)
     logger.info("Loaded teacher %s from %s", type(teacher).__name__, path)
     return teacher
+
+
+def train_missing_teacher(cfg) -> None:
+    """DG-Net's ``before_training`` step: when ``MODEL.TEACHER.WEIGHTS`` does not exist and
+    ``MODEL.TEACHER.CONFIG`` is set, train the teacher with that config on the same
+    ``DATASETS`` (into the folder of ``MODEL.TEACHER.WEIGHTS``), then come back to the DG-Net
+    run's log. A finished teacher is reused; an interrupted one resumes.
+
+    Raises:
+        ConfigError: ``MODEL.TEACHER.WEIGHTS`` does not end in ``model_final.pth``.
+    """
+    t = cfg.MODEL.TEACHER
+    if is_remote_spec(t.WEIGHTS):
+        return  # zoo:// or a URL: load_teacher downloads it, there is nothing to train
+    if cfg.LOSS.TEACHER_MAX <= 0 or os.path.isfile(t.WEIGHTS):
+        if os.path.isfile(t.WEIGHTS):
+            logger.info("Reusing teacher %s", t.WEIGHTS)
+        return
+    if not t.CONFIG:
+        return  # load_teacher raises with instructions
+    if os.path.basename(t.WEIGHTS) != "model_final.pth":
+        raise ConfigError(
+            f"MODEL.TEACHER.WEIGHTS '{t.WEIGHTS}' must end in model_final.pth to be trained "
+            "from MODEL.TEACHER.CONFIG (it names the teacher's OUTPUT_DIR)"
+        )
+    opts = ["OUTPUT_DIR", os.path.dirname(t.WEIGHTS), "MODEL.DEVICE", cfg.MODEL.DEVICE]
+    for key in ("ROOT", "NAMES", "TESTS"):
+        opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
+    logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
+    tcfg = default_setup(t.CONFIG, opts)
+    engine = build_seeded_engine(tcfg)
+    engine.resume_or_load(resume=True)
+    engine.train()
+    setup_logger(cfg.OUTPUT_DIR)

@@ -28,7 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.datasets import parse_market_name
-from .common import list_images
+from ..data.images import list_images
 
 #: the Inception weights pytorch-fid downloads (pass this file as ``weights_path`` offline)
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"

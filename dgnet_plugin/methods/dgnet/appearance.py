@@ -1,4 +1,4 @@
-"""Re-ID networks: DG-Net's appearance encoder Ea and the IDE teacher (``ft_net``)."""
+"""DG-Net's appearance encoder ``Ea``, which is also its re-ID model."""
 
 from __future__ import annotations
 
@@ -6,17 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbones import build_backbone
-from ..heads import build_head
-from .build import META_ARCH_REGISTRY
-
-
-def _pool(fmap: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "max":
-        return F.adaptive_max_pool2d(fmap, 1).flatten(1)
-    if kind == "avg":
-        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
-    raise ValueError(f"MODEL.HEADS.POOL must be 'max' or 'avg', got '{kind}'")
+from ...modeling.backbones import build_backbone
+from ...modeling.heads import build_head, global_pool
 
 
 class AppearanceEncoder(nn.Module):
@@ -44,7 +35,7 @@ class AppearanceEncoder(nn.Module):
         pool="max",
         dropout=0.5,
         fine_dropout=0.75,
-        head="ClassBlock",
+        head="EmbeddingHead",
     ):
         super().__init__()
         self.backbone = backbone
@@ -59,7 +50,7 @@ class AppearanceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, return_all: bool = False):
         fmap = self.backbone(x)
-        g = _pool(fmap, self.pool)
+        g = global_pool(fmap, self.pool)
         logits_p, emb_p = self.classifier(g)
         logits_f, emb_f = self.classifier_fine(g)
         if return_all:
@@ -68,39 +59,6 @@ class AppearanceEncoder(nn.Module):
         if self.training:
             return [logits_p, logits_f]
         return torch.cat([F.normalize(emb_p, dim=1), F.normalize(emb_f, dim=1)], dim=1)
-
-
-@META_ARCH_REGISTRY.register()
-class IDEBaseline(nn.Module):
-    """The IDE teacher (``ft_net`` of Person_reID_baseline_pytorch): backbone, global pooling,
-    one ``ClassBlock``. Eval ``forward`` returns the ``(N, 512)`` embedding; training returns
-    logits ``(N, num_classes)``; ``return_all`` the dict ``{logits: (logits,), emb: (emb,)}``.
-    """
-
-    def __init__(
-        self, backbone, num_classes, embed_dim=512, pool="avg", dropout=0.5, head="ClassBlock"
-    ):
-        super().__init__()
-        self.backbone = backbone
-        self.pool = pool
-        self.num_classes = num_classes
-        self.classifier = build_head(head, backbone.out_channels, num_classes, embed_dim, dropout)
-        self.feature_parts = (embed_dim,)
-
-    @property
-    def reid(self) -> nn.Module:
-        return self
-
-    @classmethod
-    def from_config(cls, cfg, num_classes: int) -> IDEBaseline:
-        h = cfg.MODEL.HEADS
-        return cls(build_backbone(cfg), num_classes, h.EMBED_DIM, h.POOL, h.DROPOUT, h.NAME)
-
-    def forward(self, x: torch.Tensor, return_all: bool = False):
-        logits, emb = self.classifier(_pool(self.backbone(x), self.pool))
-        if return_all:
-            return {"logits": (logits,), "emb": (emb,)}
-        return logits if self.training else emb
 
 
 def build_appearance_encoder(cfg, num_classes: int) -> AppearanceEncoder:

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Convert the official NVlabs DG-Net release (and its teacher) into dgnet_plugin checkpoints.
 
-    python tools/convert_official_dgnet.py \\
+    python -m dgnet_plugin.methods.dgnet.convert_cli \\
         --checkpoint-dir outputs/E0.5new_reid0.5_w30000/checkpoints --iteration 100000 \\
         --teacher models/best/net_last.pth \\
         --output output/official/dgnet_r50/converted.pth \\
@@ -24,19 +23,17 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from dgnet_plugin.config import load_cfg_file  # noqa: E402
-from dgnet_plugin.convert import (  # noqa: E402
+from ...config import load_cfg_file
+from ...utils.checkpoint import atomic_torch_save, atomic_write_text
+from ...utils.cli import run_cli
+from .convert import (
     convert_official_dgnet,
     convert_official_teacher,
     default_dgnet_cfg,
     official_teacher_cfg,
 )
-from dgnet_plugin.utils.checkpoint import atomic_torch_save, atomic_write_text  # noqa: E402
-from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,4 +197,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    import dgnet_plugin  # noqa: F401 (registers every method: the configs name their engines)
+
     sys.exit(main())

@@ -1,29 +1,25 @@
-"""Multi-scale PatchGAN discriminator (DG-Net section 3.1, ``MsImageDis``-style)."""
+"""The multi-scale discriminator of MUNIT and DG-Net (DG-Net section 3.1, MUNIT's
+``MsImageDis``): a patch discriminator applied at several image scales."""
 
 from __future__ import annotations
 
 import torch
-from fvcore.common.registry import Registry
 from torch import nn
 
-from ...utils.registry import lookup
+from ...utils.registry import register_renamed
 from ..blocks import Conv2dBlock, ResBlocks, init_weights
-
-DISCRIMINATOR_REGISTRY = Registry("DISCRIMINATOR")
-DISCRIMINATOR_REGISTRY.__doc__ = """
-Discriminators, built as ``cls.from_config(cfg, in_channels)``; ``forward(x)`` returns a list
-of patch score maps, one per scale.
-"""
+from .build import DISCRIMINATOR_REGISTRY
 
 
 @DISCRIMINATOR_REGISTRY.register()
-class MultiScalePatchGAN(nn.Module):
+class MultiScaleDiscriminator(nn.Module):
     """``num_scales`` PatchGANs on the image and its 2x, 4x ... average-pooled copies.
 
     Each scale: Conv1x1 (3->d), n_layer x [Conv3x3 s1, Conv3x3 s2] (the last one doubles the
     width), n_res residual blocks, Conv1x1 -> 1. No normalisation, LReLU(0.2), reflect padding,
     N(0, 0.02) init. At 256x128 with the official settings the maps are 64x32, 32x16, 16x8.
-    Input: ImageNet-normalised ``(N, 3, H, W)``; output: list of ``(N, 1, h_s, w_s)``.
+    Input: ``(N, in_ch, H, W)`` (DG-Net: ImageNet-normalised RGB); output: list of
+    ``(N, 1, h_s, w_s)``.
     """
 
     def __init__(self, in_ch=3, dim=32, n_layer=2, n_res=4, num_scales=3):
@@ -35,7 +31,7 @@ class MultiScalePatchGAN(nn.Module):
         init_weights(self, "gaussian", 0.02)
 
     @classmethod
-    def from_config(cls, cfg, in_ch: int = 3) -> MultiScalePatchGAN:
+    def from_config(cls, cfg, in_ch: int = 3) -> MultiScaleDiscriminator:
         d = cfg.MODEL.DIS
         return cls(in_ch, d.DIM, d.N_LAYER, d.N_RES, d.NUM_SCALES)
 
@@ -59,6 +55,4 @@ class MultiScalePatchGAN(nn.Module):
         return outs
 
 
-def build_discriminator(cfg, in_ch: int = 3) -> nn.Module:
-    name = cfg.MODEL.DIS.NAME
-    return lookup(DISCRIMINATOR_REGISTRY, name, "MODEL.DIS.NAME").from_config(cfg, in_ch)
+register_renamed(DISCRIMINATOR_REGISTRY, "MultiScalePatchGAN", "MultiScaleDiscriminator")

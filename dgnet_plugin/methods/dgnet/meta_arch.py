@@ -25,19 +25,23 @@ from ...losses import (
     soft_label_kl_loss,
     teacher_soft_label,
 )
-from ..blocks import to_gray
-from ..discriminators import build_discriminator
-from ..frozen import frozen_forward, teacher_forward
-from ..generators import build_generator
-from .build import META_ARCH_REGISTRY
-from .reid import build_appearance_encoder
+from ...modeling.blocks import to_gray
+from ...modeling.discriminators import build_discriminator
+from ...modeling.frozen import frozen_forward, teacher_forward
+from ...modeling.generators import build_generator
+from ...modeling.meta_arch import META_ARCH_REGISTRY
+from . import generator as _generator  # noqa: F401 (registers AdaINGen)
+from .appearance import build_appearance_encoder
 
 TWO_WAY = 2.0
+#: The official ``gen_update`` weights the generator's LSGAN term by 2 (on top of
+#: ``LOSS.GAN``); kept so that ``LOSS.GAN 1.0`` means what it means in the official config.
+LSGAN_GEN_FACTOR = 2.0
 #: Terms computed at every iteration whatever their weight (0 during the warm-up for
 #: ``id_fine``): they come from the shared forward at no extra network cost, and with them
 #: every parameter of Ea, Es and G gets a gradient at every iteration (see
 #: :meth:`DGNet.generator_losses`).
-ALWAYS_COMPUTED = ("recon_x", "recon_xp", "id", "id_fine", "pid")
+ALWAYS_COMPUTED = ("recon_x", "recon_xp", "id", "id_fine", "id_pos")
 
 
 class GeneratorPhase(nn.Module):
@@ -66,6 +70,8 @@ class DGNet(nn.Module):
     (the randomly erased copies scored by the ID losses; optional) and ``pid`` ``(N,)``.
     """
 
+    PROVIDES = ("reid", "gen", "dis")
+
     def __init__(
         self,
         reid: nn.Module,
@@ -83,7 +89,7 @@ class DGNet(nn.Module):
     @classmethod
     def from_config(cls, cfg, num_classes: int) -> DGNet:
         reid = build_appearance_encoder(cfg, num_classes)
-        gen = build_generator(cfg, reid.code_dim)
+        gen = build_generator(cfg, app_dim=reid.code_dim)
         dis = build_discriminator(cfg, 3)
         return cls(reid, gen, dis, cfg.MODEL.DIS.GRAD_PENALTY, cfg.LOSS.STRUCTURE_ENCODER_AGAIN)
 
@@ -215,7 +221,7 @@ class DGNet(nn.Module):
         L: dict[str, torch.Tensor] = {}
 
         if on["gan"]:
-            L["gan"] = TWO_WAY * lsgan_gen_loss(frozen_forward(self.dis, fake))
+            L["gan"] = TWO_WAY * LSGAN_GEN_FACTOR * lsgan_gen_loss(frozen_forward(self.dis, fake))
         if on["recon_x"]:
             L["recon_x"] = TWO_WAY * recon_l1_loss(torch.cat([out["x_aa"], out["x_bb"]]), real)
         if on["recon_xp"]:
@@ -248,8 +254,8 @@ class DGNet(nn.Module):
             L["id"] = TWO_WAY * id_loss(out["logits_prim_real"], l_app)
         if on["id_fine"]:
             L["id_fine"] = TWO_WAY * id_loss(out["logits_fine_real"], l_app)
-        if on["pid"]:
-            L["pid"] = TWO_WAY * id_loss(out["logits_prim_pos"], l_app)
+        if on["id_pos"]:
+            L["id_pos"] = TWO_WAY * id_loss(out["logits_prim_pos"], l_app)
 
         if on["teacher_kl"] or on["fine"]:
             fake_d = fake.detach()

@@ -13,7 +13,7 @@ DGNET_LOSS_TERMS = (
     "recon_id",  # L_id^c on generated images, through the frozen Ea
     "id",  # L_id^s primary head, real (erased) images
     "id_fine",  # fine-grained head on real images
-    "pid",  # primary head on the (erased) positive images
+    "id_pos",  # primary head on the (erased) positive images
     "teacher_kl",  # L_prim
     "fine",  # L_fine, the structure provider's identity
 )
@@ -50,7 +50,7 @@ def dgnet_loss_weights(loss_cfg, iteration: int) -> dict[str, float]:
         "recon_id": c.RECON_ID,
         "id": c.ID,
         "id_fine": c.ID * teacher * c.FINE,
-        "pid": c.PID,
+        "id_pos": c.ID_POS,
         "teacher_kl": teacher,
         "fine": teacher * c.FINE,
     }

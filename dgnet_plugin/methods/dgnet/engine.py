@@ -7,32 +7,30 @@ import os
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from ..data import build_pair_streams
-from ..data.pairs import ImageListDataset
-from ..data.transforms import build_transforms
-from ..generation.swap import save_swap_grid
-from ..losses import DGNET_LOSS_TERMS, dgnet_loss_weights
-from ..utils import comm
-from ..utils.visualization import save_grid
-from .base import IterationEngine
-from .build import ENGINE_REGISTRY
-from .optim import build_adam, build_iter_scheduler, build_reid_optimizer
+from ...data import build_pair_streams
+from ...data.pairs import ImageListDataset
+from ...data.transforms import build_transforms
+from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
+from ...utils import comm
+from ...utils.visualization import save_grid
+from .generation.swap import save_swap_grid
+from .schedule import DGNET_LOSS_TERMS, dgnet_loss_weights
 from .teacher import load_teacher
 
 logger = logging.getLogger("dgnet_plugin")
 
 
 @ENGINE_REGISTRY.register()
-class DGNetEngine(IterationEngine):
-    """Registered networks (torchreid ``register_model``): ``model`` = Ea (SGD), ``gen`` =
-    Es + G + MLPs (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR.
+class DGNetEngine(IterationTrainer):
+    """Update phases (``register_optimizer``): ``model`` = Ea (SGD), ``gen`` = Es + G + MLPs
+    (Adam), ``dis`` = D (Adam), each with a per-iteration MultiStepLR.
 
     Several processes: ``DistributedDataParallel``, one wrapper per update phase, since each
     phase has its own backward and optimisers: D (called through its wrapper for the fake and
-    the real images of the D update), and Ea + Es + G (:class:`~dgnet_plugin.modeling.
-    meta_arch.dgnet.GeneratorPhase`, whose forward is step 1). The gradients of each phase are
+    the real images of the D update), and Ea + Es + G (:class:`~dgnet_plugin.methods.dgnet.
+    meta_arch.GeneratorPhase`, whose forward is step 1). The gradients of each phase are
     averaged during its backward, overlapped with it, before its optimisers step. What makes
     plain DDP (no ``find_unused_parameters``) work here: every parameter of a phase gets a
     gradient at every iteration (D through both LSGAN terms; Ea, Es and G through the terms
@@ -50,34 +48,33 @@ class DGNetEngine(IterationEngine):
     rank. Under fp16 the D update and the G + Ea update have one GradScaler each.
     """
 
+    REQUIRES = ("reid", "gen", "dis")
     AMP_PHASES = ("dis", "gen")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m, s, dev = self.model_all, cfg.SOLVER, self.device
+        m, s, dev = self.model, cfg.SOLVER, self.device
         opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"], dev)
         opt_gen, opt_dis = build_adam(m.gen, s.GEN, dev), build_adam(m.dis, s.DIS, dev)
-        self.register_model(
-            "model", m.reid, opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)
+        self.register_optimizer(
+            "model", opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)
         )
-        self.register_model("gen", m.gen, opt_gen, build_iter_scheduler(opt_gen, s.STEPS, s.GAMMA))
-        self.register_model("dis", m.dis, opt_dis, build_iter_scheduler(opt_dis, s.STEPS, s.GAMMA))
+        self.register_optimizer("gen", opt_gen, build_iter_scheduler(opt_gen, s.STEPS, s.GAMMA))
+        self.register_optimizer("dis", opt_dis, build_iter_scheduler(opt_dis, s.STEPS, s.GAMMA))
         self.teacher = None
         self._teacher_results = None
         self._streams = None
         self._display = None
-        self._ddp: dict[str, DistributedDataParallel] | None = None
+        self._phases = {"gen": self.model, "dis": None}  # what each phase calls (DDP wrappers)
         if self.speed.compile:
             m.compile_networks()
 
     def prepare_distributed(self) -> None:
-        """With several processes, wrap the two update phases in DDP (see the class doc)."""
-        if comm.is_distributed() and self._ddp is None:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            kw = {"device_ids": ids, "broadcast_buffers": False}
-            self._ddp = {
-                "gen": DistributedDataParallel(self.model_all.generator_phase(), **kw),
-                "dis": DistributedDataParallel(self.model_all.dis, **kw),
+        """With several processes, one DDP wrapper per update phase (see the class doc)."""
+        if comm.is_distributed():
+            self._phases = {
+                "gen": self.ddp(self.model.generator_phase()),
+                "dis": self.ddp(self.model.dis),
             }
 
     def set_teacher(self, teacher) -> None:
@@ -95,22 +92,22 @@ class DGNetEngine(IterationEngine):
         a = self.to_device(next(self._streams[0]))
         b = self.to_device(next(self._streams[1]))
         weights = dgnet_loss_weights(self.cfg.LOSS, iteration)
-        opt = self._optims
-        ddp = self._ddp or {}  # DDP wrappers with several processes (gradient averaging)
+        opt = self.optimizers
+        phase = self._phases  # DDP wrappers with several processes (gradient averaging)
 
         # 1. Encode both streams (Ea, Es) and decode every image the losses need.
         with self.autocast():
-            out = ddp.get("gen", self.model_all)(a, b)
+            out = phase["gen"](a, b)
 
         # 2. Update D on the detached cross-identity images against the real ones.
         with self.autocast():
-            d_losses = self.model_all.discriminator_losses(out, dis=ddp.get("dis"))
+            d_losses = self.model.discriminator_losses(out, dis=phase["dis"])
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(self.cfg.LOSS.GAN * sum(d_losses.values()), opt["dis"], phase="dis")
 
         # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
         with self.autocast():
-            g_losses = self.model_all.generator_losses(
+            g_losses = self.model.generator_losses(
                 out,
                 weights,
                 self.teacher,
@@ -159,28 +156,27 @@ class DGNetEngine(IterationEngine):
         """``OUTPUT_DIR/images/gen_{train,test}_<iter>.jpg`` and TensorBoard: rows x_a,
         reconstruction, cycle, G(s_a, f_b), then the same for x_b. Also the swap grid of the
         x_a images (``images/swap_{split}_<iter>.jpg``, tag ``swap/{split}``; see
-        :func:`~dgnet_plugin.generation.swap.swap_grid`)."""
-        self.set_model_mode("eval")
+        :func:`~dgnet_plugin.methods.dgnet.generation.swap.swap_grid`)."""
+        self.model.eval()
         mean, std = self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
         for split, (xa, xb) in self._display_batches().items():
             with self.autocast():
-                rows = self.model_all.sample(xa.to(self.device), xb.to(self.device))
+                rows = self.model.sample(xa.to(self.device), xb.to(self.device))
             path = os.path.join(self.output_dir, "images", f"gen_{split}_{iteration:08d}.jpg")
             grid = save_grid(rows, path, mean, std)
             path = os.path.join(self.output_dir, "images", f"swap_{split}_{iteration:08d}.jpg")
             with self.autocast():
-                swap = save_swap_grid(self.model_all, xa.to(self.device), path, mean, std)
+                swap = save_swap_grid(self.model, xa.to(self.device), path, mean, std)
             if self.writer is not None:
                 self.writer.add_image(f"samples/{split}", grid, iteration)
                 self.writer.add_image(f"swap/{split}", swap, iteration)
-        self.set_model_mode("train")
+        self.model.train()
 
     # ------------------------------------------------------------------ evaluation
-    def test(self, extra_rows=None) -> dict:
-        """Evaluate Ea; when a teacher is loaded, its row (computed once) goes in the table."""
-        rows = dict(extra_rows or {})
-        if self.teacher is not None:
-            if self._teacher_results is None:
-                self._teacher_results = self.evaluate_model(self.teacher)
-            rows["teacher (IDE)"] = self._teacher_results
-        return super().test(rows)
+    def extra_rows(self) -> dict:
+        """The teacher's row (computed once) when a teacher is loaded."""
+        if self.teacher is None:
+            return {}
+        if self._teacher_results is None:
+            self._teacher_results = self.evaluate_model(self.teacher)
+        return {"teacher (IDE)": self._teacher_results}

@@ -7,7 +7,7 @@ import os
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ..utils.visualization import denormalize
+from ....utils.visualization import denormalize
 from .common import appearance_codes, decode, structure_codes
 
 

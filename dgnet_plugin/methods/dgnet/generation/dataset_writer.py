@@ -32,9 +32,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import save_image
 
-from ..data.datasets import DatasetNotFoundError, read_image, scan_market_folder
-from ..utils.events import progress_bar
-from ..utils.visualization import denormalize
+from ....data.datasets import DatasetNotFoundError, read_image, scan_market_folder
+from ....utils.events import progress_bar
+from ....utils.visualization import denormalize
 from .common import appearance_codes, decode, model_device, structure_codes
 
 logger = logging.getLogger("dgnet_plugin")

@@ -8,17 +8,10 @@ the input size and ``DIM``. Images are ImageNet-normalised, and so is the decode
 from __future__ import annotations
 
 import torch
-from fvcore.common.registry import Registry
 from torch import nn
 
-from ...utils.registry import lookup
-from ..blocks import ASPP, MLP, Conv2dBlock, ResBlocks, init_weights, to_gray
-
-GENERATOR_REGISTRY = Registry("GENERATOR")
-GENERATOR_REGISTRY.__doc__ = """
-Generators, built as ``cls.from_config(cfg, app_dim)`` where ``app_dim`` is the size of the
-appearance code. They expose ``encode(x) -> structure code`` and ``decode(s, f) -> image``.
-"""
+from ...modeling.blocks import ASPP, MLP, Conv2dBlock, ResBlocks, init_weights, to_gray
+from ...modeling.generators import GENERATOR_REGISTRY
 
 
 class StructureEncoder(nn.Module):
@@ -152,8 +145,3 @@ class AdaINGen(nn.Module):
     def forward(self, x_structure: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """Image with the structure of ``x_structure`` and the appearance code ``f``."""
         return self.decode(self.encode(x_structure), f)
-
-
-def build_generator(cfg, app_dim: int) -> nn.Module:
-    name = cfg.MODEL.GEN.NAME
-    return lookup(GENERATOR_REGISTRY, name, "MODEL.GEN.NAME").from_config(cfg, app_dim)

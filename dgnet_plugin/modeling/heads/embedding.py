@@ -1,22 +1,28 @@
-"""``ClassBlock``: the bottleneck + classifier head of DG-Net's Ea and of the IDE teacher."""
+"""``EmbeddingHead``: the bottleneck + classifier head of DG-Net's Ea and of the IDE baseline
+(``ClassBlock`` in the official code), and the global pooling before it."""
 
 from __future__ import annotations
 
 import torch
-from fvcore.common.registry import Registry
+import torch.nn.functional as F
 from torch import nn
 
-from ...utils.registry import lookup
+from ...utils.registry import register_renamed
+from .build import HEAD_REGISTRY
 
-HEAD_REGISTRY = Registry("HEAD")
-HEAD_REGISTRY.__doc__ = """
-Re-ID heads, built as ``cls(in_dim, num_classes, embed_dim, dropout)``; ``forward(x)`` with
-``x`` of shape ``(N, in_dim)`` returns ``(logits (N, num_classes), embedding (N, embed_dim))``.
-"""
+
+def global_pool(fmap: torch.Tensor, kind: str) -> torch.Tensor:
+    """``(N, C, h, w)`` -> ``(N, C)`` by global ``"max"`` or ``"avg"`` pooling
+    (``MODEL.HEADS.POOL``). Raises ``ValueError`` for another ``kind``."""
+    if kind == "max":
+        return F.adaptive_max_pool2d(fmap, 1).flatten(1)
+    if kind == "avg":
+        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+    raise ValueError(f"MODEL.HEADS.POOL must be 'max' or 'avg', got '{kind}'")
 
 
 @HEAD_REGISTRY.register()
-class ClassBlock(nn.Module):
+class EmbeddingHead(nn.Module):
     """Linear(in -> embed) -> BatchNorm1d -> Dropout -> Linear(embed -> classes).
 
     The embedding is taken after the batch norm (before dropout), as in DG-Net's evaluation
@@ -43,5 +49,4 @@ class ClassBlock(nn.Module):
         return self.classifier(self.dropout(emb)), emb
 
 
-def build_head(name: str, in_dim: int, num_classes: int, embed_dim: int, dropout: float):
-    return lookup(HEAD_REGISTRY, name, "MODEL.HEADS.NAME")(in_dim, num_classes, embed_dim, dropout)
+register_renamed(HEAD_REGISTRY, "ClassBlock", "EmbeddingHead")

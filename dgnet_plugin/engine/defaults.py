@@ -1,0 +1,376 @@
+"""``IterationTrainer``: the method-agnostic trainer every engine builds on.
+
+It builds what any stage needs from ``cfg`` (device, precision, the training images, the
+meta-architecture, and test sets when the model has a re-ID network), keeps the optimisers
+and schedulers of each update phase (``register_optimizer``), checkpoints them atomically
+with the iteration and RNG states (``--resume`` is an exact continuation), and assembles the
+hooks of :mod:`.hooks` from the config. A method's engine implements :meth:`run_step` (one
+iteration of its algorithm) and, if it draws samples, :meth:`visualize`.
+
+Why not torchreid's ``Engine``: its ``run()`` drives *epochs* and calls ``train(epoch,
+max_epoch, writer, ...)`` / ``test(...)`` with one optimiser per model; GAN re-ID methods
+schedule everything per *iteration*, with several update phases per iteration (each with its
+own optimisers, GradScaler and DDP wrapper), and run stages without labels or evaluation.
+Inheriting it only in name left a ``run()`` that failed on our engines, so we do not: torchreid
+serves what it does well (datasets, ``build_model``, optimisers and LR schedulers, samplers,
+metrics, re-ranking and ranked-list pictures) through :mod:`dgnet_plugin.utils.torchreid_compat`.
+
+Several processes (torchrun, ``--num-gpus``; see :mod:`.launch`): every rank runs the same
+loop on its share of each global batch. Networks start identical (rank 0's parameters and
+buffers are broadcast at the start of :meth:`train`, after building and loading); engines
+average gradients with ``DistributedDataParallel`` (:meth:`ddp`, one wrapper per update
+phase, made in :meth:`prepare_distributed`). Only rank 0 writes the console log,
+``log.txt``, ``metrics.json``, TensorBoard, the progress bar, sample grids and checkpoints;
+evaluation extracts features on every rank (a shard each) and ranks them on rank 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+
+from ..config import ConfigError
+from ..data import build_test_sets, load_train_set
+from ..data.samplers import per_process_batch
+from ..evaluation import evaluate_reid_model, format_results_table
+from ..modeling import build_model
+from ..modeling.norm import convert_norm
+from ..utils import comm
+from ..utils import torchreid_compat as tr
+from ..utils.checkpoint import Checkpointer, rng_state, set_rng_state
+from ..utils.events import JSONWriter
+from . import hooks
+from .hooks import NonFiniteLossError
+from .optim import restore_impl
+from .precision import MixedPrecision, SpeedOptions
+from .train_loop import TrainerBase
+
+logger = logging.getLogger("dgnet_plugin")
+
+__all__ = ["IterationTrainer", "NonFiniteLossError", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``MODEL.DEVICE`` as a device; with several processes CUDA means ``cuda:LOCAL_RANK``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"MODEL.DEVICE '{name}' but CUDA is not available; use 'cpu' or 'auto'")
+    if name.startswith("cuda") and comm.is_distributed():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(name)
+
+
+class IterationTrainer(TrainerBase):
+    """Base of the package's engines. Builds data, model and (for re-ID models) test sets.
+
+    Attributes: ``cfg``, ``device``, ``model`` (the meta-architecture; its re-ID network,
+    when it has one, is ``model.reid``), ``train_items``, ``num_classes``, ``test_sets``
+    (empty when the model has no re-ID network), ``optimizers`` / ``schedulers`` (by update
+    phase name), ``checkpointer``, ``iter`` (iterations done), ``amp``
+    (:class:`MixedPrecision`), ``speed`` (:class:`SpeedOptions`), ``results`` (the final
+    evaluation).
+
+    Class attributes a method's engine sets:
+        REQUIRES: attributes the meta-architecture must have (checked at build time, with a
+            message naming ``ENGINE.NAME`` and ``MODEL.META_ARCHITECTURE``).
+        AMP_PHASES: the backward/step phases of one iteration (one GradScaler each, fp16).
+    """
+
+    REQUIRES: tuple[str, ...] = ()
+    AMP_PHASES: tuple[str, ...] = ("main",)
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.device = resolve_device(cfg.MODEL.DEVICE)
+        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, self.device, self.AMP_PHASES)
+        self.speed = SpeedOptions(cfg, self.device, self.amp)
+        self.train_items, self.num_classes = load_train_set(cfg)
+        if cfg.MODEL.HEADS.NUM_CLASSES and cfg.MODEL.HEADS.NUM_CLASSES != self.num_classes:
+            raise ConfigError(
+                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but {cfg.DATASETS.NAMES} "
+                f"has {self.num_classes} training identities; set it to 0 (automatic)"
+            )
+        # the global batch must split evenly over the processes: say so before building
+        per_process_batch(
+            cfg.DATALOADER.IMS_PER_BATCH, comm.get_world_size(), "DATALOADER.IMS_PER_BATCH"
+        )
+        self.has_reid = self.check_meta_architecture(cfg)
+        self.test_sets = build_test_sets(cfg) if self.has_reid and cfg.DATASETS.TESTS else {}
+        model = build_model(cfg, self.num_classes)
+        if self.has_reid:
+            convert_norm(model.reid, cfg.MODEL.NORM, self.device, comm.get_world_size())
+        self.model = self.speed.prepare(model.to(self.device))
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, object] = {}
+        self.output_dir = cfg.OUTPUT_DIR
+        self.metrics = (
+            JSONWriter(os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+            if comm.is_main_process()
+            else None
+        )
+        self.writer: SummaryWriter | None = None
+        self.results: dict = {}
+        self._checkpointer: Checkpointer | None = None
+        self._resume_rng: dict | None = None
+
+    @classmethod
+    def check_meta_architecture(cls, cfg) -> bool:
+        """Check that ``MODEL.META_ARCHITECTURE`` provides :attr:`REQUIRES`; returns whether
+        it has a re-ID network (``reid``), which decides evaluation.
+
+        Raises:
+            ConfigError: an attribute is missing; names both keys and what is missing.
+        """
+        from ..modeling.meta_arch import META_ARCH_REGISTRY
+        from ..utils.registry import lookup
+
+        arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
+        provides = set(getattr(arch, "PROVIDES", ()))
+        missing = [r for r in cls.REQUIRES if r not in provides]
+        if missing:
+            raise ConfigError(
+                f"ENGINE.NAME '{cfg.ENGINE.NAME}' needs a meta-architecture with "
+                f"{', '.join(missing)}, which MODEL.META_ARCHITECTURE "
+                f"'{cfg.MODEL.META_ARCHITECTURE}' does not provide (it provides: "
+                f"{', '.join(sorted(provides)) or 'nothing declared'}); pair the engine with "
+                "its method's meta-architecture"
+            )
+        return "reid" in provides
+
+    # ------------------------------------------------------------------ for engines
+    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration of the method; returns the (detached) losses to log."""
+        raise NotImplementedError
+
+    def visualize(self, iteration: int) -> None:
+        """Write sample images (generative engines override it; then :class:`~.hooks.
+        SampleGrids` is registered)."""
+
+    def register_optimizer(self, name: str, optimizer, scheduler=None) -> None:
+        """The optimiser (and per-iteration scheduler) of update phase ``name``: logged as
+        ``lr_<name>``, checkpointed as ``optimizer_<name>`` / ``scheduler_<name>``, stepped
+        by the :class:`~.hooks.LRScheduler` hook."""
+        self.optimizers[name] = optimizer
+        if scheduler is not None:
+            self.schedulers[name] = scheduler
+
+    def ddp(self, module: nn.Module, broadcast_buffers: bool = False) -> nn.Module:
+        """``module`` in a ``DistributedDataParallel`` wrapper when several processes run,
+        else ``module`` itself. ``broadcast_buffers=False`` (default): each rank keeps its
+        batch-norm statistics, rank 0's are saved and evaluated; ``True``: rank 0's buffers
+        are copied to every rank before each forward (DDP's default)."""
+        if not comm.is_distributed():
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=broadcast_buffers)
+
+    def prepare_distributed(self) -> None:
+        """Called by :meth:`train` once rank 0's weights are on every rank: wrap the update
+        phases with :meth:`ddp` here."""
+
+    def autocast(self):
+        """Autocast in ``SOLVER.AMP``'s dtype on CUDA (bf16 / fp16); a no-op on CPU."""
+        return self.amp.autocast()
+
+    def to_device(self, batch: dict) -> dict:
+        """Tensors to the device without blocking (pinned batches), images channels_last
+        when ``MODEL.CHANNELS_LAST`` is on."""
+        return {
+            k: v.to(self.device, non_blocking=True, memory_format=self.speed.memory_format(v))
+            if torch.is_tensor(v)
+            else v
+            for k, v in batch.items()
+        }
+
+    # ------------------------------------------------------------------ hooks
+    def build_hooks(self) -> list:
+        """The hooks of a run, in order (see :mod:`.hooks`); override to add a method's own."""
+        cfg = self.cfg
+        return [
+            hooks.LRScheduler(),
+            hooks.MetricsWriter(cfg.LOG_PERIOD),
+            hooks.PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD),
+            hooks.SampleGrids(cfg.VIS.PERIOD) if self._draws_samples() else None,
+            hooks.ReIDEvaluation(cfg.TEST.EVAL_PERIOD) if self.has_reid else None,
+        ]
+
+    def _draws_samples(self) -> bool:
+        return type(self).visualize is not IterationTrainer.visualize
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """Checkpoints ``model`` plus every registered optimiser, scheduler and GradScaler."""
+        if self._checkpointer is None:
+            extra = {}
+            for name, opt in self.optimizers.items():
+                extra[f"optimizer_{name}"] = opt
+                if name in self.schedulers:
+                    extra[f"scheduler_{name}"] = self.schedulers[name]
+            extra.update(self.amp.checkpointables())
+            self._checkpointer = Checkpointer(self.model, self.output_dir, **extra)
+        return self._checkpointer
+
+    def save_checkpoint(self, name: str) -> str | None:
+        """Every rank calls it; after the hooks' ``before_checkpoint`` checks, rank 0 writes
+        ``OUTPUT_DIR/<name>.pth`` (its buffers, which the others then copy, and the RNG
+        states of all ranks) and the others wait for it."""
+        self.before_checkpoint()
+        states = comm.all_gather_object(rng_state())
+        comm.broadcast_module(self.model, buffers_only=True)
+        path = None
+        if comm.is_main_process():
+            extra = {"rng_per_rank": states} if len(states) > 1 else {}
+            path = self.checkpointer.save(name, iteration=self.iter, rng=states[0], **extra)
+        comm.synchronize()
+        return path
+
+    def resume_or_load(self, resume: bool) -> None:
+        """``resume``: continue from ``OUTPUT_DIR/last_checkpoint`` (networks, optimisers,
+        schedulers, iteration, RNG). Otherwise load ``MODEL.WEIGHTS`` (weights only) if set.
+
+        The RNG states are restored by :meth:`train` just before the first iteration, after
+        whatever it builds first (the teacher, DDP wrappers) has drawn its random numbers, so
+        a resumed run continues exactly as the uninterrupted one (with the samplers skipping
+        the batches already drawn)."""
+        ckpt = self.checkpointer
+        if resume and ckpt.has_checkpoint():
+            extra = ckpt.load(ckpt.get_checkpoint_file())  # every rank reads the same file
+            self.iter = int(extra.get("iteration", 0))
+            self._resume_rng = extra  # applied when the loop starts (see train)
+            for opt in self.optimizers.values():
+                restore_impl(opt)  # the checkpoint's foreach/fused flags -> this device's
+            logger.info("Resumed from %s at iteration %d", ckpt.get_checkpoint_file(), self.iter)
+        elif self.cfg.MODEL.WEIGHTS:
+            ckpt.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+            logger.info("Loaded weights from %s", self.cfg.MODEL.WEIGHTS)
+        elif resume:
+            logger.info("No checkpoint in %s; starting from scratch", self.output_dir)
+
+    def _restore_rng(self, extra: dict) -> None:
+        """The RNG states of the checkpoint: each rank its own when the number of processes is
+        unchanged; otherwise rank 0's state, and the other ranks a seed of their own."""
+        rank, world = comm.get_rank(), comm.get_world_size()
+        per_rank = extra.get("rng_per_rank") or [extra.get("rng")]
+        if len(per_rank) == world and per_rank[rank] is not None:
+            set_rng_state(per_rank[rank])
+        elif rank == 0 and per_rank[0] is not None:
+            set_rng_state(per_rank[0])
+        else:
+            tr.utils.set_random_seed(self.cfg.SEED + rank + 1009 * self.iter)
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> dict:
+        """Run from ``self.iter`` to ``SOLVER.MAX_ITER`` with :meth:`build_hooks`' hooks
+        (final checkpoint, grids and evaluation at the end). Returns the final evaluation
+        ``{dataset: {Rank-1, ..., mINP}}`` (empty for a model without a re-ID network).
+
+        Raises:
+            NonFiniteLossError: a loss became NaN/Inf; no checkpoint was written after it.
+        """
+        if not self.hooks:
+            self.register_hooks(self.build_hooks())
+        main = comm.is_main_process()
+        self.writer = SummaryWriter(log_dir=self.output_dir) if main else None
+        comm.broadcast_module(self.model)  # identical start (after building / loading)
+        self.prepare_distributed()
+        if self._resume_rng is not None:
+            self._restore_rng(self._resume_rng)
+            self._resume_rng = None
+        self.model.train()
+        logger.info(
+            "Training %s from iteration %d to %d on %d process(es), %d image(s) each per step",
+            type(self).__name__,
+            self.iter,
+            self.cfg.SOLVER.MAX_ITER,
+            comm.get_world_size(),
+            self.cfg.DATALOADER.IMS_PER_BATCH // comm.get_world_size(),
+        )
+        try:
+            super().train(self.iter, self.cfg.SOLVER.MAX_ITER)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        return self.results
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_model(self, model) -> dict:
+        return evaluate_reid_model(
+            model, self.test_sets, self.device, self.cfg.TEST, self.output_dir
+        )
+
+    def extra_rows(self) -> dict:
+        """More rows of the evaluation table (e.g. DG-Net's teacher); default none. Called on
+        every rank (an evaluation extracts features in shards)."""
+        return {}
+
+    def test(self) -> dict:
+        """Evaluate ``model.reid`` on ``DATASETS.TESTS``; print the table, write
+        ``metrics.json`` and TensorBoard. Returns ``{dataset: {Rank-1, ..., mINP}}`` (%).
+        Every rank calls it (features are extracted in shards) and gets the results; rank 0
+        writes them.
+
+        Raises:
+            ConfigError: the model has no re-ID network, or ``DATASETS.TESTS`` is empty.
+        """
+        if not self.has_reid or not self.test_sets:
+            raise ConfigError(
+                f"MODEL.META_ARCHITECTURE '{self.cfg.MODEL.META_ARCHITECTURE}' has no re-ID "
+                "network to evaluate, or DATASETS.TESTS is empty"
+            )
+        comm.broadcast_module(self.model, buffers_only=True)  # rank 0's BN statistics
+        self.model.eval()
+        extra = self.extra_rows()  # every rank: they may extract features in shards too
+        reid = self.model.reid
+        results = self.evaluate_model(reid)
+        if not comm.is_main_process():
+            return results
+        rows = {type(reid).__name__: results, **extra}
+        logger.info("Evaluation at iteration %d:\n%s", self.iter, format_results_table(rows))
+        record = {"iteration": self.iter}
+        for ds, m in results.items():
+            for k, v in m.items():
+                record[f"{ds}/{k}"] = v
+                if self.writer is not None:
+                    self.writer.add_scalar(f"test/{ds}/{k}", v, self.iter)
+        self.metrics.write(record)
+        return results
+
+
+def default_setup(config_file: str, opts: list | None = None, freeze: bool = True):
+    """The config of a run (file + ``KEY VALUE`` overrides, see :func:`~dgnet_plugin.config.
+    load_cfg_file`), with ``OUTPUT_DIR`` created, the logger writing ``OUTPUT_DIR/log.txt``
+    and the resolved config saved as ``OUTPUT_DIR/config.yaml`` (rank 0), detectron2's
+    ``default_setup``."""
+    from ..config import load_cfg_file
+    from ..utils.events import setup_logger
+
+    opts = list(opts or [])
+    cfg = load_cfg_file(config_file, opts, freeze=False)
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_logger(cfg.OUTPUT_DIR)
+    logger.info("Config %s with overrides %s:\n%s", config_file, opts, cfg.dump())
+    if comm.is_main_process():
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def build_seeded_engine(cfg):
+    """The engine of ``cfg``, built right after seeding with ``SEED + rank`` (each process its
+    own augmentation and dropout randomness), so that a run starts from the same random state
+    whatever ran before it in the process (a DG-Net run that first trained its teacher
+    included)."""
+    from .build import build_engine
+
+    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
+    return build_engine(cfg)

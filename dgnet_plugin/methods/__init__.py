@@ -1,0 +1,11 @@
+"""Method packages: one folder per method, built from the shared parts of the core.
+
+Adding a method is a folder ``methods/<name>/`` (its ``add_<name>_config``, meta-architecture,
+engine, losses' weighting, generation) that registers a
+:class:`~dgnet_plugin.config.method.Method`, plus one import line here.
+"""
+
+from . import (
+    dgnet,  # noqa: F401 (registers DG-Net)
+    ide,  # noqa: F401 (registers the IDE baseline)
+)

@@ -1,0 +1,35 @@
+"""DG-Net (Zheng et al., "Joint Discriminative and Generative Learning for Person
+Re-identification", CVPR 2019): everything the method owns.
+
+``config`` (``add_dgnet_config``), ``appearance`` (Ea), ``generator`` (Es + G + AdaIN MLPs),
+``meta_arch`` (``DGNet``: the three steps' forward and losses), ``schedule`` (loss weights and
+warm-up), ``engine`` (``DGNetEngine``), ``teacher`` (its IDE teacher), ``generation`` (swaps,
+interpolation, a DG-Market-style dataset) and ``commands`` (``tools/generate.py``),
+``convert`` (official checkpoints), ``torchreid_models`` (Ea in ``torchreid.models``).
+"""
+
+from ...config import Method, register_method
+from .appearance import AppearanceEncoder
+from .commands import GENERATION_COMMANDS
+from .config import add_dgnet_config
+from .engine import DGNetEngine
+from .meta_arch import DGNet
+from .teacher import train_missing_teacher
+from .torchreid_models import register_torchreid_models, torchreid_export
+
+register_torchreid_models()
+
+METHOD = register_method(
+    Method(
+        name="dgnet",
+        title="DG-Net",
+        add_config=add_dgnet_config,
+        engines=("DGNetEngine",),
+        meta_architectures=("DGNet",),
+        before_training=train_missing_teacher,
+        generation_commands=GENERATION_COMMANDS,
+        export=torchreid_export,
+    )
+)
+
+__all__ = ["METHOD", "AppearanceEncoder", "DGNet", "DGNetEngine", "add_dgnet_config"]

@@ -1,0 +1,69 @@
+"""``add_dgnet_config``: DG-Net's keys, with the official Market-1501 recipe as defaults
+(``../shared/reference/dgnet.md`` section 2; the comments give the official config name)."""
+
+from __future__ import annotations
+
+from ...config import CfgNode as CN
+from ...config import merge_missing, register_renamed_key
+
+_D = CN()
+_D.ENGINE = CN()
+_D.ENGINE.NAME = ""  # set to DGNetEngine by add_dgnet_config unless given
+_D.MODEL = CN()
+_D.MODEL.META_ARCHITECTURE = ""  # set to DGNet by add_dgnet_config unless given
+_D.MODEL.HEADS = CN()
+_D.MODEL.HEADS.FINE_DROPOUT = 0.75  # fine-grained head of Ea
+_D.MODEL.HEADS.NUM_PARTS = 4  # stripes of the appearance code (AdaptiveMaxPool2d((4, 1)))
+
+_D.MODEL.GEN = CN()
+_D.MODEL.GEN.NAME = ""  # set to AdaINGen unless given
+_D.MODEL.GEN.DIM = 16  # gen.dim
+_D.MODEL.GEN.N_DOWNSAMPLE = 2
+_D.MODEL.GEN.N_RES = 4
+_D.MODEL.GEN.MLP_DIM = 512
+_D.MODEL.GEN.MLP_LAYERS = 3
+_D.MODEL.GEN.ASPP_DILATIONS = (3, 6, 9)
+
+_D.MODEL.DIS = CN()
+_D.MODEL.DIS.NAME = ""  # set to MultiScaleDiscriminator unless given
+_D.MODEL.DIS.DIM = 32
+_D.MODEL.DIS.N_LAYER = 2
+_D.MODEL.DIS.N_RES = 4
+_D.MODEL.DIS.NUM_SCALES = 3
+_D.MODEL.DIS.GRAD_PENALTY = 0.01  # LAMBDA of the real-image gradient regulariser
+
+_D.MODEL.TEACHER = CN()
+_D.MODEL.TEACHER.WEIGHTS = ""  # teacher checkpoint (an IDEBaseline trained by this tool)
+_D.MODEL.TEACHER.CONFIG = ""  # config that trains it when WEIGHTS does not exist yet
+_D.MODEL.TEACHER.TRAIN_BN = True  # official train_bn: teacher BN uses batch statistics
+
+_D.LOSS = CN()
+_D.LOSS.RECON_X = 5.0  # recon_x_w   L_img1
+_D.LOSS.RECON_XP = 5.0  # recon_xp_w  L_img2
+_D.LOSS.ID = 1.0  # id_w        L_id^s
+_D.LOSS.ID_POS = 1.0  # pid_w: L_id^s on the positive images (was LOSS.PID)
+_D.LOSS.RECON_ID = 0.5  # recon_id_w  L_id^c
+_D.LOSS.GAN = 1.0  # gan_w       L_adv
+_D.LOSS.RECON_CODE_MAX = 1.0  # max_w: recon_f_w and recon_s_w ramp to it
+_D.LOSS.CYCLE_MAX = 2.0  # max_cyc_w
+_D.LOSS.TEACHER_MAX = 2.0  # max_teacher_w (lambda_prim)
+_D.LOSS.FINE = 0.2  # B_w: lambda_fine = FINE * lambda_prim
+_D.LOSS.WARM_ITER = 30000  # code-recon and cycle ramps start
+_D.LOSS.WARM_TEACHER_ITER = 30000  # teacher ramp starts
+_D.LOSS.WARM_SCALE = 0.0005  # ramp increment per iteration
+_D.LOSS.STRUCTURE_ENCODER_AGAIN = 0.5  # use_encoder_again
+
+
+def add_dgnet_config(cfg: CN) -> CN:
+    """Add DG-Net's keys (the official recipe) that ``cfg`` does not have yet, and select its
+    engine, meta-architecture, generator (``AdaINGen``) and discriminator
+    (``MultiScaleDiscriminator``) unless ``cfg`` names others."""
+    merge_missing(cfg, _D)
+    cfg.ENGINE.NAME = cfg.ENGINE.NAME or "DGNetEngine"
+    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "DGNet"
+    cfg.MODEL.GEN.NAME = cfg.MODEL.GEN.NAME or "AdaINGen"
+    cfg.MODEL.DIS.NAME = cfg.MODEL.DIS.NAME or "MultiScaleDiscriminator"
+    return cfg
+
+
+register_renamed_key("LOSS.PID", "LOSS.ID_POS")
