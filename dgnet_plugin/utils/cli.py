@@ -12,6 +12,7 @@ from ..engine.base import NonFiniteLossError
 from ..model_zoo import ModelZooError
 from ..modeling.backbones.build import PretrainedWeightsError
 from .checkpoint import CheckpointError
+from .run_lock import RunLockedError
 
 #: Errors caused by input (config, data, weights, a diverged run), each with a message that
 #: names the file or key and the fix; anything else is a bug and keeps its traceback.
@@ -23,6 +24,7 @@ USER_ERRORS = (
     PretrainedWeightsError,
     NonFiniteLossError,
     ModelZooError,
+    RunLockedError,
     FileNotFoundError,
 )
 
