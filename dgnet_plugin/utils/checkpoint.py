@@ -242,27 +242,26 @@ def prune_checkpoints(folder: str, keep: int | None) -> list[str]:
 
 
 def check_fresh_start(folder: str, resume: bool, overwrite: bool = False) -> None:
-    """Refuse to start a run from scratch in a folder that already holds checkpoints.
+    """Refuse to start a run from scratch in a folder that already holds checkpoints (the
+    ``model_<iteration>.pth`` / ``model_final.pth`` files and ``last_checkpoint`` this
+    checkpointer writes; other files do not count).
 
-    With ``resume`` nothing is checked. With ``overwrite`` the old ``*.pth`` checkpoints and
-    ``last_checkpoint`` are deleted (logged), so the new run's checkpoints never mix with the
-    old run's.
+    With ``resume`` nothing is checked. With ``overwrite`` those files are deleted (logged),
+    so the new run's checkpoints never mix with the old run's; everything else stays.
 
     Raises:
         CheckpointError: ``folder`` has checkpoints and neither ``resume`` nor ``overwrite``.
     """
     if resume or not os.path.isdir(folder):
         return
-    found = sorted(
-        p
-        for p in glob.glob(os.path.join(folder, "*.pth"))
-        if not os.path.basename(p).startswith(TEMP_PREFIX)
-    )
+    found = periodic_checkpoints(folder)
+    final = os.path.join(folder, "model_final.pth")
+    found += [final] if os.path.isfile(final) else []
     tag = os.path.join(folder, "last_checkpoint")
     if not found and not os.path.isfile(tag):
         return
     if not overwrite:
-        shown = ", ".join(os.path.basename(p) for p in found[:3]) or "last_checkpoint"
+        shown = ", ".join(os.path.basename(p) for p in found[-3:]) or "last_checkpoint"
         raise CheckpointError(
             f"OUTPUT_DIR '{folder}' already holds checkpoints ({shown}"
             f"{', ...' if len(found) > 3 else ''}); pass --resume to continue that run, "

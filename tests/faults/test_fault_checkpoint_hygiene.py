@@ -166,8 +166,13 @@ def test_fresh_start_in_a_folder_with_checkpoints_is_refused_unless_overwrite(tm
     check_fresh_start(str(tmp_path), resume=True)
     with pytest.raises(CheckpointError, match=r"already holds checkpoints \(model_0000100.pth\)"):
         check_fresh_start(str(tmp_path), resume=False)
+    _save(tmp_path, "model_final", 200)
+    _save(tmp_path, "teacher", 1)  # not a name this checkpointer writes: kept
+    with pytest.raises(CheckpointError, match=r"\(model_0000100.pth, model_final.pth\)"):
+        check_fresh_start(str(tmp_path), resume=False)
     check_fresh_start(str(tmp_path), resume=False, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "teacher.pth"]
+    check_fresh_start(str(tmp_path), resume=False)
 
 
 # ------------------------------------------------------------------ finite state
@@ -200,7 +205,10 @@ def test_first_non_finite_of_a_module_optimizer_and_grad_scaler():
     opt.state[m[0].weight]["exp_avg"][0, 0] = float("inf")
     assert first_non_finite(opt) == "state.0.exp_avg"
     scaler = torch.amp.GradScaler("cpu")
-    assert first_non_finite(scaler) is None  # disabled / finite scale
+    assert first_non_finite(scaler) is None
+    state = {**scaler.state_dict(), "scale": float("inf")}
+    scaler.load_state_dict(state)
+    assert first_non_finite({"grad_scaler_main": scaler}) == "grad_scaler_main.scale"
     assert first_non_finite({"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0}) is None
 
 
