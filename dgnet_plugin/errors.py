@@ -17,3 +17,34 @@ class UserError(Exception):
 class ConfigError(UserError, ValueError):
     """A config file or override could not be merged or is invalid (unknown key, bad value,
     missing file)."""
+
+
+def signal_name(signum: int) -> str:
+    """``"SIGTERM"`` for 15, ``"signal N"`` for a number without a name."""
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving; ``exit_code`` is ``128 + signum`` (the
+    tools exit with it, as a shell does for a process killed by that signal).
+
+    Args:
+        signum: the signal that asked to stop.
+        iteration: the last completed iteration (the one the checkpoint holds).
+        checkpoint: the path of the checkpoint written on the way out (``None``: nothing
+            saved, e.g. on ranks other than 0).
+    """
+
+    def __init__(self, signum: int, iteration: int | None = None, checkpoint: str | None = None):
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+        where = f" at iteration {iteration}" if iteration is not None else ""
+        saved = f", saved {checkpoint}; continue with --resume" if checkpoint else ""
+        super().__init__(f"interrupted by {signal_name(signum)}{where}{saved}")

@@ -64,11 +64,18 @@ def parse_market_name(path: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # compared in lower case: .JPG is an image
+
+
+def is_image_name(path: str) -> bool:
+    """Whether ``path`` ends in one of :data:`IMAGE_EXTENSIONS`, in any case."""
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
 def scan_market_folder(folder: str, relabel: bool, drop_junk: bool):
-    """``[(path, pid, camid)]`` of the ``.jpg``/``.png`` files of ``folder`` (camid 0-based)."""
-    paths = sorted(
-        p for ext in ("jpg", "jpeg", "png") for p in glob.glob(os.path.join(folder, f"*.{ext}"))
-    )
+    """``[(path, pid, camid)]`` of the ``.jpg``/``.jpeg``/``.png`` files (any case) of
+    ``folder`` (camid 0-based)."""
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if is_image_name(p))
     items = []
     for p in paths:
         pid, cam = parse_market_name(p)

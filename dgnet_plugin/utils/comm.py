@@ -56,6 +56,16 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     return t.div_(get_world_size()).to(tensor.device)
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise maximum of ``tensor`` over ranks (a new tensor; the input is
+    unchanged), e.g. a stop flag that any rank may raise."""
+    if not is_distributed():
+        return tensor
+    t = tensor.to(_comm_device(), copy=True)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.to(tensor.device)
+
+
 def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's ``tensor`` along dim 0, rank 0 first, on every rank.
 
