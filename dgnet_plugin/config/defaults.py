@@ -69,10 +69,18 @@ _C.INPUT.REA.MIN_ASPECT = 0.3
 _C.INPUT.REA.VALUE = 0.0
 
 # ----------------------------------------------------------------------------- data
+# Every entry of NAMES / TESTS is a torchreid dataset name (or market_layout = any folder in
+# the Market-1501 layout), optionally with a root of its own: 'name' is the dataset under
+# DATASETS.ROOT, 'name@/path/to/root' the dataset under that root (the same meaning as
+# DATASETS.ROOT: for market_layout the folder holding bounding_box_train/, for market1501 the
+# folder holding market1501/). So one run can train on one folder and test on others, e.g.
+# NAMES ('market_layout',) TESTS ('market_layout@/data/Market-1501-v15.09.15',).
+# Test results are reported as 'name' (under ROOT) or 'name@<last folder of the root>'.
+# --eval-only reads no training set: the identity count comes from MODEL.WEIGHTS.
 _C.DATASETS = CN()
 _C.DATASETS.ROOT = os.environ.get("REID_DATA", "datasets")
-_C.DATASETS.NAMES = ("market1501",)  # training sets (torchreid names or market_layout)
-_C.DATASETS.TESTS = ("market1501",)
+_C.DATASETS.NAMES = ("market1501",)  # training sets, merged (identities offset per set)
+_C.DATASETS.TESTS = ("market1501",)  # test sets, each evaluated on its own query/gallery
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8

@@ -17,14 +17,44 @@ from .samplers import GlobalBatchSampler
 from .transforms import build_random_erasing, build_transforms
 
 
-@functools.lru_cache(maxsize=16)
+def parse_dataset_entry(entry: str, default_root: str) -> tuple[str, str]:
+    """``(name, root)`` of a ``DATASETS.NAMES`` / ``DATASETS.TESTS`` entry: ``name`` (the
+    dataset under ``default_root``, i.e. ``DATASETS.ROOT``) or ``name@root`` (under a root of
+    its own; ``~`` is expanded, a relative root is relative to the working directory).
+
+    Raises:
+        ConfigError: an empty name or root around the ``@``.
+    """
+    name, sep, root = entry.partition("@")
+    name, root = name.strip(), root.strip()
+    if not name or (sep and not root):
+        raise ConfigError(
+            f"DATASETS entry '{entry}' must be 'name' (under DATASETS.ROOT) or 'name@/path/to/root'"
+        )
+    return name, os.path.abspath(os.path.expanduser(root if sep else default_root))
+
+
+def dataset_label(entry: str, default_root: str) -> str:
+    """The name results of ``entry`` are reported under (``metrics.json`` keys, the table,
+    ``visrank/<label>``): ``name`` for an entry under ``DATASETS.ROOT``, ``name@<last folder
+    of its root>`` for a ``name@root`` entry."""
+    name, root = parse_dataset_entry(entry, default_root)
+    return f"{name}@{os.path.basename(root)}" if "@" in entry else name
+
+
 def open_dataset(name: str, root: str):
-    """The torchreid dataset ``name`` under ``root`` (scanned once per process).
+    """The torchreid dataset ``name`` under ``root`` (scanned once per process and absolute
+    root: the same folder written two ways is scanned once).
 
     Raises:
         ConfigError: ``name`` is neither a torchreid dataset nor registered by a plugin.
         DatasetNotFoundError: the files are not there; the message names the folders and layout.
     """
+    return _open_dataset(name, os.path.abspath(os.path.expanduser(root)))
+
+
+@functools.lru_cache(maxsize=16)
+def _open_dataset(name: str, root: str):
     registry = tr.image_dataset_registry()
     if name not in registry:
         raise ConfigError(
@@ -42,7 +72,8 @@ def open_dataset(name: str, root: str):
         raise
     except (RuntimeError, FileNotFoundError) as e:
         raise DatasetNotFoundError(
-            f"dataset '{name}' not found under DATASETS.ROOT='{os.path.abspath(root)}': {e}.\n"
+            f"dataset '{name}' not found under '{root}' (DATASETS.ROOT, or the root of a "
+            f"'{name}@<root>' entry): {e}.\n"
             f"torchreid expects '{name}' in '{folder}' (for Market-1501: <root>/market1501/ "
             "holding bounding_box_train/, query/, bounding_box_test/, or the extracted "
             "Market-1501-v15.09.15/ folder). For a folder of your own use "
@@ -52,8 +83,11 @@ def open_dataset(name: str, root: str):
 
 def load_train_set(cfg):
     """Merged training items ``[(path, pid, camid, dsetid)]`` of ``DATASETS.NAMES`` and the
-    number of identities (pids relabelled to ``0..N-1``, offset per dataset by torchreid)."""
-    sets = [open_dataset(n, cfg.DATASETS.ROOT) for n in cfg.DATASETS.NAMES]
+    number of identities (pids relabelled to ``0..N-1``, offset per dataset by torchreid).
+    Each entry is ``name`` or ``name@root`` (:func:`parse_dataset_entry`)."""
+    if not cfg.DATASETS.NAMES:
+        raise ConfigError("DATASETS.NAMES is empty: name at least one training set")
+    sets = [open_dataset(*parse_dataset_entry(e, cfg.DATASETS.ROOT)) for e in cfg.DATASETS.NAMES]
     merged = sets[0] if len(sets) == 1 else sum(sets)
     return list(merged.train), merged.num_train_pids
 
@@ -114,15 +148,27 @@ def build_train_loader(cfg, items, start: int = 0):
 
 
 def build_test_sets(cfg, names=None) -> dict[str, dict]:
-    """``{name: {'query': loader, 'gallery': loader}}`` for ``DATASETS.TESTS`` (or ``names``).
+    """``{label: {'query': loader, 'gallery': loader}}`` for ``DATASETS.TESTS`` (or
+    ``names``), entries ``name`` or ``name@root`` (:func:`parse_dataset_entry`; labels:
+    :func:`dataset_label`).
 
     Batches hold ``img`` (test transform), ``pid``, ``camid`` and ``impath``.
+
+    Raises:
+        ConfigError: two entries with the same label (e.g. the same folder twice).
     """
-    out = {}
+    out, entries = {}, {}
     tf = build_transforms(cfg, False)
-    for name in names or cfg.DATASETS.TESTS:
-        ds = open_dataset(name, cfg.DATASETS.ROOT)
-        out[name] = {
+    for entry in names or cfg.DATASETS.TESTS:
+        label = dataset_label(entry, cfg.DATASETS.ROOT)
+        if label in entries:
+            raise ConfigError(
+                f"DATASETS.TESTS entries '{entries[label]}' and '{entry}' would both be reported "
+                f"as '{label}'; test each folder once, or give the roots different last folders"
+            )
+        entries[label] = entry
+        ds = open_dataset(*parse_dataset_entry(entry, cfg.DATASETS.ROOT))
+        out[label] = {
             split: _test_loader(
                 ImageListDataset(getattr(ds, split), tf),
                 cfg.TEST.IMS_PER_BATCH,

@@ -46,7 +46,8 @@ def market_layout_help(root: str) -> str:
         f"  {root}/query/               query images\n"
         f"  {root}/bounding_box_test/   gallery images\n"
         "with Market file names '<pid>_c<cam>s<seq>_<frame>_<box>.jpg' (pid -1 = junk, "
-        "0000 = distractor). Set DATASETS.ROOT (or the REID_DATA environment variable)."
+        "0000 = distractor). Set DATASETS.ROOT (or the REID_DATA environment variable), or "
+        "give the dataset a root of its own: 'market_layout@/path/to/folder'."
     )
 
 
