@@ -425,6 +425,7 @@ class Checkpointer(_FvCheckpointer):
             raise missing from e
         if not os.path.isfile(path):
             raise missing
+        self._loading = path  # named by the messages of _log_incompatible_keys
         try:
             return super().load(path, checkpointables=checkpointables)
         except CheckpointError:
@@ -443,16 +444,27 @@ class Checkpointer(_FvCheckpointer):
     def _log_incompatible_keys(self, incompatible) -> None:
         # fvcore drops wrong-shape weights before loading, so they are also 'missing':
         # report the shape first, it says why.
+        path = getattr(self, "_loading", "")
         if incompatible.incorrect_shapes:
             k, shape_ckpt, shape_model = incompatible.incorrect_shapes[0]
+            reshaped = {key for key, *_ in incompatible.incorrect_shapes}
+            lacking = [key for key in incompatible.missing_keys if key not in reshaped]
+            also = (
+                f"; it also lacks {len(lacking)} weights of the model (e.g. {lacking[0]})"
+                if lacking
+                else ""
+            )
             raise CheckpointError(
-                f"checkpoint weight '{k}' has shape {shape_ckpt} but the model has {shape_model} "
-                "(different number of identities, backbone or image size?)"
+                f"checkpoint '{path}' does not fit the model: its weight '{k}' has shape "
+                f"{shape_ckpt} but the model has {shape_model}{also} (different number of "
+                "identities, backbone, embedding size or image size than the config it was "
+                "trained with?)"
             )
         if incompatible.missing_keys:
             shown = ", ".join(incompatible.missing_keys[:5])
             raise CheckpointError(
-                f"the checkpoint lacks {len(incompatible.missing_keys)} weights of the model "
-                f"(e.g. {shown}); was it written for another MODEL.META_ARCHITECTURE or backbone?"
+                f"checkpoint '{path}' does not fit the model: it lacks "
+                f"{len(incompatible.missing_keys)} weights of the model (e.g. {shown}); was it "
+                "written for another MODEL.META_ARCHITECTURE or backbone?"
             )
         super()._log_incompatible_keys(incompatible)
