@@ -28,8 +28,9 @@ from torch.multiprocessing import ProcessExitedException
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
-from dgnet_plugin.config import ConfigError, load_cfg_file, method_of_engine  # noqa: E402
+from dgnet_plugin.config import load_cfg_file, method_of_engine  # noqa: E402
 from dgnet_plugin.engine.defaults import build_seeded_engine, default_setup  # noqa: E402
+from dgnet_plugin.engine.evaluation import evaluate_checkpoint  # noqa: E402
 from dgnet_plugin.engine.launch import distributed_session, launch  # noqa: E402
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
@@ -39,7 +40,12 @@ logger = logging.getLogger("dgnet_plugin")
 def default_argument_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="FILE", help="path to a YAML config")
-    p.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
+    p.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate MODEL.WEIGHTS on DATASETS.TESTS and exit (no training set is read: "
+        "the identity count comes from the checkpoint)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
     p.add_argument(
         "--num-gpus",
@@ -68,16 +74,9 @@ def main(args) -> dict:
 
 
 def _main(args) -> dict:
-    cfg = default_setup(args.config_file, args.opts, freeze=False)
-    if args.eval_only:
-        if not cfg.MODEL.WEIGHTS:
-            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint written by training)")
-        cfg.MODEL.BACKBONE.PRETRAIN = False  # every weight comes from MODEL.WEIGHTS
-        cfg.freeze()
-        engine = build_seeded_engine(cfg)
-        engine.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
-        return engine.test()
-    cfg.freeze()
+    cfg = default_setup(args.config_file, args.opts)
+    if args.eval_only:  # no training set: the identity count comes from MODEL.WEIGHTS
+        return evaluate_checkpoint(cfg)
     method = method_of_engine(cfg.ENGINE.NAME)
     if method.before_training is not None:
         method.before_training(cfg)

@@ -330,18 +330,28 @@ class IterationTrainer(TrainerBase):
         extra = self.extra_rows()  # every rank: they may extract features in shards too
         reid = self.model.reid
         results = self.evaluate_model(reid)
-        if not comm.is_main_process():
-            return results
-        rows = {type(reid).__name__: results, **extra}
-        logger.info("Evaluation at iteration %d:\n%s", self.iter, format_results_table(rows))
-        record = {"iteration": self.iter}
-        for ds, m in results.items():
-            for k, v in m.items():
-                record[f"{ds}/{k}"] = v
-                if self.writer is not None:
-                    self.writer.add_scalar(f"test/{ds}/{k}", v, self.iter)
-        self.metrics.write(record)
+        if comm.is_main_process():
+            rows = {type(reid).__name__: results, **extra}
+            report_results(rows, results, self.iter, self.metrics, self.writer)
         return results
+
+
+def report_results(rows: dict, results: dict, iteration: int, metrics=None, writer=None) -> None:
+    """Rank 0's report of an evaluation: log the table of ``rows`` (``{model: {dataset:
+    metrics}}``), append ``results`` (the evaluated model's ``{dataset: metrics}``) to
+    ``metrics`` (a :class:`~dgnet_plugin.utils.events.JSONWriter` of ``metrics.json``) as
+    ``{iteration, "<dataset>/<metric>": value}`` and to TensorBoard's ``writer`` as
+    ``test/<dataset>/<metric>``. Used by :meth:`IterationTrainer.test` and ``--eval-only``
+    (:func:`~dgnet_plugin.engine.evaluation.evaluate_checkpoint`)."""
+    logger.info("Evaluation at iteration %d:\n%s", iteration, format_results_table(rows))
+    record = {"iteration": iteration}
+    for ds, m in results.items():
+        for k, v in m.items():
+            record[f"{ds}/{k}"] = v
+            if writer is not None:
+                writer.add_scalar(f"test/{ds}/{k}", v, iteration)
+    if metrics is not None:
+        metrics.write(record)
 
 
 def default_setup(config_file: str, opts: list | None = None, freeze: bool = True):
