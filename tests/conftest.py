@@ -62,11 +62,16 @@ def _require_data(source: Path) -> None:
 
 
 def make_tiny_market(
-    root: Path, n_train_ids: int = 12, n_test_ids: int = 6, source: Path = CUHK03_MARKET
+    root: Path,
+    n_train_ids: int = 12,
+    n_test_ids: int = 6,
+    source: Path = CUHK03_MARKET,
+    skip_ids: int = 0,
 ) -> Path:
     """A Market-layout folder of symlinks to real CUHK03 crops of ``source`` (a Market-layout
     folder, default the shared one): the first ``n_train_ids`` training identities and the
-    first ``n_test_ids`` test identities (query + gallery)."""
+    first ``n_test_ids`` test identities (query + gallery), after the first ``skip_ids`` of
+    each split (folders with other ``skip_ids`` hold other people)."""
     _require_data(source)
     for split, n in (
         ("bounding_box_train", n_train_ids),
@@ -74,7 +79,7 @@ def make_tiny_market(
         ("bounding_box_test", n_test_ids),
     ):
         src = source / split
-        ids = sorted({p.name[:4] for p in src.iterdir()})[:n]
+        ids = sorted({p.name[:4] for p in src.iterdir()})[skip_ids : skip_ids + n]
         (root / split).mkdir(parents=True, exist_ok=True)
         for p in sorted(src.iterdir()):
             if p.name[:4] in ids:
