@@ -28,11 +28,12 @@ from torch.multiprocessing import ProcessExitedException
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dgnet_plugin  # noqa: E402,F401 (registers everything)
-from dgnet_plugin.config import load_cfg_file, method_of_engine  # noqa: E402
-from dgnet_plugin.engine.defaults import build_seeded_engine, default_setup  # noqa: E402
+from dgnet_plugin.config import load_cfg_file  # noqa: E402
 from dgnet_plugin.engine.evaluation import evaluate_checkpoint  # noqa: E402
 from dgnet_plugin.engine.launch import distributed_session, launch  # noqa: E402
+from dgnet_plugin.engine.run import default_setup, launch_training  # noqa: E402
 from dgnet_plugin.utils.cli import run_cli  # noqa: E402
+from dgnet_plugin.utils.run_lock import RunLock  # noqa: E402
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -46,7 +47,14 @@ def default_argument_parser() -> argparse.ArgumentParser:
         help="evaluate MODEL.WEIGHTS on DATASETS.TESTS and exit (no training set is read: "
         "the identity count comes from the checkpoint)",
     )
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest complete checkpoint"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start from scratch in an OUTPUT_DIR that holds checkpoints (they are deleted)",
+    )
     p.add_argument(
         "--num-gpus",
         type=int,
@@ -74,15 +82,12 @@ def main(args) -> dict:
 
 
 def _main(args) -> dict:
-    cfg = default_setup(args.config_file, args.opts)
-    if args.eval_only:  # no training set: the identity count comes from MODEL.WEIGHTS
-        return evaluate_checkpoint(cfg)
-    method = method_of_engine(cfg.ENGINE.NAME)
-    if method.before_training is not None:
-        method.before_training(cfg)
-    engine = build_seeded_engine(cfg)
-    engine.resume_or_load(resume=args.resume)
-    return engine.train()
+    if not args.eval_only:
+        return launch_training(args.config_file, args.opts, args.resume, args.overwrite)
+    # no training set: the identity count comes from MODEL.WEIGHTS
+    cfg = load_cfg_file(args.config_file, args.opts, freeze=False)
+    with RunLock(cfg.OUTPUT_DIR):
+        return evaluate_checkpoint(default_setup(cfg, args.config_file, args.opts))
 
 
 def _spawned_main(args) -> None:

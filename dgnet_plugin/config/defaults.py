@@ -81,6 +81,11 @@ _C.DATASETS = CN()
 _C.DATASETS.ROOT = os.environ.get("REID_DATA", "datasets")
 _C.DATASETS.NAMES = ("market1501",)  # training sets, merged (identities offset per set)
 _C.DATASETS.TESTS = ("market1501",)  # test sets, each evaluated on its own query/gallery
+# Scan of Market-layout folders before training (counts, skipped files and why, images below
+# MIN_IMAGE_SIZE, queries without a true match): quick (file names and headers) | full (decode
+# every image, cached in OUTPUT_DIR/dataset_scan.json) | off
+_C.DATASETS.SCAN = "quick"
+_C.DATASETS.MIN_IMAGE_SIZE = (16, 8)  # (H, W) below which an image is reported
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8
@@ -93,6 +98,15 @@ _C.DATALOADER.IMS_PER_BATCH = 8
 _C.SOLVER = CN()
 _C.SOLVER.MAX_ITER = 100000
 _C.SOLVER.CHECKPOINT_PERIOD = 10000
+# Periodic checkpoints kept (detectron2's max_to_keep): the last N model_<iter>.pth, plus
+# model_final.pth and the one last_checkpoint names; 0 = keep all
+_C.SOLVER.CHECKPOINT_KEEP = 0
+# Stop a diverging run (checked on the loss means of every LOG_PERIOD; 0 = off): a term above
+# MAX_LOSS, or grown more than GROWTH_FACTOR times over WINDOW log periods. NaN/Inf always stops.
+_C.SOLVER.DIVERGENCE = CN()
+_C.SOLVER.DIVERGENCE.MAX_LOSS = 0.0
+_C.SOLVER.DIVERGENCE.GROWTH_FACTOR = 0.0
+_C.SOLVER.DIVERGENCE.WINDOW = 10
 _C.SOLVER.AMP = "bf16"  # CUDA only: bf16 | fp16 (autocast + GradScaler) | off (float32)
 _C.SOLVER.STEPS = (60000, 90000, 105000)  # per-iteration MultiStepLR milestones
 _C.SOLVER.GAMMA = 0.1  # LR decay of the generator / discriminator optimisers

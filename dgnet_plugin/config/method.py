@@ -31,6 +31,8 @@ class Method:
             (e.g. DG-Net trains its teacher when the weights are missing); ``None``: nothing.
         generation_commands: ``tools/generate.py``'s commands of the method, ``{command:
             (help, add_arguments(parser), run(args, model, cfg))}``.
+        config_rules: validation rules of the method's keys (see
+            :func:`dgnet_plugin.config.validate.validate_config`), checked before any work.
         export: ``f(cfg, reid_model) -> (torchreid model name or None, [KEY=value config
             differences the torchreid factory cannot know])`` for ``tools/export.py``;
             ``None``: the method's re-ID network has no torchreid factory.
@@ -44,6 +46,7 @@ class Method:
     before_training: Callable[[Any], None] | None = None
     generation_commands: Mapping[str, tuple[str, Callable, Callable]] = field(default_factory=dict)
     export: Callable | None = None
+    config_rules: tuple = ()
 
 
 METHODS: dict[str, Method] = {}

@@ -121,7 +121,7 @@ CORE_RULES: tuple[Rule, ...] = (
     non_negative("DATALOADER.NUM_WORKERS", note=" (0 = load in the main process)"),
     positive("SOLVER.MAX_ITER"),
     non_negative("SOLVER.CHECKPOINT_PERIOD", note=" (0 = only the final checkpoint)"),
-    non_negative("SOLVER.MAX_TO_KEEP", note=" (0 = keep all checkpoints)"),
+    non_negative("SOLVER.CHECKPOINT_KEEP", note=" (0 = keep all checkpoints)"),
     positive("SOLVER.REID.BASE_LR", integer=False),
     increasing_positive("SOLVER.STEPS"),
     positive("TEST.IMS_PER_BATCH"),

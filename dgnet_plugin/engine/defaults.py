@@ -42,9 +42,17 @@ from ..modeling import build_model
 from ..modeling.norm import convert_norm
 from ..utils import comm
 from ..utils import torchreid_compat as tr
-from ..utils.checkpoint import Checkpointer, rng_state, set_rng_state
-from ..utils.events import JSONWriter
+from ..utils.checkpoint import (
+    Checkpointer,
+    NonFiniteStateError,
+    first_non_finite,
+    newest_complete_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from ..utils.events import JSONWriter, drop_records_after
 from . import hooks
+from .divergence import DivergenceGuard
 from .hooks import NonFiniteLossError
 from .optim import restore_impl
 from .precision import MixedPrecision, SpeedOptions
@@ -193,12 +201,16 @@ class IterationTrainer(TrainerBase):
     def build_hooks(self) -> list:
         """The hooks of a run, in order (see :mod:`.hooks`); override to add a method's own."""
         cfg = self.cfg
+        d = cfg.SOLVER.DIVERGENCE
         return [
             hooks.LRScheduler(),
-            hooks.MetricsWriter(cfg.LOG_PERIOD),
+            hooks.MetricsWriter(
+                cfg.LOG_PERIOD, DivergenceGuard(d.MAX_LOSS, d.GROWTH_FACTOR, d.WINDOW)
+            ),
             hooks.PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD),
             hooks.SampleGrids(cfg.VIS.PERIOD) if self._draws_samples() else None,
             hooks.ReIDEvaluation(cfg.TEST.EVAL_PERIOD) if self.has_reid else None,
+            hooks.StopOnSignal(),
         ]
 
     def _draws_samples(self) -> bool:
@@ -215,14 +227,35 @@ class IterationTrainer(TrainerBase):
                 if name in self.schedulers:
                     extra[f"scheduler_{name}"] = self.schedulers[name]
             extra.update(self.amp.checkpointables())
-            self._checkpointer = Checkpointer(self.model, self.output_dir, **extra)
+            keep = self.cfg.SOLVER.CHECKPOINT_KEEP or None
+            self._checkpointer = Checkpointer(
+                self.model, self.output_dir, max_to_keep=keep, **extra
+            )
         return self._checkpointer
 
     def save_checkpoint(self, name: str) -> str | None:
-        """Every rank calls it; after the hooks' ``before_checkpoint`` checks, rank 0 writes
-        ``OUTPUT_DIR/<name>.pth`` (its buffers, which the others then copy, and the RNG
-        states of all ranks) and the others wait for it."""
+        """Every rank calls it; after the hooks' ``before_checkpoint`` checks (the losses are
+        finite) and the check that the weights, optimiser and GradScaler states are finite
+        (on every rank, so all ranks stop together), rank 0 writes ``OUTPUT_DIR/<name>.pth``
+        atomically (its buffers, which the others then copy, and the RNG states of all ranks)
+        and the others wait for it.
+
+        Raises:
+            NonFiniteLossError: a loss became NaN/Inf (nothing written).
+            NonFiniteStateError: a weight or optimiser state holds NaN/Inf (nothing written;
+                the message names the entry and the last finite checkpoint).
+            CheckpointSaveError: the file could not be written; the previous one is intact.
+        """
         self.before_checkpoint()
+        states = {"model": self.model, **self.checkpointer.checkpointables}
+        bad = first_non_finite({k: v.state_dict() for k, v in states.items()})
+        if bad is not None:
+            last = newest_complete_checkpoint(self.output_dir)
+            raise NonFiniteStateError(
+                f"not saving {name}.pth at iteration {self.iter}: '{bad}' holds NaN/Inf; the "
+                f"last checkpoint with finite weights is {last.path if last else 'none'}. "
+                "Lower the learning rates or check the data, then --resume"
+            )
         states = comm.all_gather_object(rng_state())
         comm.broadcast_module(self.model, buffers_only=True)
         path = None
@@ -233,21 +266,26 @@ class IterationTrainer(TrainerBase):
         return path
 
     def resume_or_load(self, resume: bool) -> None:
-        """``resume``: continue from ``OUTPUT_DIR/last_checkpoint`` (networks, optimisers,
-        schedulers, iteration, RNG). Otherwise load ``MODEL.WEIGHTS`` (weights only) if set.
+        """``resume``: continue from the newest complete checkpoint of ``OUTPUT_DIR`` (even
+        when ``last_checkpoint`` lags behind it: networks, optimisers, schedulers, iteration,
+        RNG); ``metrics.json`` records written after it are dropped, so no iteration appears
+        twice. Otherwise load ``MODEL.WEIGHTS`` (weights only) if set.
 
         The RNG states are restored by :meth:`train` just before the first iteration, after
         whatever it builds first (the teacher, DDP wrappers) has drawn its random numbers, so
         a resumed run continues exactly as the uninterrupted one (with the samplers skipping
         the batches already drawn)."""
         ckpt = self.checkpointer
-        if resume and ckpt.has_checkpoint():
-            extra = ckpt.load(ckpt.get_checkpoint_file())  # every rank reads the same file
+        newest = newest_complete_checkpoint(self.output_dir) if resume else None
+        if newest is not None:
+            extra = ckpt.load(newest.path)  # every rank reads the same file
             self.iter = int(extra.get("iteration", 0))
             self._resume_rng = extra  # applied when the loop starts (see train)
             for opt in self.optimizers.values():
                 restore_impl(opt)  # the checkpoint's foreach/fused flags -> this device's
-            logger.info("Resumed from %s at iteration %d", ckpt.get_checkpoint_file(), self.iter)
+            if self.metrics is not None:
+                drop_records_after(self.metrics.path, self.iter)
+            logger.info("Resumed from %s at iteration %d", newest.path, self.iter)
         elif self.cfg.MODEL.WEIGHTS:
             ckpt.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
             logger.info("Loaded weights from %s", self.cfg.MODEL.WEIGHTS)
@@ -352,35 +390,3 @@ def report_results(rows: dict, results: dict, iteration: int, metrics=None, writ
                 writer.add_scalar(f"test/{ds}/{k}", v, iteration)
     if metrics is not None:
         metrics.write(record)
-
-
-def default_setup(config_file: str, opts: list | None = None, freeze: bool = True):
-    """The config of a run (file + ``KEY VALUE`` overrides, see :func:`~dgnet_plugin.config.
-    load_cfg_file`), with ``OUTPUT_DIR`` created, the logger writing ``OUTPUT_DIR/log.txt``
-    and the resolved config saved as ``OUTPUT_DIR/config.yaml`` (rank 0), detectron2's
-    ``default_setup``."""
-    from ..config import load_cfg_file
-    from ..utils.events import setup_logger
-
-    opts = list(opts or [])
-    cfg = load_cfg_file(config_file, opts, freeze=False)
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR)
-    logger.info("Config %s with overrides %s:\n%s", config_file, opts, cfg.dump())
-    if comm.is_main_process():
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
-    if freeze:
-        cfg.freeze()
-    return cfg
-
-
-def build_seeded_engine(cfg):
-    """The engine of ``cfg``, built right after seeding with ``SEED + rank`` (each process its
-    own augmentation and dropout randomness), so that a run starts from the same random state
-    whatever ran before it in the process (a DG-Net run that first trained its teacher
-    included)."""
-    from .build import build_engine
-
-    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
-    return build_engine(cfg)

@@ -2,8 +2,9 @@
 
 :meth:`~dgnet_plugin.engine.defaults.IterationTrainer.build_hooks` assembles them from the
 config, in this order: :class:`LRScheduler`, :class:`MetricsWriter` (which also stops on a
-non-finite loss), :class:`PeriodicCheckpointer`, :class:`SampleGrids` (engines that draw
-samples), :class:`ReIDEvaluation` (engines whose model has a re-ID network). The last
+non-finite or diverging loss), :class:`PeriodicCheckpointer`, :class:`SampleGrids` (engines
+that draw samples), :class:`ReIDEvaluation` (engines whose model has a re-ID network),
+:class:`StopOnSignal` (SIGTERM / SIGINT / SIGUSR1: save and stop). The last
 iteration's periodic actions are left to ``after_train`` (final checkpoint, grid and
 evaluation), so nothing is done twice.
 """
@@ -15,9 +16,11 @@ import time
 
 import torch
 
-from ..errors import UserError
+from ..errors import TrainingInterrupted, UserError
 from ..utils import comm
 from ..utils.events import progress_bar
+from .divergence import DivergenceGuard
+from .signals import GracefulStop
 from .train_loop import HookBase
 
 logger = logging.getLogger("dgnet_plugin")
@@ -54,8 +57,9 @@ class MetricsWriter(HookBase):
     loss.
     """
 
-    def __init__(self, period: int):
+    def __init__(self, period: int, guard: DivergenceGuard | None = None):
         self.period = period
+        self.guard = guard
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
 
@@ -91,6 +95,8 @@ class MetricsWriter(HookBase):
 
         Raises:
             NonFiniteLossError: a mean is NaN/Inf (no checkpoint is written after it).
+            LossDivergedError: the :class:`~.divergence.DivergenceGuard` stops the run (a
+                term above ``SOLVER.DIVERGENCE.MAX_LOSS`` or grown too fast).
         """
         if not self._sums:
             return
@@ -107,6 +113,8 @@ class MetricsWriter(HookBase):
                 f"stopped without saving. Last good checkpoint: {last}. Lower the learning rates "
                 "or check the data, then --resume."
             )
+        if self.guard is not None:
+            self.guard.raise_if_diverged(means, t.iter)  # the same means on every rank
         if sec_per_iter is None or not comm.is_main_process():
             return
         record = {"iteration": t.iter, "time": sec_per_iter, **means, **t.amp.scales()}
@@ -177,3 +185,24 @@ class ReIDEvaluation(HookBase):
     def after_train(self) -> None:
         if self.trainer.completed:
             self.trainer.results = self.trainer.test()
+
+
+class StopOnSignal(HookBase):
+    """Preemption: while training, SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 (SLURM requeue) only
+    ask to stop (:class:`~.signals.GracefulStop`); after the current iteration every rank
+    agrees on the stop, a checkpoint of that iteration is written atomically, and
+    :class:`~dgnet_plugin.errors.TrainingInterrupted` ends the run ("interrupted at iteration
+    N, saved ..."; the tools exit with 128 + signal). A second Ctrl-C aborts at once."""
+
+    def before_train(self) -> None:
+        self.stop = GracefulStop()
+        self.stop.__enter__()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.stop.should_stop():
+            path = t.save_checkpoint(f"model_{t.iter:07d}")
+            raise TrainingInterrupted(self.stop.signum, t.iter, path)
+
+    def after_train(self) -> None:
+        self.stop.__exit__(None, None, None)

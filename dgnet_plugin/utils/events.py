@@ -77,3 +77,21 @@ class JSONWriter:
 def read_json_lines(path: str) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def drop_records_after(path: str, iteration: int) -> int:
+    """Remove from the JSON-lines file ``path`` the records of iterations after
+    ``iteration`` (written after the checkpoint a run resumes from), so that a resumed run
+    writes no iteration twice. The file is rewritten atomically; returns how many records
+    were dropped (0, and nothing written, when none or no file)."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    keep = [line for line in lines if json.loads(line).get("iteration", 0) <= iteration]
+    if len(keep) == len(lines):
+        return 0
+    from .checkpoint import atomic_write_text
+
+    atomic_write_text("".join(keep), path)
+    return len(lines) - len(keep)

@@ -9,6 +9,7 @@ interpolation, a DG-Market-style dataset) and ``commands`` (``tools/generate.py`
 """
 
 from ...config import Method, register_method
+from ...config.validate import less_than, non_negative, positive
 from .appearance import AppearanceEncoder
 from .commands import GENERATION_COMMANDS
 from .config import add_dgnet_config
@@ -29,6 +30,13 @@ METHOD = register_method(
         before_training=train_missing_teacher,
         generation_commands=GENERATION_COMMANDS,
         export=torchreid_export,
+        config_rules=(
+            non_negative("LOSS.WARM_ITER"),
+            less_than("LOSS.WARM_ITER", "SOLVER.MAX_ITER", what="the warm-up"),
+            less_than("LOSS.WARM_TEACHER_ITER", "SOLVER.MAX_ITER", what="the teacher warm-up"),
+            positive("SOLVER.GEN.LR", integer=False),
+            positive("SOLVER.DIS.LR", integer=False),
+        ),
     )
 )
 

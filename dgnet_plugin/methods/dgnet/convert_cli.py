@@ -196,7 +196,5 @@ def main(argv=None) -> int:
     return run_cli(run, build_parser().parse_args(argv), extra_errors=(ValueError,))
 
 
-if __name__ == "__main__":
-    import dgnet_plugin  # noqa: F401 (registers every method: the configs name their engines)
-
+if __name__ == "__main__":  # `python -m` imports dgnet_plugin first: every method is registered
     sys.exit(main())

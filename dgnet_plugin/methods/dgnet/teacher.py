@@ -7,7 +7,7 @@ import logging
 import os
 
 from ...config import ConfigError, load_cfg_file
-from ...engine.defaults import build_seeded_engine, default_setup
+from ...engine.run import launch_training
 from ...model_zoo import entry_config_path, is_remote_spec, resolve_weights
 from ...modeling import build_model
 from ...modeling.norm import convert_norm
@@ -100,8 +100,5 @@ def train_missing_teacher(cfg) -> None:
     for key in ("ROOT", "NAMES", "TESTS"):
         opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
     logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
-    tcfg = default_setup(t.CONFIG, opts)
-    engine = build_seeded_engine(tcfg)
-    engine.resume_or_load(resume=True)
-    engine.train()
+    launch_training(t.CONFIG, opts, resume=True)
     setup_logger(cfg.OUTPUT_DIR)

@@ -1,0 +1,160 @@
+"""A training run in its ``OUTPUT_DIR``: every check before any work, then train.
+
+:func:`launch_training` is what ``tools/train_net.py`` runs (and what a method runs for a
+stage of its own, e.g. DG-Net's teacher). In order: the config is validated (core rules and
+the method's ``config_rules``), ``OUTPUT_DIR`` is checked writable and locked for the run's
+lifetime (a second run into it exits with status 2 naming the holder), stale temporary
+checkpoint files are removed, a fresh start over existing checkpoints is refused unless
+asked to overwrite, a ``--resume`` whose ``SOLVER`` values changed is refused (except the
+ones that only lengthen or shorten the run), the Market-layout data folders are scanned, and
+only then are ``config.yaml`` and ``log.txt`` written and the engine built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from ..config import ConfigError, load_cfg_file, method_of_engine
+from ..config.validate import diff_solver, format_diff, read_run_config, validate_config
+from ..data.scan import scan_market_folder_report
+from ..errors import UserError
+from ..utils import comm
+from ..utils import torchreid_compat as tr
+from ..utils.checkpoint import check_fresh_start, remove_stale_files
+from ..utils.events import setup_logger
+from ..utils.run_lock import RunLock, check_output_dir_writable
+
+logger = logging.getLogger("dgnet_plugin")
+
+#: ``SOLVER`` keys a ``--resume`` may change: they set how long the run is and how often it
+#: saves, not what an iteration does.
+RESUMABLE_SOLVER_KEYS = ("SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD", "SOLVER.CHECKPOINT_KEEP")
+
+
+class DatasetProblemError(UserError, ValueError):
+    """The dataset scan found a folder that cannot be evaluated (no query has a match)."""
+
+
+def check_resume_config(cfg, output_dir: str) -> None:
+    """On ``--resume``: compare ``SOLVER`` with the ``config.yaml`` the run wrote. Changes of
+    :data:`RESUMABLE_SOLVER_KEYS` are logged; any other change is refused, since the
+    optimiser and scheduler states come from the checkpoint and would silently differ.
+
+    Raises:
+        ConfigError: listing every changed key with its old and new value.
+    """
+    old = read_run_config(output_dir)
+    if old is None:
+        return
+    diffs = diff_solver(old, cfg)
+    allowed = [d for d in diffs if d[0] in RESUMABLE_SOLVER_KEYS]
+    refused = [d for d in diffs if d[0] not in RESUMABLE_SOLVER_KEYS]
+    if refused:
+        raise ConfigError(
+            f"--resume in '{output_dir}' with SOLVER values that differ from its config.yaml: "
+            f"{format_diff(refused)}; the optimiser and schedule states come from the "
+            "checkpoint, so they would not apply. Resume with the old values, or start a new "
+            "OUTPUT_DIR with MODEL.WEIGHTS set to the checkpoint"
+        )
+    if allowed:
+        logger.warning("Resuming with changed %s", format_diff(allowed))
+
+
+def scan_datasets(cfg) -> None:
+    """Scan every ``market_layout`` folder of ``DATASETS`` (``DATASETS.SCAN``) and log the
+    report (rank 0; others wait).
+
+    Raises:
+        DatasetProblemError: a test folder has queries but none with a true match.
+    """
+    mode = cfg.DATASETS.SCAN
+    if mode not in ("quick", "full", "off"):
+        raise ConfigError(f"DATASETS.SCAN '{mode}' is unknown; choose quick, full or off")
+    names = set(cfg.DATASETS.NAMES) | set(cfg.DATASETS.TESTS)
+    if mode == "off" or "market_layout" not in names or not comm.is_main_process():
+        comm.synchronize()
+        return
+    scan = scan_market_folder_report(
+        cfg.DATASETS.ROOT,
+        min_size=tuple(cfg.DATASETS.MIN_IMAGE_SIZE),
+        decode=mode == "full",
+        cache_path=os.path.join(cfg.OUTPUT_DIR, "dataset_scan.json"),
+    )
+    logger.info("Dataset scan of %s:\n%s", cfg.DATASETS.ROOT, scan.format())
+    counts = scan.counts.get("query")
+    if "market_layout" in cfg.DATASETS.TESTS and counts and counts.images:
+        if len(scan.unmatched_queries) >= counts.images:
+            raise DatasetProblemError(
+                f"none of the {counts.images} queries of '{cfg.DATASETS.ROOT}' has a true match "
+                "(same pid, other camera) in bounding_box_test/: the evaluation would fail "
+                "after training; fix the folder or DATASETS.TESTS"
+            )
+    comm.synchronize()
+
+
+@contextlib.contextmanager
+def open_run(cfg, resume: bool, overwrite: bool = False, extra_rules=()):
+    """The checks before any work (see the module doc), holding the ``OUTPUT_DIR`` lock
+    until the ``with`` block ends.
+
+    Raises:
+        ConfigError: an invalid value, an unwritable ``OUTPUT_DIR`` or a refused resume.
+        RunLockedError: another run holds ``OUTPUT_DIR``.
+        CheckpointError: checkpoints exist and neither ``resume`` nor ``overwrite``.
+    """
+    validate_config(cfg, extra_rules)
+    out = cfg.OUTPUT_DIR
+    check_output_dir_writable(out)
+    with RunLock(out):
+        if comm.is_main_process():
+            for path in remove_stale_files(out):
+                logger.info("Removed stale file %s", path)
+            check_fresh_start(out, resume, overwrite)
+        if resume:
+            check_resume_config(cfg, out)
+        yield
+
+
+def default_setup(cfg, config_file: str = "", opts: list | None = None):
+    """``OUTPUT_DIR`` created, the logger writing ``OUTPUT_DIR/log.txt``, the resolved config
+    saved as ``OUTPUT_DIR/config.yaml`` (rank 0), detectron2's ``default_setup``. Returns the
+    frozen ``cfg``."""
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_logger(cfg.OUTPUT_DIR)
+    logger.info("Config %s with overrides %s:\n%s", config_file, list(opts or []), cfg.dump())
+    if comm.is_main_process():
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    cfg.freeze()
+    return cfg
+
+
+def build_seeded_engine(cfg):
+    """The engine of ``cfg``, built right after seeding with ``SEED + rank`` (each process its
+    own augmentation and dropout randomness), so that a run starts from the same random state
+    whatever ran before it in the process (a DG-Net run that first trained its teacher
+    included)."""
+    from .build import build_engine
+
+    tr.utils.set_random_seed(cfg.SEED + comm.get_rank())
+    return build_engine(cfg)
+
+
+def launch_training(config_file: str, opts=None, resume: bool = False, overwrite: bool = False):
+    """Train the config ``config_file`` (+ ``KEY VALUE`` ``opts``) in its ``OUTPUT_DIR``:
+    :func:`open_run`'s checks and lock, :func:`default_setup`, the method's
+    ``before_training`` step, the engine (``--resume``: from the newest complete checkpoint).
+    Returns the final evaluation (empty for a stage without re-ID network)."""
+    opts = list(opts or [])
+    cfg = load_cfg_file(config_file, opts, freeze=False)
+    method = method_of_engine(cfg.ENGINE.NAME)
+    with open_run(cfg, resume, overwrite, method.config_rules):
+        default_setup(cfg, config_file, opts)
+        scan_datasets(cfg)
+        if method.before_training is not None:
+            method.before_training(cfg)
+        engine = build_seeded_engine(cfg)
+        engine.resume_or_load(resume=resume)
+        return engine.train()
