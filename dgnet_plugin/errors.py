@@ -48,3 +48,11 @@ class TrainingInterrupted(Exception):
         where = f" at iteration {iteration}" if iteration is not None else ""
         saved = f", saved {checkpoint}; continue with --resume" if checkpoint else ""
         super().__init__(f"interrupted by {signal_name(signum)}{where}{saved}")
+
+
+def describe_load_error(e: BaseException) -> str:
+    """A one-line account of why ``torch.load`` failed (its messages run over many lines):
+    the exception type and its first line, e.g. ``UnpicklingError: Weights only load failed``
+    for a text file or a pickle of arbitrary objects (refused: it could run code)."""
+    first = (str(e).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__

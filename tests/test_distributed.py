@@ -331,5 +331,6 @@ def test_a_user_error_in_spawned_processes_is_the_exit_status(tiny_market, tmp_p
     config error, and the launcher returns its exit status 2."""
     args = ["--config-file", DEMO, "--num-gpus", "2"]
     args += [*deterministic_dgnet_opts(tiny_market, tmp_path, 3), "LOSS.TEACHER_MAX", "0"]
+    args += WARMUP_ENDS_AT_ITERATION_2
     assert train_net.cli(args) == 2
     assert "must be divisible by the number of processes (2)" in capfd.readouterr().err

@@ -133,6 +133,19 @@ CORE_RULES: tuple[Rule, ...] = (
     non_negative("LOG_PERIOD", note=" (0 = only at the end)"),
     non_negative("VIS.PERIOD", note=" (0 = only at the end)"),
     non_negative("TEST.EVAL_PERIOD", note=" (0 = only at the end)"),
+    Rule(
+        "SOLVER.DIVERGENCE.MAX_LOSS",
+        lambda v, cfg: _is_number(v) and v >= 0,
+        "a number >= 0 (0 = off)",
+    ),
+    Rule(
+        "SOLVER.DIVERGENCE.GROWTH_FACTOR",
+        lambda v, cfg: _is_number(v) and (v == 0 or v > 1),
+        "0 (off) or a number > 1",
+    ),
+    positive("SOLVER.DIVERGENCE.WINDOW"),
+    one_of("DATASETS.SCAN", ("quick", "full", "off")),
+    positive_size("DATASETS.MIN_IMAGE_SIZE"),
 )
 
 

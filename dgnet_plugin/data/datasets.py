@@ -51,14 +51,19 @@ def market_layout_help(root: str) -> str:
     )
 
 
+class MarketNameError(UserError, ValueError):
+    """A file in a Market-layout folder whose name is not ``<pid>_c<cam>...``."""
+
+
 def parse_market_name(path: str) -> tuple[int, int]:
     """``(pid, camera)`` of a Market-1501 file name ``<pid>_c<cam>...`` (camera 1-based).
 
-    Raises ``ValueError`` naming the file when it does not follow the naming.
+    Raises :class:`MarketNameError` (a ``ValueError``) naming the file when it does not
+    follow the naming.
     """
     m = MARKET_NAME.search(os.path.basename(path))
     if m is None:
-        raise ValueError(
+        raise MarketNameError(
             f"'{path}' does not follow the Market-1501 naming '<pid>_c<cam>...'; rename it or "
             "remove it from the folder"
         )

@@ -210,7 +210,7 @@ class IterationTrainer(TrainerBase):
             hooks.PeriodicCheckpointer(cfg.SOLVER.CHECKPOINT_PERIOD),
             hooks.SampleGrids(cfg.VIS.PERIOD) if self._draws_samples() else None,
             hooks.ReIDEvaluation(cfg.TEST.EVAL_PERIOD) if self.has_reid else None,
-            hooks.StopOnSignal(),
+            hooks.StopOnSignal(check_period=cfg.LOG_PERIOD),
         ]
 
     def _draws_samples(self) -> bool:

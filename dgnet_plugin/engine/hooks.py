@@ -192,10 +192,18 @@ class StopOnSignal(HookBase):
     ask to stop (:class:`~.signals.GracefulStop`); after the current iteration every rank
     agrees on the stop, a checkpoint of that iteration is written atomically, and
     :class:`~dgnet_plugin.errors.TrainingInterrupted` ends the run ("interrupted at iteration
-    N, saved ..."; the tools exit with 128 + signal). A second Ctrl-C aborts at once."""
+    N, saved ..."; the tools exit with 128 + signal). A second Ctrl-C aborts at once.
+
+    ``check_period``: with several processes the ranks agree by one small collective every
+    ``check_period`` iterations (the build uses ``LOG_PERIOD``, when the loop synchronises
+    anyway), so a distributed run stops within that many iterations of the signal; one
+    process checks its flag every iteration at no cost."""
+
+    def __init__(self, check_period: int = 1):
+        self.check_period = max(1, int(check_period))
 
     def before_train(self) -> None:
-        self.stop = GracefulStop()
+        self.stop = GracefulStop(check_period=self.check_period)
         self.stop.__enter__()
 
     def after_step(self) -> None:

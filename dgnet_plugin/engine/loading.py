@@ -12,6 +12,7 @@ import os
 import torch
 
 from ..config import load_cfg_file
+from ..errors import describe_load_error
 from ..model_zoo import resolve_weights
 from ..modeling import build_model
 from ..utils.checkpoint import Checkpointer, CheckpointError
@@ -65,7 +66,10 @@ def read_state_dict(weights: str) -> dict:
     try:
         data = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint '{weights}': {e}") from e
+        raise CheckpointError(
+            f"cannot read checkpoint '{weights}' ({describe_load_error(e)}); pass a .pth "
+            "written by tools/train_net.py"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(
             f"'{weights}' is not a checkpoint of tools/train_net.py (no 'model' entry)"

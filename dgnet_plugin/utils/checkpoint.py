@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvCheckpointer
 
-from ..errors import UserError
+from ..errors import UserError, describe_load_error
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -44,6 +44,11 @@ def atomic_torch_save(obj, path: str) -> None:
     """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``.
 
     A crash or a full disk leaves either the old file or the new one, never half of one.
+
+    Raises:
+        OSError: the write failed (e.g. ``ENOSPC``). torch's zip writer reports a full disk
+            as a ``RuntimeError`` ("unexpected pos ...") raised while handling the
+            ``OSError``; the ``OSError`` is what is raised here.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -54,10 +59,24 @@ def atomic_torch_save(obj, path: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        cause = _os_error_in_chain(e)
+        if cause is not None and cause is not e:
+            raise cause from None
         raise
+
+
+def _os_error_in_chain(e: BaseException | None) -> OSError | None:
+    """The first ``OSError`` among ``e`` and the exceptions it was raised from or while."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_write_text(text: str, path: str) -> None:
@@ -119,7 +138,7 @@ def read_checkpoint_iteration(path: str) -> int:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise CheckpointError(
-            f"cannot read checkpoint '{path}' ({type(e).__name__}: {e})"
+            f"cannot read checkpoint '{path}' ({describe_load_error(e)})"
         ) from None
     if not isinstance(data, dict) or "model" not in data:
         raise CheckpointError(f"'{path}' is not a dgnet_plugin checkpoint (no 'model' entry)")
@@ -432,7 +451,7 @@ class Checkpointer(_FvCheckpointer):
             raise
         except Exception as e:
             raise CheckpointError(
-                f"cannot read checkpoint '{path}': {type(e).__name__}: {e}"
+                f"cannot read checkpoint '{path}': {describe_load_error(e)}"
             ) from e
 
     def _load_file(self, f: str) -> dict:

@@ -17,7 +17,7 @@ import pytest
 import train_net
 from conftest import REPO, cli_opts
 
-from dgnet_plugin.utils.events import read_json_lines
+from dgnet_plugin.utils.events import read_json_lines, setup_logger
 
 IDE = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
 ITERS = 8
@@ -154,3 +154,28 @@ def test_resume_with_a_changed_learning_rate_is_refused_and_a_fresh_start_needs_
     assert train_net.cli(["--config-file", IDE, *opts(tiny_market, out)]) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
     assert train_net.cli(["--config-file", IDE, "--overwrite", *opts(tiny_market, out)]) == 0
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 1 MiB tmpfs (a full disk after the first few writes)."""
+    mnt = tmp_path / "tinyfs"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs needs root here: {done.stderr.decode().strip()}")
+    yield mnt
+    setup_logger(None)  # close log.txt on the mount
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.e2e
+def test_a_full_disk_is_one_line_naming_the_path(tiny_market, tiny_filesystem, capsys):
+    out = tiny_filesystem / "run"
+    args = opts(tiny_market, out, "SOLVER.CHECKPOINT_PERIOD", "1")
+    assert train_net.cli(["--config-file", IDE, *args]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "No space left on device" in err, err
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]

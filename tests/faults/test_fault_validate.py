@@ -43,6 +43,12 @@ BAD = [
     ("LOG_PERIOD", -1, "an integer >= 0 (0 = only at the end)"),
     ("VIS.PERIOD", -1, "an integer >= 0 (0 = only at the end)"),
     ("TEST.EVAL_PERIOD", -100, "an integer >= 0 (0 = only at the end)"),
+    ("SOLVER.CHECKPOINT_KEEP", -1, "an integer >= 0 (0 = keep all checkpoints)"),
+    ("SOLVER.DIVERGENCE.MAX_LOSS", -1.0, "a number >= 0 (0 = off)"),
+    ("SOLVER.DIVERGENCE.GROWTH_FACTOR", 0.5, "0 (off) or a number > 1"),
+    ("SOLVER.DIVERGENCE.WINDOW", 0, "an integer > 0"),
+    ("DATASETS.SCAN", "fast", "one of quick | full | off"),
+    ("DATASETS.MIN_IMAGE_SIZE", (0, 8), "(H, W): two integers > 0"),
 ]
 
 
@@ -77,7 +83,7 @@ def test_every_core_rule_names_key_value_and_range(key, value, allowed):
 
 
 def test_every_core_rule_is_exercised():
-    tested = {k for k, _, _ in BAD} | {"SOLVER.MAX_TO_KEEP"}
+    tested = {k for k, _, _ in BAD}
     assert {r.key for r in CORE_RULES} == tested
 
 
@@ -110,13 +116,16 @@ def test_all_problems_in_one_line_and_missing_keys_skipped():
     assert msg.count("; ") == 1 and "VIS" not in msg
 
 
-def test_max_to_keep_is_checked_when_a_config_has_it():
-    cfg = get_cfg()
-    cfg.SOLVER.MAX_TO_KEEP = -1
-    with pytest.raises(
-        ConfigError, match=r"SOLVER.MAX_TO_KEEP = -1 is not allowed \(an integer >= 0"
-    ):
-        validate_config(cfg)
+def test_dgnet_warm_up_longer_than_the_run_is_refused_before_any_work(tmp_path):
+    from conftest import REPO
+
+    from dgnet_plugin.config import get_method, load_cfg_file
+
+    cfg = load_cfg_file(
+        str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"), ["SOLVER.MAX_ITER", "50"]
+    )
+    with pytest.raises(ConfigError, match=r"LOSS.WARM_ITER = 100 is not allowed \(the warm-up"):
+        validate_config(cfg, get_method("dgnet").config_rules)
 
 
 def test_method_rules_warm_up_shorter_than_the_run():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from fvcore.common.registry import Registry
 
-from ...errors import UserError
+from ...errors import UserError, describe_load_error
 from ...utils.registry import lookup
 
 BACKBONE_REGISTRY = Registry("BACKBONE")
@@ -50,8 +50,19 @@ def load_imagenet_state_dict(
                 f"local ImageNet checkpoint for {name} or set MODEL.BACKBONE.PRETRAIN False"
             )
         logger.info("Loading ImageNet weights for %s from %s", name, pretrain_path)
-        state = torch.load(pretrain_path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
+        try:
+            state = torch.load(pretrain_path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise PretrainedWeightsError(
+                f"MODEL.BACKBONE.PRETRAIN_PATH '{pretrain_path}' is not a torch checkpoint of "
+                f"ImageNet weights ({describe_load_error(e)}); point it at one for {name}"
+            ) from None
+        if not isinstance(state, dict):
+            raise PretrainedWeightsError(
+                f"MODEL.BACKBONE.PRETRAIN_PATH '{pretrain_path}' holds a {type(state).__name__}, "
+                f"not a state dict of {name} weights"
+            )
+        if "state_dict" in state:
             state = state["state_dict"]
         return state
     try:
