@@ -40,6 +40,9 @@ _C.MODEL.BACKBONE.NAME = "resnet50"  # BACKBONE registry: resnet50 | mobilenetv2
 _C.MODEL.BACKBONE.LAST_STRIDE = 1  # official ID_stride: 1
 _C.MODEL.BACKBONE.PRETRAIN = True  # ImageNet weights
 _C.MODEL.BACKBONE.PRETRAIN_PATH = ""  # local ImageNet weights; empty = torchvision download
+# Input channels: 3 = RGB; 1 = infrared / gray; 4 = [RGB; IR]; image + pose maps. The first
+# convolution is derived from the RGB one (extra channels: mean of the RGB filters)
+_C.MODEL.BACKBONE.IN_CHANNELS = 3
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "EmbeddingHead"  # HEAD registry
