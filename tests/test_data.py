@@ -10,7 +10,7 @@ from dgnet_plugin.config import get_cfg, load_cfg_file
 from dgnet_plugin.data import DatasetNotFoundError, MarketLayout, PositivePairDataset
 from dgnet_plugin.data.build import build_pair_streams, build_test_sets, load_train_set
 from dgnet_plugin.data.datasets import CorruptImageError, read_image
-from dgnet_plugin.data.transforms import build_transforms
+from dgnet_plugin.data.transforms import build_random_erasing, build_transforms
 from dgnet_plugin.utils import torchreid_compat as tr
 
 
@@ -101,3 +101,34 @@ def test_corrupt_training_image_stops_the_loader_with_its_name(tiny_market, tmp_
     idx = [i for i, it in enumerate(ds.train) if it[0].endswith("9999_c1s1_000000_00.jpg")][0]
     with pytest.raises(CorruptImageError, match="9999_c1s1_000000_00.jpg"):
         ds[idx]
+
+
+def test_real_infrared_crop_reads_as_one_channel_and_normalises():
+    from conftest import vi_items
+
+    from dgnet_plugin.data.transforms import channel_stats
+
+    ir = [s for s in vi_items() if s["modality"] == "infrared"][0]
+    rgb, gray = read_image(ir["impath"]), read_image(ir["impath"], "L")
+    assert rgb.mode == "RGB" and gray.mode == "L" and gray.size == rgb.size
+    # stored as three (almost) equal channels: L keeps the values
+    r = torch.tensor(list(rgb.getdata()), dtype=torch.float32)
+    g = torch.tensor(list(gray.getdata()), dtype=torch.float32)
+    assert (g - r.mean(1)).abs().max() <= 2
+    cfg = get_cfg("dgnet")
+    cfg.INPUT.FORMAT = "L"
+    cfg.INPUT.SIZE_TRAIN = cfg.INPUT.SIZE_TEST = (64, 32)
+    assert channel_stats(cfg.INPUT.PIXEL_MEAN, 1) == pytest.approx((0.449,))
+    x = build_transforms(cfg, False)(gray)
+    assert x.shape == (1, 64, 32)
+    raw = build_transforms(cfg, False).transforms[0](gray)  # resized PIL image
+    hand = (torch.tensor(list(raw.getdata())).float() / 255 - 0.449) / 0.226
+    assert torch.allclose(x.flatten(), hand, atol=1e-5)
+    assert build_transforms(cfg, True)(gray).shape == (1, 64, 32)
+    erased = build_random_erasing(cfg)
+    assert erased(x.clone()).shape == (1, 64, 32)
+
+
+def test_read_image_rejects_an_unknown_mode_before_reading():
+    with pytest.raises(ValueError, match="unknown PIL mode 'rgb'"):
+        read_image("/nonexistent.png", "rgb")
