@@ -8,6 +8,7 @@ from collections import defaultdict
 from torch.utils.data import Dataset
 
 from .datasets import read_image
+from .samplers import draw_positive
 
 
 class ImageListDataset(Dataset):
@@ -50,12 +51,8 @@ class PositivePairDataset(Dataset):
         return len(self.items)
 
     def positive_index(self, i: int) -> int:
-        same = self.by_pid[self.items[i][1]]
-        if len(same) == 1:
-            return i
-        j = random.randrange(len(same) - 1)
-        j = same[j] if same[j] != i else same[-1]
-        return j
+        """A positive of item ``i`` drawn with Python's ``random`` (:func:`draw_positive`)."""
+        return draw_positive(i, self.by_pid[self.items[i][1]], random.random())
 
     def __getitem__(self, key) -> dict:
         """``key``: an index (the positive is drawn here with Python's ``random``) or a pair

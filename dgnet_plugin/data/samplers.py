@@ -37,6 +37,23 @@ def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
     return global_batch // world_size
 
 
+def draw_positive(i: int, group: Sequence[int], u: float) -> int:
+    """Another item of ``i``'s identity, chosen by the uniform number ``u`` in ``[0, 1)``.
+
+    ``group`` lists the items of the identity (``i`` among them). With ``m = len(group)``:
+    ``k = min(floor(u * (m - 1)), m - 2)``, then ``group[k]``, or ``group[-1]`` when that is
+    ``i``: each of the ``m - 1`` other items has probability ``1 / (m - 1)`` and ``i`` is never
+    drawn. ``i`` itself when the identity has one item. The one routine behind every positive
+    pair (:class:`GlobalBatchSampler` with a shared torch generator,
+    :meth:`~.pairs.PositivePairDataset.positive_index` with Python's ``random``).
+    """
+    m = len(group)
+    if m == 1:
+        return i
+    j = int(group[min(int(u * (m - 1)), m - 2)])
+    return j if j != i else int(group[-1])
+
+
 class GlobalBatchSampler(Sampler[list]):
     """Infinite batch sampler of this process's share of each global batch.
 
@@ -91,16 +108,10 @@ class GlobalBatchSampler(Sampler[list]):
         """For each item of ``idx`` another item of its group (uniform, never itself when the
         group has two or more items)."""
         u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
-        out = []
-        for i, v in zip(idx.tolist(), u.tolist()):
-            g = self._groups[int(self._group_of[i])]
-            if len(g) == 1:
-                out.append(i)
-                continue
-            k = min(int(v * (len(g) - 1)), len(g) - 2)
-            j = int(g[k])
-            out.append(j if j != i else int(g[-1]))
-        return out
+        return [
+            draw_positive(i, self._groups[int(self._group_of[i])], v)
+            for i, v in zip(idx.tolist(), u.tolist())
+        ]
 
     def __iter__(self) -> Iterator[list]:
         gen = torch.Generator().manual_seed(self.seed)
