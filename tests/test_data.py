@@ -132,3 +132,54 @@ def test_real_infrared_crop_reads_as_one_channel_and_normalises():
 def test_read_image_rejects_an_unknown_mode_before_reading():
     with pytest.raises(ValueError, match="unknown PIL mode 'rgb'"):
         read_image("/nonexistent.png", "rgb")
+
+
+def _joint_cfg(flip_prob, padding=0):
+    cfg = get_cfg("dgnet")
+    cfg.INPUT.SIZE_TRAIN = (4, 3)
+    cfg.INPUT.FLIP_PROB, cfg.INPUT.PADDING = flip_prob, padding
+    return cfg
+
+
+def test_joint_flip_keeps_a_hand_made_mask_on_its_image():
+    from PIL import Image
+
+    from dgnet_plugin.data.transforms import JointTransform
+
+    # 3x4 image: the left column is white, the rest black; the mask marks that column
+    img = Image.new("RGB", (3, 4))
+    for y in range(4):
+        img.putpixel((0, y), (255, 255, 255))
+    mask = torch.zeros(4, 3)
+    mask[:, 0] = 1
+    pose = torch.zeros(2, 4, 3)
+    pose[1, 2, 0] = 1.0  # a keypoint on the white column
+    for flip_prob, col in ((0.0, 0), (1.0, 2)):
+        out = JointTransform(_joint_cfg(flip_prob), True)(
+            {"img": img, "mask": mask, "pose": pose, "pid": 3}
+        )
+        white = out["img"][0] > 0  # normalised white > 0 > normalised black
+        assert out["mask"].shape == (1, 4, 3) and out["pose"].shape == (2, 4, 3)
+        assert torch.equal(white, out["mask"][0].bool())
+        assert white[:, col].all() and white.sum() == 4
+        assert out["pose"][1, 2, col] == 1 and out["pose"].sum() == 1 and out["pid"] == 3
+
+
+def test_joint_transform_gives_the_image_pipeline_bit_for_bit(tiny_market):
+    from PIL import Image
+
+    from dgnet_plugin.data.transforms import JointTransform
+
+    cfg = get_cfg("dgnet")
+    cfg.INPUT.SIZE_TRAIN = (64, 32)
+    plain, joint = build_transforms(cfg, True), JointTransform(cfg, True)
+    paths = sorted((tiny_market / "bounding_box_train").iterdir())[:12]
+    for seed, p in enumerate(paths):
+        img = read_image(str(p))
+        torch.manual_seed(seed)
+        a = plain(img)
+        torch.manual_seed(seed)
+        b = joint({"img": img, "mask": torch.ones(1, img.size[1], img.size[0])})
+        assert torch.equal(a, b["img"]) and b["mask"].shape == (1, 64, 32)
+    with pytest.raises(ValueError, match="image's size"):
+        joint({"img": Image.new("RGB", (3, 4)), "mask": torch.ones(4, 4)})

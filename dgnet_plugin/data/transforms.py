@@ -1,14 +1,19 @@
-"""DG-Net's train / test transforms (torchvision) and random erasing (torchreid)."""
+"""Train / test transforms (torchvision; joint image + mask / pose with ``transforms.v2``) and
+random erasing (torchreid)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torchvision.transforms as T
 from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from ..config import ConfigError
 from ..utils import torchreid_compat as tr
+from .sample import IMG, SPATIAL_FIELDS
 
 
 def input_channels(cfg) -> int:
@@ -40,6 +45,26 @@ def channel_stats(values: Sequence[float], channels: int, key: str = "INPUT.PIXE
     )
 
 
+def _spatial_ops(cfg, is_train: bool, tv) -> list:
+    """The geometric part of the recipe, built from ``tv`` (``torchvision.transforms`` or
+    its ``v2``, whose classes share these names and draws)."""
+    bicubic = T.InterpolationMode.BICUBIC
+    if not is_train:
+        return [tv.Resize(tuple(cfg.INPUT.SIZE_TEST), interpolation=bicubic)]
+    size = tuple(cfg.INPUT.SIZE_TRAIN)
+    ops = [tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), tv.Resize(size, interpolation=bicubic)]
+    if cfg.INPUT.PADDING > 0:
+        ops += [tv.Pad(cfg.INPUT.PADDING, padding_mode="edge"), tv.RandomCrop(size)]
+    return ops
+
+
+def _to_normalised_tensor(cfg) -> list:
+    c = input_channels(cfg)
+    mean = channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN")
+    std = channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD")
+    return [T.ToTensor(), T.Normalize(mean, std)]
+
+
 def build_transforms(cfg, is_train: bool) -> T.Compose:
     """PIL image -> normalised ``(C, H, W)`` float tensor (``C`` from ``INPUT.FORMAT``: 3 for
     RGB, ImageNet-normalised by default; 1 for L, normalised by :func:`channel_stats`).
@@ -47,18 +72,46 @@ def build_transforms(cfg, is_train: bool) -> T.Compose:
     Train (official DG-Net / IDE recipe): RandomHorizontalFlip -> Resize((H, W), bicubic) ->
     Pad(INPUT.PADDING, edge) -> RandomCrop((H, W)). Test: Resize((H, W), bicubic).
     """
-    c = input_channels(cfg)
-    mean = channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN")
-    std = channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD")
-    norm = [T.ToTensor(), T.Normalize(mean, std)]
-    bicubic = T.InterpolationMode.BICUBIC
-    if not is_train:
-        return T.Compose([T.Resize(tuple(cfg.INPUT.SIZE_TEST), interpolation=bicubic), *norm])
-    size = tuple(cfg.INPUT.SIZE_TRAIN)
-    ops = [T.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), T.Resize(size, interpolation=bicubic)]
-    if cfg.INPUT.PADDING > 0:
-        ops += [T.Pad(cfg.INPUT.PADDING, padding_mode="edge"), T.RandomCrop(size)]
-    return T.Compose(ops + norm)
+    return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg))
+
+
+class JointTransform:
+    """The recipe of :func:`build_transforms` applied with *one* random draw to the image and
+    to its spatial fields (``mask``, ``pose``: :data:`~.sample.SPATIAL_FIELDS`), with
+    ``torchvision.transforms.v2``.
+
+    ``__call__(sample)`` takes a sample dict with ``img`` a PIL image and the spatial fields
+    ``(K, H, W)`` or ``(H, W)`` tensors of the image's size; it returns a new dict with ``img``
+    normalised as by :func:`build_transforms` and each spatial field flipped / resized
+    (nearest neighbour: masks stay binary, heat-map peaks keep their value) / edge-padded /
+    cropped like the image, as a float tensor ``(K, H, W)``. Other fields pass through.
+    With the same torch seed the image equals :func:`build_transforms`' output bit for bit
+    (tested), so a method may switch to it without changing its images.
+    """
+
+    def __init__(self, cfg, is_train: bool):
+        self.spatial = v2.Compose(_spatial_ops(cfg, is_train, v2))
+        self.to_tensor = T.Compose(_to_normalised_tensor(cfg))
+
+    def __call__(self, sample: dict) -> dict:
+        keys = [k for k in SPATIAL_FIELDS if sample.get(k) is not None]
+        w, h = sample[IMG].size
+        fields = []
+        for k in keys:
+            t = torch.as_tensor(sample[k])
+            t = t[None] if t.ndim == 2 else t
+            if tuple(t.shape[-2:]) != (h, w):
+                raise ValueError(
+                    f"sample field '{k}' is {tuple(t.shape[-2:])} but the image is {(h, w)}; "
+                    "spatial fields must have the image's size"
+                )
+            fields.append(tv_tensors.Mask(t))
+        img, *fields = self.spatial(sample[IMG], *fields)
+        out = dict(sample)
+        out[IMG] = self.to_tensor(img)
+        for k, t in zip(keys, fields):
+            out[k] = t.as_subclass(torch.Tensor).float()
+        return out
 
 
 def build_random_erasing(cfg):
