@@ -183,3 +183,68 @@ def test_joint_transform_gives_the_image_pipeline_bit_for_bit(tiny_market):
         assert torch.equal(a, b["img"]) and b["mask"].shape == (1, 64, 32)
     with pytest.raises(ValueError, match="image's size"):
         joint({"img": Image.new("RGB", (3, 4)), "mask": torch.ones(4, 4)})
+
+
+def _take(sampler, n):
+    it = iter(sampler)
+    return [next(it) for _ in range(n)]
+
+
+def test_pk_sampler_batches_p_identities_of_k_images(tiny_market):
+    import random
+
+    from dgnet_plugin.data.samplers import IdentityBatchSampler
+
+    items = MarketLayout(root=str(tiny_market), verbose=False).train
+    pids = [it[1] for it in items]
+    state = random.getstate()
+    batches = _take(IdentityBatchSampler(pids, 3, 4, seed=5), 12)  # more than one epoch
+    assert random.getstate() == state  # the global generator is left alone
+    for b in batches:
+        assert len(b) == 12
+        ids = [pids[i] for i in b]
+        assert len(set(ids)) == 3 and all(ids.count(p) == 4 for p in set(ids))
+        assert all(len(set(ids[k : k + 4])) == 1 for k in range(0, 12, 4))
+    assert batches == _take(IdentityBatchSampler(pids, 3, 4, seed=5), 12)
+    assert batches != _take(IdentityBatchSampler(pids, 3, 4, seed=6), 12)
+    with pytest.raises(ValueError, match="fewer than P=13"):
+        IdentityBatchSampler(pids, 13, 4)
+
+
+@pytest.mark.parametrize("folder", ["sysu_mm01_example", "sysu_mm01_aligngan_figure"])
+def test_cross_modality_sampler_on_real_sysu_crops(folder):
+    from conftest import vi_items
+
+    from dgnet_plugin.data.samplers import CrossModalityBatchSampler
+
+    samples = vi_items(folder)
+    assert {s["modality"] for s in samples} == {"visible", "infrared"}
+    sampler = CrossModalityBatchSampler.from_samples(samples, 2, 3, seed=1)
+    assert len(sampler) == 2  # 5 identities, P = 2
+    batches = _take(sampler, 6)
+    for b in batches:
+        assert len(b) == 2 * 2 * 3
+        for k in range(2):  # per identity: 3 visible then 3 infrared, one pid
+            part = [samples[i] for i in b[6 * k : 6 * k + 6]]
+            assert len({s["pid"] for s in part}) == 1
+            assert [s["modality"] for s in part] == ["visible"] * 3 + ["infrared"] * 3
+        assert len({samples[i]["pid"] for i in b}) == 2
+    assert batches == _take(CrossModalityBatchSampler.from_samples(samples, 2, 3, seed=1), 6)
+    assert batches != _take(CrossModalityBatchSampler.from_samples(samples, 2, 3, seed=2), 6)
+    # a real infrared crop of the batch reads as one channel
+    ir = samples[batches[0][3]]
+    assert read_image(ir["impath"], "L").mode == "L"
+    with pytest.raises(ValueError, match="unknown modality"):
+        CrossModalityBatchSampler([1], ["thermal"], 1, 1)
+    with pytest.raises(ValueError, match="both visible and infrared"):
+        CrossModalityBatchSampler.from_samples(samples, 6, 2)
+
+
+def test_draw_positive_covers_the_other_items_uniformly():
+    from dgnet_plugin.data.samplers import draw_positive
+
+    group = [4, 9, 2, 7]
+    for i in group:
+        got = [draw_positive(i, group, (k + 0.5) / 300) for k in range(300)]
+        assert set(got) == set(group) - {i} and all(got.count(j) == 100 for j in set(got))
+    assert draw_positive(5, [5], 0.7) == 5
