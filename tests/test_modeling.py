@@ -153,3 +153,55 @@ def test_unknown_backbone_is_a_config_error():
 
     with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME 'resnet51'.*mobilenetv2"):
         build_backbone(cfg_for("resnet51"))
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@torch.no_grad()
+def test_backbones_take_1_3_4_channels(name, channels):
+    c = cfg_for(name, MODEL__BACKBONE__IN_CHANNELS=channels)
+    bb = build_backbone(c).eval()
+    out = bb(torch.randn(1, channels, 64, 32))
+    assert out.shape == (1, bb.out_channels, 4, 2)
+
+
+def test_three_channels_keep_the_torchvision_modules_and_keys():
+    torch.manual_seed(0)
+    plain = build_backbone(cfg_for("resnet50"))
+    torch.manual_seed(0)
+    explicit = build_backbone(cfg_for("resnet50", MODEL__BACKBONE__IN_CHANNELS=3))
+    a, b = plain.state_dict(), explicit.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    four = build_backbone(cfg_for("resnet50", MODEL__BACKBONE__IN_CHANNELS=4)).state_dict()
+    assert list(four) == list(a) and four["conv1.weight"].shape == (64, 4, 7, 7)
+
+
+def test_extra_channels_follow_the_mean_of_the_rgb_filters():
+    """The shared ImageNet MobileNetV2: C=1 is the mean of the RGB filters; C=4 keeps R, G, B
+    and the fourth channel is their mean (checked on one filter element by hand too)."""
+    raw = next(iter(torch.load(MOBILENET_WEIGHTS, map_location="cpu", weights_only=True).values()))
+    assert raw.shape == (32, 3, 3, 3)
+    by_c = {}
+    for channels in (1, 4):
+        c = cfg_for("mobilenetv2", MODEL__BACKBONE__IN_CHANNELS=channels)
+        c.MODEL.BACKBONE.PRETRAIN = True
+        c.MODEL.BACKBONE.PRETRAIN_PATH = str(MOBILENET_WEIGHTS)
+        by_c[channels] = build_backbone(c).features[0][0].weight.detach()
+    one, four = by_c[1], by_c[4]
+    assert one.shape == (32, 1, 3, 3) and four.shape == (32, 4, 3, 3)
+    hand = (raw[5, 0, 1, 2] + raw[5, 1, 1, 2] + raw[5, 2, 1, 2]) / 3
+    assert torch.isclose(one[5, 0, 1, 2], hand) and torch.isclose(four[5, 3, 1, 2], hand)
+    assert torch.equal(four[:, :3], raw)
+    assert torch.allclose(four[:, 3], raw.mean(1)) and torch.allclose(one[:, 0], raw.mean(1))
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+@torch.no_grad()
+def test_discriminator_takes_other_channel_counts(channels):
+    from dgnet_plugin.modeling.discriminators import build_discriminator
+
+    d = build_discriminator(
+        cfg_for("mobilenetv2", MODEL__DIS__NAME="MultiScaleDiscriminator"), channels
+    )
+    outs = d(torch.randn(2, channels, 64, 32))
+    assert [tuple(o.shape) for o in outs] == [(2, 1, 16, 8), (2, 1, 8, 4), (2, 1, 4, 2)]

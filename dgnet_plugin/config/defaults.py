@@ -40,6 +40,9 @@ _C.MODEL.BACKBONE.NAME = "resnet50"  # BACKBONE registry: resnet50 | mobilenetv2
 _C.MODEL.BACKBONE.LAST_STRIDE = 1  # official ID_stride: 1
 _C.MODEL.BACKBONE.PRETRAIN = True  # ImageNet weights
 _C.MODEL.BACKBONE.PRETRAIN_PATH = ""  # local ImageNet weights; empty = torchvision download
+# Input channels: 3 = RGB; 1 = infrared / gray; 4 = [RGB; IR]; image + pose maps. The first
+# convolution is derived from the RGB one (extra channels: mean of the RGB filters)
+_C.MODEL.BACKBONE.IN_CHANNELS = 3
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "EmbeddingHead"  # HEAD registry
@@ -60,6 +63,9 @@ _C.INPUT.SIZE_TRAIN = (256, 128)  # (H, W)
 _C.INPUT.SIZE_TEST = (256, 128)
 _C.INPUT.PADDING = 10  # Pad(10, edge) then RandomCrop
 _C.INPUT.FLIP_PROB = 0.5
+# PIL mode the loaders read images in: RGB | L (infrared / gray, one channel). Normalisation
+# statistics given for RGB are adapted to 1 channel (their mean, data.transforms.channel_stats)
+_C.INPUT.FORMAT = "RGB"
 _C.INPUT.PIXEL_MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.PIXEL_STD = (0.229, 0.224, 0.225)
 _C.INPUT.REA = CN()  # random erasing, applied only to the copies scored by the ID losses

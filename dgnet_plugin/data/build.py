@@ -134,7 +134,9 @@ def build_pair_streams(cfg, items, start: int = 0):
             f"{len(items)} training images, fewer than DATALOADER.IMS_PER_BATCH="
             f"{cfg.DATALOADER.IMS_PER_BATCH}"
         )
-    ds = PositivePairDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
+    ds = PositivePairDataset(
+        items, build_transforms(cfg, True), build_random_erasing(cfg), cfg.INPUT.FORMAT
+    )
     groups = list(ds.by_pid.values())
     return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups, start)) for k in (1, 2))
 
@@ -143,7 +145,9 @@ def build_train_loader(cfg, items, start: int = 0):
     """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
     process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``), from iteration
     ``start`` on."""
-    ds = ImageListDataset(items, build_transforms(cfg, True), build_random_erasing(cfg))
+    ds = ImageListDataset(
+        items, build_transforms(cfg, True), build_random_erasing(cfg), cfg.INPUT.FORMAT
+    )
     return iter(_train_loader(cfg, ds, cfg.SEED, start=start))
 
 
@@ -170,7 +174,7 @@ def build_test_sets(cfg, names=None) -> dict[str, dict]:
         ds = open_dataset(*parse_dataset_entry(entry, cfg.DATASETS.ROOT))
         out[label] = {
             split: _test_loader(
-                ImageListDataset(getattr(ds, split), tf),
+                ImageListDataset(getattr(ds, split), tf, mode=cfg.INPUT.FORMAT),
                 cfg.TEST.IMS_PER_BATCH,
                 cfg.DATALOADER.NUM_WORKERS,
             )

@@ -23,14 +23,25 @@ class CorruptImageError(UserError, OSError):
     """An image file exists but cannot be decoded."""
 
 
-def read_image(path: str) -> Image.Image:
-    """Open ``path`` as RGB. Raises :class:`CorruptImageError` naming the file.
+def read_image(path: str, mode: str = "RGB") -> Image.Image:
+    """Open ``path`` converted to the PIL ``mode``: ``"RGB"`` (default) or ``"L"`` (one
+    channel: infrared, gray; an RGB file is converted with PIL's ITU-R 601 luma, so an
+    infrared crop stored as three equal channels keeps its values). Any PIL mode is accepted.
+
+    Raises:
+        ValueError: ``mode`` is not a PIL mode.
+        FileNotFoundError: ``path`` does not exist.
+        CorruptImageError: the file exists but cannot be decoded (the message names it).
 
     torchreid's ``read_image`` retries forever on an unreadable file; this one fails at once.
     """
     try:
+        Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        raise ValueError(f"read_image: unknown PIL mode '{mode}' (RGB | L | ...)") from None
+    try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return img.convert(mode)
     except FileNotFoundError:
         raise
     except (OSError, UnidentifiedImageError, ValueError) as e:

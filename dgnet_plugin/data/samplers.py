@@ -12,6 +12,10 @@ For DG-Net's positive pairs the other image of the same identity is drawn from t
 shared generator (for the whole global batch, then split), so pairs also match. Augmentation
 randomness (flip, crop, erasing, dropout) is left to each process's own seed.
 
+:class:`IdentityBatchSampler` (P identities x K images, torchreid's ``RandomIdentitySampler``)
+and :class:`CrossModalityBatchSampler` (P x (K visible + K infrared)) build metric-learning
+batches; both are infinite and depend only on their seed.
+
 ``start`` skips the first global batches by replaying the generator, so a run resumed at
 iteration ``k`` (``--resume``) draws exactly the batches the uninterrupted run draws from
 iteration ``k`` on.
@@ -19,12 +23,16 @@ iteration ``k`` on.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 from ..config import ConfigError
+from ..utils import torchreid_compat as tr
+from .sample import INFRARED, MODALITIES, VISIBLE
 
 
 def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
@@ -35,6 +43,23 @@ def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
             f"divisible by the number of processes ({world_size})"
         )
     return global_batch // world_size
+
+
+def draw_positive(i: int, group: Sequence[int], u: float) -> int:
+    """Another item of ``i``'s identity, chosen by the uniform number ``u`` in ``[0, 1)``.
+
+    ``group`` lists the items of the identity (``i`` among them). With ``m = len(group)``:
+    ``k = min(floor(u * (m - 1)), m - 2)``, then ``group[k]``, or ``group[-1]`` when that is
+    ``i``: each of the ``m - 1`` other items has probability ``1 / (m - 1)`` and ``i`` is never
+    drawn. ``i`` itself when the identity has one item. The one routine behind every positive
+    pair (:class:`GlobalBatchSampler` with a shared torch generator,
+    :meth:`~.pairs.PositivePairDataset.positive_index` with Python's ``random``).
+    """
+    m = len(group)
+    if m == 1:
+        return i
+    j = int(group[min(int(u * (m - 1)), m - 2)])
+    return j if j != i else int(group[-1])
 
 
 class GlobalBatchSampler(Sampler[list]):
@@ -91,16 +116,10 @@ class GlobalBatchSampler(Sampler[list]):
         """For each item of ``idx`` another item of its group (uniform, never itself when the
         group has two or more items)."""
         u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
-        out = []
-        for i, v in zip(idx.tolist(), u.tolist()):
-            g = self._groups[int(self._group_of[i])]
-            if len(g) == 1:
-                out.append(i)
-                continue
-            k = min(int(v * (len(g) - 1)), len(g) - 2)
-            j = int(g[k])
-            out.append(j if j != i else int(g[-1]))
-        return out
+        return [
+            draw_positive(i, self._groups[int(self._group_of[i])], v)
+            for i, v in zip(idx.tolist(), u.tolist())
+        ]
 
     def __iter__(self) -> Iterator[list]:
         gen = torch.Generator().manual_seed(self.seed)
@@ -123,3 +142,140 @@ class GlobalBatchSampler(Sampler[list]):
 
     def __len__(self) -> int:  # batches per epoch (the iterator itself never ends)
         return self.num_items // self.global_batch
+
+
+class _Seeded:
+    """Python's and NumPy's global random states seeded with ``seed`` inside the block and
+    restored after it (torchreid's samplers draw from the global states)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self._py, self._np = random.getstate(), np.random.get_state()
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+
+    def __exit__(self, *exc):
+        random.setstate(self._py)
+        np.random.set_state(self._np)
+
+
+class IdentityBatchSampler(Sampler[list]):
+    """Infinite P x K batches: ``num_ids`` identities with ``num_instances`` images each.
+
+    Each epoch is torchreid's ``RandomIdentitySampler`` pass (identities with fewer than K
+    images are drawn with replacement; every image of an identity is used once per epoch, in
+    chunks of K), cut into batches of ``P * K`` indices: identity by identity, K consecutive
+    indices each. torchreid draws from Python's and NumPy's global generators; here they are
+    seeded with ``seed + epoch`` for the pass and restored afterwards, so the batches depend on
+    ``seed`` only and the caller's random state is untouched.
+
+    Args:
+        pids: the identity of each item (``items[i][1]`` of torchreid's item tuples, or the
+            ``pid`` field of sample dicts).
+        num_ids, num_instances: P and K.
+        seed: the batches are a function of it.
+
+    Raises:
+        ValueError: fewer than P identities.
+    """
+
+    def __init__(self, pids: Sequence[int], num_ids: int, num_instances: int, seed: int = 0):
+        if len(set(pids)) < num_ids:
+            raise ValueError(f"{len(set(pids))} identities, fewer than P={num_ids} per batch")
+        self.batch = num_ids * num_instances
+        self.seed = seed
+        self._torchreid = tr.RandomIdentitySampler(
+            [(None, int(p)) for p in pids], self.batch, num_instances
+        )
+
+    def __iter__(self) -> Iterator[list]:
+        epoch = 0
+        while True:
+            with _Seeded(self.seed + epoch):
+                flat = list(iter(self._torchreid))
+            for lo in range(0, len(flat) - self.batch + 1, self.batch):
+                yield [int(i) for i in flat[lo : lo + self.batch]]
+            epoch += 1
+
+    def __len__(self) -> int:  # about one epoch (torchreid's estimate / batch)
+        return max(len(self._torchreid) // self.batch, 1)
+
+
+class CrossModalityBatchSampler(Sampler[list]):
+    """Infinite P x (K visible + K infrared) batches for cross-modality re-ID.
+
+    Each epoch shuffles the identities that have images of both modalities and cuts them into
+    groups of P (the last incomplete group is dropped); for each identity of a group it draws
+    K of its visible and K of its infrared images (without replacement when it has at least
+    K, else with replacement). A batch lists, identity by identity, the K visible then the K
+    infrared indices: ``2 * P * K`` indices. Draws come from a ``torch.Generator`` seeded
+    with ``seed``.
+
+    Args:
+        pids, modalities: per item, its identity and its ``modality`` field (``"visible"`` |
+            ``"infrared"``, :data:`~.sample.MODALITIES`); :meth:`from_samples` reads both
+            from sample dicts.
+        num_ids, num_instances: P and K.
+
+    Raises:
+        ValueError: an unknown modality, or fewer than P identities seen in both modalities.
+    """
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        modalities: Sequence[str],
+        num_ids: int,
+        num_instances: int,
+        seed: int = 0,
+    ):
+        if len(pids) != len(modalities):
+            raise ValueError(f"{len(pids)} pids but {len(modalities)} modalities")
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modality {sorted(unknown)}; expected one of {MODALITIES}")
+        by = {VISIBLE: {}, INFRARED: {}}
+        for i, (p, m) in enumerate(zip(pids, modalities)):
+            by[m].setdefault(int(p), []).append(i)
+        self.pids = sorted(set(by[VISIBLE]) & set(by[INFRARED]))
+        if len(self.pids) < num_ids:
+            raise ValueError(
+                f"{len(self.pids)} identities have both visible and infrared images, fewer "
+                f"than P={num_ids} per batch"
+            )
+        self._vis = [torch.as_tensor(by[VISIBLE][p]) for p in self.pids]
+        self._ir = [torch.as_tensor(by[INFRARED][p]) for p in self.pids]
+        self.num_ids, self.num_instances, self.seed = num_ids, num_instances, seed
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[dict], num_ids: int, num_instances: int, seed=0):
+        """From sample dicts carrying ``pid`` and ``modality``."""
+        return cls(
+            [s["pid"] for s in samples],
+            [s["modality"] for s in samples],
+            num_ids,
+            num_instances,
+            seed,
+        )
+
+    def _draw(self, idx: torch.Tensor, gen: torch.Generator) -> list[int]:
+        k = self.num_instances
+        if len(idx) >= k:
+            return idx[torch.randperm(len(idx), generator=gen)[:k]].tolist()
+        return idx[torch.randint(len(idx), (k,), generator=gen)].tolist()
+
+    def __iter__(self) -> Iterator[list]:
+        gen = torch.Generator().manual_seed(self.seed)
+        n, p = len(self.pids), self.num_ids
+        while True:
+            order = torch.randperm(n, generator=gen).tolist()
+            for lo in range(0, n - p + 1, p):
+                batch: list[int] = []
+                for u in order[lo : lo + p]:
+                    batch += self._draw(self._vis[u], gen) + self._draw(self._ir[u], gen)
+                yield batch
+
+    def __len__(self) -> int:  # batches per epoch
+        return len(self.pids) // self.num_ids

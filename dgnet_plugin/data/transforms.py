@@ -1,40 +1,137 @@
-"""DG-Net's train / test transforms (torchvision) and random erasing (torchreid)."""
+"""Train / test transforms (torchvision; joint image + mask / pose with ``transforms.v2``) and
+random erasing (torchreid)."""
 
 from __future__ import annotations
 
-import torchvision.transforms as T
+from collections.abc import Sequence
 
+import torch
+import torchvision.transforms as T
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from ..config import ConfigError
 from ..utils import torchreid_compat as tr
+from .sample import IMG, SPATIAL_FIELDS
+
+
+def input_channels(cfg) -> int:
+    """Channels of the images the loaders read: 3 for ``INPUT.FORMAT`` RGB, 1 for L."""
+    try:
+        return Image.getmodebands(cfg.INPUT.FORMAT)
+    except KeyError:
+        raise ConfigError(
+            f"INPUT.FORMAT '{cfg.INPUT.FORMAT}' is not a PIL image mode (RGB | L)"
+        ) from None
+
+
+def channel_stats(values: Sequence[float], channels: int, key: str = "INPUT.PIXEL_MEAN"):
+    """Per-channel normalisation statistics for ``channels``-channel images.
+
+    ``values`` with one entry per channel are returned as they are. RGB statistics (3
+    entries) are adapted like the backbone's first convolution: 1 channel -> their mean
+    (ImageNet: mean 0.449, std 0.226); ``C > 3`` -> the 3 values then their mean for each
+    extra channel. Raises ``ConfigError`` otherwise.
+    """
+    values = tuple(float(v) for v in values)
+    if len(values) == channels:
+        return values
+    if len(values) == 3:
+        mean = sum(values) / 3
+        return (mean,) if channels == 1 else (values + (mean,) * (channels - 3))[:channels]
+    raise ConfigError(
+        f"{key} has {len(values)} values; give one per channel ({channels}) or 3 (RGB)"
+    )
+
+
+def _spatial_ops(cfg, is_train: bool, tv) -> list:
+    """The geometric part of the recipe, built from ``tv`` (``torchvision.transforms`` or
+    its ``v2``, whose classes share these names and draws)."""
+    bicubic = T.InterpolationMode.BICUBIC
+    if not is_train:
+        return [tv.Resize(tuple(cfg.INPUT.SIZE_TEST), interpolation=bicubic)]
+    size = tuple(cfg.INPUT.SIZE_TRAIN)
+    ops = [tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), tv.Resize(size, interpolation=bicubic)]
+    if cfg.INPUT.PADDING > 0:
+        ops += [tv.Pad(cfg.INPUT.PADDING, padding_mode="edge"), tv.RandomCrop(size)]
+    return ops
+
+
+def _to_normalised_tensor(cfg) -> list:
+    c = input_channels(cfg)
+    mean = channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN")
+    std = channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD")
+    return [T.ToTensor(), T.Normalize(mean, std)]
 
 
 def build_transforms(cfg, is_train: bool) -> T.Compose:
-    """PIL image -> ImageNet-normalised ``(3, H, W)`` float tensor.
+    """PIL image -> normalised ``(C, H, W)`` float tensor (``C`` from ``INPUT.FORMAT``: 3 for
+    RGB, ImageNet-normalised by default; 1 for L, normalised by :func:`channel_stats`).
 
     Train (official DG-Net / IDE recipe): RandomHorizontalFlip -> Resize((H, W), bicubic) ->
     Pad(INPUT.PADDING, edge) -> RandomCrop((H, W)). Test: Resize((H, W), bicubic).
     """
-    norm = [T.ToTensor(), T.Normalize(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)]
-    bicubic = T.InterpolationMode.BICUBIC
-    if not is_train:
-        return T.Compose([T.Resize(tuple(cfg.INPUT.SIZE_TEST), interpolation=bicubic), *norm])
-    size = tuple(cfg.INPUT.SIZE_TRAIN)
-    ops = [T.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), T.Resize(size, interpolation=bicubic)]
-    if cfg.INPUT.PADDING > 0:
-        ops += [T.Pad(cfg.INPUT.PADDING, padding_mode="edge"), T.RandomCrop(size)]
-    return T.Compose(ops + norm)
+    return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg))
+
+
+class JointTransform:
+    """The recipe of :func:`build_transforms` applied with *one* random draw to the image and
+    to its spatial fields (``mask``, ``pose``: :data:`~.sample.SPATIAL_FIELDS`), with
+    ``torchvision.transforms.v2``.
+
+    ``__call__(sample)`` takes a sample dict with ``img`` a PIL image and the spatial fields
+    ``(K, H, W)`` or ``(H, W)`` tensors of the image's size; it returns a new dict with ``img``
+    normalised as by :func:`build_transforms` and each spatial field flipped / resized
+    (nearest neighbour: masks stay binary, heat-map peaks keep their value) / edge-padded /
+    cropped like the image, as a float tensor ``(K, H, W)``. Other fields pass through.
+    With the same torch seed the image equals :func:`build_transforms`' output bit for bit
+    (tested), so a method may switch to it without changing its images.
+    """
+
+    def __init__(self, cfg, is_train: bool):
+        self.spatial = v2.Compose(_spatial_ops(cfg, is_train, v2))
+        self.to_tensor = T.Compose(_to_normalised_tensor(cfg))
+
+    def __call__(self, sample: dict) -> dict:
+        keys = [k for k in SPATIAL_FIELDS if sample.get(k) is not None]
+        w, h = sample[IMG].size
+        fields = []
+        for k in keys:
+            t = torch.as_tensor(sample[k])
+            t = t[None] if t.ndim == 2 else t
+            if tuple(t.shape[-2:]) != (h, w):
+                raise ValueError(
+                    f"sample field '{k}' is {tuple(t.shape[-2:])} but the image is {(h, w)}; "
+                    "spatial fields must have the image's size"
+                )
+            fields.append(tv_tensors.Mask(t))
+        img, *fields = self.spatial(sample[IMG], *fields)
+        out = dict(sample)
+        out[IMG] = self.to_tensor(img)
+        for k, t in zip(keys, fields):
+            out[k] = t.as_subclass(torch.Tensor).float()
+        return out
 
 
 def build_random_erasing(cfg):
     """torchreid's ``RandomErasing`` with DG-Net's settings (area 0.02-0.4, aspect >= 0.3,
     fill ``INPUT.REA.VALUE`` = 0 in normalised space), or ``None`` when ``INPUT.REA.PROB`` is 0.
-    It erases in place: apply it to a copy."""
+    It erases in place: apply it to a copy. 1- and 3-channel images (``INPUT.FORMAT``) only:
+    torchreid's eraser fills only the first channel of any other count."""
     rea = cfg.INPUT.REA
     if rea.PROB <= 0:
         return None
+    channels = input_channels(cfg)
+    if channels not in (1, 3):
+        raise ConfigError(
+            f"random erasing (INPUT.REA.PROB > 0) supports 1- or 3-channel images, INPUT.FORMAT "
+            f"'{cfg.INPUT.FORMAT}' has {channels}; set INPUT.REA.PROB 0"
+        )
     return tr.RandomErasing(
         probability=rea.PROB,
         sl=rea.AREA[0],
         sh=rea.AREA[1],
         r1=rea.MIN_ASPECT,
-        mean=[rea.VALUE] * 3,
+        mean=[rea.VALUE] * channels,
     )

@@ -1,13 +1,26 @@
 """Losses shared by the methods, one named function per equation (the paper's equation is
-in each docstring): identity (classification), reconstruction, adversarial, distillation.
-A method's weighting and schedule of these terms live in its package."""
+in each docstring): identity (classification), metric (triplet, contrastive), reconstruction,
+adversarial (LSGAN, vanilla), distillation, the VAE prior; plus CycleGAN's :class:`ImagePool`
+of generated images shown to the discriminator. A method's weighting and schedule of these
+terms live in its package."""
 
-from .adversarial import lsgan_dis_loss, lsgan_gen_loss, real_gradient_penalty
+from .adversarial import (
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    real_gradient_penalty,
+    vanilla_gan_dis_loss,
+    vanilla_gan_gen_loss,
+)
 from .distillation import soft_label_kl_loss, teacher_soft_label
 from .identity import id_loss
+from .image_pool import ImagePool
+from .metric import contrastive_loss, triplet_loss
 from .reconstruction import recon_l1_loss
+from .vae import vae_kl_loss
 
 __all__ = [
+    "ImagePool",
+    "contrastive_loss",
     "id_loss",
     "lsgan_dis_loss",
     "lsgan_gen_loss",
@@ -15,4 +28,8 @@ __all__ = [
     "recon_l1_loss",
     "soft_label_kl_loss",
     "teacher_soft_label",
+    "triplet_loss",
+    "vae_kl_loss",
+    "vanilla_gan_dis_loss",
+    "vanilla_gan_gen_loss",
 ]

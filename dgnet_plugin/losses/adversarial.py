@@ -1,9 +1,10 @@
-"""Adversarial losses: LSGAN (Mao et al. 2017) and the real-image gradient regulariser
-(DG-Net Eq. 7)."""
+"""Adversarial losses: LSGAN (Mao et al. 2017), the original (vanilla, BCE) GAN (Goodfellow
+et al. 2014) and the real-image gradient regulariser (DG-Net Eq. 7)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def lsgan_gen_loss(fake_outs: list[torch.Tensor]) -> torch.Tensor:
@@ -39,3 +40,29 @@ def real_gradient_penalty(real_outs: list[torch.Tensor], x_real: torch.Tensor) -
         (grad,) = torch.autograd.grad(out.float().sum(), x_real, create_graph=True)
         total = total + grad.float().pow(2).reshape(n, -1).sum(1).mean()
     return total
+
+
+def _maps(outs) -> list[torch.Tensor]:
+    return [outs] if isinstance(outs, torch.Tensor) else list(outs)
+
+
+def vanilla_gan_gen_loss(fake_outs) -> torch.Tensor:
+    """Generator side of the original GAN (Goodfellow et al. 2014), non-saturating form used by
+    CycleGAN's ``GANLoss('vanilla')`` and pix2pix: with logits ``d = D_s(G(.))``,
+    ``sum_s E[-log sigmoid(d)] = sum_s E[BCE(d, 1)] = sum_s E[softplus(-d)]``.
+
+    ``fake_outs``: a logit map or a list of them (one per discriminator scale), any shape and
+    float dtype; computed in float32.
+    """
+    return sum(F.softplus(-o.float()).mean() for o in _maps(fake_outs))
+
+
+def vanilla_gan_dis_loss(fake_outs, real_outs) -> torch.Tensor:
+    """Discriminator side of the original GAN:
+    ``sum_s E[-log(1 - sigmoid(D_s(fake)))] + E[-log sigmoid(D_s(real))]
+    = sum_s E[softplus(D_s(fake))] + E[softplus(-D_s(real))]`` (BCE against 0 and 1), in
+    float32. Inputs as in :func:`vanilla_gan_gen_loss`."""
+    return sum(
+        F.softplus(f.float()).mean() + F.softplus(-r.float()).mean()
+        for f, r in zip(_maps(fake_outs), _maps(real_outs), strict=True)
+    )

@@ -108,7 +108,6 @@ class Conv2dBlock(nn.Module):
         self.norm_type = norm
         self.norm = _norm(norm, out_ch)
         self.act = _activation(activation)
-        self.out_channels = out_ch
 
     def forward(
         self, x: torch.Tensor, gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None
@@ -131,11 +130,6 @@ class ResBlock(nn.Module):
         self.adain = norm == "adain"
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad)
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad)
-
-    @property
-    def num_adain_params(self) -> int:
-        """Number of AdaIN scalars per sample this block takes: 2 layers x (gamma, beta) x C."""
-        return 4 * self.conv1.out_channels if self.adain else 0
 
     def forward(self, x: torch.Tensor, adain: Sequence[torch.Tensor] | None = None):
         if self.adain:
@@ -214,7 +208,8 @@ class ASPP(nn.Module):
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
-    """Mean over RGB of an ImageNet-normalised ``(N, 3, H, W)`` batch -> ``(N, 1, H, W)``.
+    """Mean over the channels of a normalised ``(N, C, H, W)`` batch -> ``(N, 1, H, W)``
+    (RGB: the mean of R, G, B; a 1-channel infrared batch keeps its values).
 
     DG-Net section 3.1: the structure encoder sees a grayscale image so that colour (an
     appearance cue) cannot leak into the structure code.

@@ -28,6 +28,7 @@ Engine = engine.Engine
 ImageDataset = data.ImageDataset
 ImageDataManager = data.ImageDataManager
 RandomErasing = data.transforms.RandomErasing
+RandomIdentitySampler = data.sampler.RandomIdentitySampler
 evaluate_rank = metrics.evaluate_rank
 
 

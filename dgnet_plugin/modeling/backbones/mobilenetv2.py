@@ -6,11 +6,12 @@ import torch
 import torchvision
 from torch import nn
 
-from .build import BACKBONE_REGISTRY, load_imagenet_state_dict
+from .build import BACKBONE_REGISTRY, adapt_first_conv, load_imagenet_state_dict
 
 
 class MobileNetV2Backbone(nn.Module):
-    """torchvision ``mobilenet_v2().features``: ``(N, 3, H, W) -> (N, 1280, H/32*s, W/32*s)``.
+    """torchvision ``mobilenet_v2().features``: ``(N, C, H, W) -> (N, 1280, H/32*s, W/32*s)``
+    (``C = in_channels``, 3 by default; see :meth:`set_in_channels`).
 
     ``last_stride=1`` sets the stride of the last stride-2 stage (``features[14]``) to 1.
     """
@@ -23,6 +24,11 @@ class MobileNetV2Backbone(nn.Module):
             raise ValueError(f"MODEL.BACKBONE.LAST_STRIDE must be 1 or 2, got {last_stride}")
         self.features = torchvision.models.mobilenet_v2(weights=None).features
         self.features[14].conv[1][0].stride = (last_stride, last_stride)
+
+    def set_in_channels(self, in_channels: int) -> None:
+        """Rebuild the first convolution for ``in_channels`` from its RGB weights
+        (:func:`adapt_first_conv`)."""
+        self.features[0][0] = adapt_first_conv(self.features[0][0], in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -52,9 +58,12 @@ def remap_positional(state: dict, target: dict, source_name: str) -> dict:
 
 
 @BACKBONE_REGISTRY.register()
-def mobilenetv2(last_stride=1, pretrained=True, pretrain_path="") -> MobileNetV2Backbone:
+def mobilenetv2(
+    last_stride=1, pretrained=True, pretrain_path="", in_channels=3
+) -> MobileNetV2Backbone:
     """MobileNetV2 backbone; ImageNet weights from ``pretrain_path`` (torchvision or
-    flat-Sequential key names) or torchvision's download."""
+    flat-Sequential key names) or torchvision's download, loaded into the RGB first
+    convolution before it is adapted to ``in_channels``."""
     model = MobileNetV2Backbone(last_stride)
     if pretrained:
 
@@ -73,4 +82,5 @@ def mobilenetv2(last_stride=1, pretrained=True, pretrain_path="") -> MobileNetV2
             model.features.load_state_dict(
                 remap_positional(src, target, pretrain_path or "download"), strict=True
             )
+    model.set_in_channels(in_channels)
     return model

@@ -6,11 +6,12 @@ import torch
 import torchvision
 from torch import nn
 
-from .build import BACKBONE_REGISTRY, load_imagenet_state_dict
+from .build import BACKBONE_REGISTRY, adapt_first_conv, load_imagenet_state_dict
 
 
 class ResNet50Backbone(nn.Module):
-    """torchvision ResNet-50 up to layer4: ``(N, 3, H, W) -> (N, 2048, H/32*s, W/32*s)``.
+    """torchvision ResNet-50 up to layer4: ``(N, C, H, W) -> (N, 2048, H/32*s, W/32*s)``
+    (``C = in_channels``, 3 by default; see :meth:`set_in_channels`).
 
     ``last_stride=1`` (DG-Net's ``ID_stride: 1``) keeps layer4 at 1/16 resolution:
     a 256x128 input gives a 2048x16x8 map.
@@ -33,14 +34,19 @@ class ResNet50Backbone(nn.Module):
             net.layer4,
         )
 
+    def set_in_channels(self, in_channels: int) -> None:
+        """Rebuild ``conv1`` for ``in_channels`` from its RGB weights (:func:`adapt_first_conv`)."""
+        self.conv1 = adapt_first_conv(self.conv1, in_channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 @BACKBONE_REGISTRY.register()
-def resnet50(last_stride=1, pretrained=True, pretrain_path="") -> ResNet50Backbone:
-    """ResNet-50 backbone; ImageNet weights from ``pretrain_path`` or torchvision's download."""
+def resnet50(last_stride=1, pretrained=True, pretrain_path="", in_channels=3) -> ResNet50Backbone:
+    """ResNet-50 backbone; ImageNet weights from ``pretrain_path`` or torchvision's download,
+    loaded into the RGB ``conv1`` before it is adapted to ``in_channels``."""
     model = ResNet50Backbone(last_stride)
     if pretrained:
         state = load_imagenet_state_dict(
@@ -50,4 +56,5 @@ def resnet50(last_stride=1, pretrained=True, pretrain_path="") -> ResNet50Backbo
         )
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         model.load_state_dict(state, strict=True)
+    model.set_in_channels(in_channels)
     return model
