@@ -168,3 +168,16 @@ def test_every_trainable_parameter_gets_a_gradient_during_the_warm_up(nets):
     assert all(p.grad is None for p in model.dis.parameters())  # D: frozen in this phase
     sum(model.discriminator_losses(out).values()).backward()
     assert all(p.grad is not None for p in model.dis.parameters())
+
+
+def test_recon_s_never_trains_the_real_images_structure_code(nets):
+    """The official reconstruction criterion detaches its target: with the trainable Es on
+    the detached generated images, recon_s sends no gradient to s_a, s_b (the structure codes
+    of the real images), so none to Es through them."""
+    model, teacher = nets
+    out = model(batch(13), batch(14))
+    L = model.generator_losses(out, {k: 1.0 for k in DGNET_LOSS_TERMS}, teacher, reencode=True)
+    grads = torch.autograd.grad(L["recon_s"], [out["s_a"], out["s_b"]], allow_unused=True)
+    assert all(g is None for g in grads)
+    assert L["recon_s"].requires_grad  # it still trains Es through the re-encoded images
+

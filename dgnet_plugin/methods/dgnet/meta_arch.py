@@ -244,7 +244,10 @@ class DGNet(nn.Module):
                 s_rec = self.gen.encode(fake.detach())  # trainable Es, detached image
             else:
                 s_rec = frozen_forward(self.gen.encoder, to_gray(fake))  # frozen Es
-            L["recon_s"] = TWO_WAY * recon_l1_loss(s_rec, torch.cat([out["s_b"], out["s_a"]]))
+            # the target is detached, as in the official reconstruction criterion: recon_s
+            # trains what produced s_rec, never the structure code of the real image
+            s_target = torch.cat([out["s_b"], out["s_a"]]).detach()
+            L["recon_s"] = TWO_WAY * recon_l1_loss(s_rec, s_target)
             if on["cycle"]:
                 s_b_rec, s_a_rec = s_rec.split(n)
                 x_cyc = self.gen.decode(torch.cat([s_a_rec, s_b_rec]), f_rec.detach())
