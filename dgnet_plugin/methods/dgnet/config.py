@@ -52,6 +52,11 @@ _D.LOSS.WARM_ITER = 30000  # code-recon and cycle ramps start
 _D.LOSS.WARM_TEACHER_ITER = 30000  # teacher ramp starts
 _D.LOSS.WARM_SCALE = 0.0005  # ramp increment per iteration
 _D.LOSS.STRUCTURE_ENCODER_AGAIN = 0.5  # use_encoder_again
+# L_code1 (recon_f) gradient. False (official): Ea detaches its code inside its forward, so
+# the frozen copy's code of x_ba is detached too and the term sends no gradient anywhere (it
+# is logged only; NVlabs/DG-Net issues #40, #49, #59). True (the paper's intent): the term
+# trains G, the AdaIN MLPs and Es through the frozen Ea.
+_D.LOSS.RECON_F_GRAD = False
 
 
 def add_dgnet_config(cfg: CN) -> CN:

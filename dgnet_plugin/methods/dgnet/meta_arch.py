@@ -79,11 +79,13 @@ class DGNet(nn.Module):
         dis: nn.Module,
         grad_penalty=0.01,
         structure_encoder_again=0.5,
+        recon_f_grad=False,
     ):
         super().__init__()
         self.reid, self.gen, self.dis = reid, gen, dis
         self.grad_penalty = grad_penalty
         self.structure_encoder_again = structure_encoder_again
+        self.recon_f_grad = recon_f_grad
         self.compiled = False
 
     @classmethod
@@ -91,7 +93,14 @@ class DGNet(nn.Module):
         reid = build_appearance_encoder(cfg, num_classes)
         gen = build_generator(cfg, app_dim=reid.code_dim)
         dis = build_discriminator(cfg, 3)
-        return cls(reid, gen, dis, cfg.MODEL.DIS.GRAD_PENALTY, cfg.LOSS.STRUCTURE_ENCODER_AGAIN)
+        return cls(
+            reid,
+            gen,
+            dis,
+            cfg.MODEL.DIS.GRAD_PENALTY,
+            cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
+            recon_f_grad=cfg.LOSS.RECON_F_GRAD,
+        )
 
     def compile_networks(self, **compile_kwargs) -> None:
         """``torch.compile`` the forward of Es, the decoder G and D, in place
@@ -209,7 +218,9 @@ class DGNet(nn.Module):
         and momentum, during the warm-up), and what DDP without ``find_unused_parameters``
         needs. Gradient flow:
         generation terms reach G but not Ea (f detached; generated images scored by a frozen
-        Ea and a frozen D); the ID terms reach Ea only; the teacher KL and the fine-grained
+        Ea and a frozen D; ``recon_f`` sends no gradient at all unless ``recon_f_grad``, as in
+        the official code; ``recon_s``'s target, the real images' structure code, is
+        detached); the ID terms reach Ea only; the teacher KL and the fine-grained
         term see detached generated images, so they reach Ea only.
         """
         n = out["x_a"].shape[0]
@@ -235,6 +246,11 @@ class DGNet(nn.Module):
             L["recon_id"] = TWO_WAY * id_loss(scored["logits"][0], l_app)
         if codes_on:
             f_rec = scored["code"]  # [f_a from x_ba, f_b from x_ab]
+            if not self.recon_f_grad:
+                # official: Ea detaches its code, so Ea' 's code of x_ba is detached too and
+                # L_code1 sends no gradient anywhere (NVlabs/DG-Net issues #40, #49, #59);
+                # recon_f_grad=True is the paper's intent: it trains G, the MLPs and Es
+                f_rec = f_rec.detach()
             L["recon_f"] = TWO_WAY * recon_l1_loss(
                 f_rec, torch.cat([out["f_a"], out["f_b"]]).detach()
             )
