@@ -281,7 +281,7 @@ def run_config(name: str, args, rows: list) -> str:
     Appends one table row per variant to ``rows``; returns :func:`target_verdict`."""
     cfg_extra = ["SOLVER.AMP", args.amp] if args.amp else []
     cfg_extra += ["MODEL.COMPILE", "True"] if args.compile else []
-    ours_extra = EA_FORWARD_OPTS[args.ea_forward] if args.ea_forward else []
+    ours_extra = EA_FORWARD_OPTS.get(getattr(args, "ea_forward", None), [])
     ids = CONFIGS[name]["ids"]
 
     def make(reference: bool) -> DGNetEngine:
@@ -446,7 +446,7 @@ def profile(name: str, args) -> None:
 
     spec = CONFIGS[name]
     cfg_extra = ["SOLVER.AMP", args.amp] if args.amp else []
-    cfg_extra += EA_FORWARD_OPTS[args.ea_forward] if args.ea_forward else []
+    cfg_extra += EA_FORWARD_OPTS.get(getattr(args, "ea_forward", None), [])
     with tempfile.TemporaryDirectory() as out:
         cfg = build_cfg(name, args.device, out, cfg_extra)
         it = all_terms_on_iteration(cfg)
