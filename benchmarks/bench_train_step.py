@@ -16,7 +16,12 @@ Two variants, on the same device:
 * ``reference``: a straightforward step of the same algorithm: float32, no channels_last, no
   compile, cudnn.benchmark off, torch's default optimiser implementation, and Ea deep-copied
   every iteration to score the generated images (``copy.deepcopy`` in eval mode with training
-  batch norm, as the official code does) instead of ``frozen_forward``.
+  batch norm, as the official code does) instead of ``frozen_forward``; Ea run once per group
+  of images, as the official code does (``MODEL.EA_FUSED_FORWARD False``).
+
+``--ea-forward grouped|fused`` sets ``MODEL.EA_FUSED_FORWARD`` of the dgnet_plugin variant
+(default: the config's, grouped = the official per-group batch-norm statistics); run it once
+with each to measure what the fused Ea forward gains.
 
 Data: synthetic random image batches, made once on the host (pinned on CUDA) and copied to the
 device every iteration; image decoding and augmentation are not timed. Images/s counts the
@@ -38,6 +43,7 @@ a narrower G, a 2-scale narrower D, 16 identities: a smoke test).
 
     python benchmarks/bench_train_step.py [--config official cpu] [--device auto|cpu|cuda]
         [--iters 5] [--warmup 1] [--amp bf16|fp16|off] [--compile] [--threads N] [--profile]
+        [--ea-forward grouped|fused]
 
 ``--profile`` runs the dgnet_plugin variant of the first config under ``torch.profiler`` and
 prints the top operators and the share of the step spent outside the networks' own compute.
@@ -86,7 +92,11 @@ CONFIGS = {
     ),
 }
 REFERENCE_OPTS = ["SOLVER.AMP", "off", "MODEL.CHANNELS_LAST", "False", "MODEL.COMPILE", "False"]
-REFERENCE_OPTS += ["CUDNN_BENCHMARK", "False"]
+REFERENCE_OPTS += ["CUDNN_BENCHMARK", "False", "MODEL.EA_FUSED_FORWARD", "False"]
+EA_FORWARD_OPTS = {
+    "grouped": ["MODEL.EA_FUSED_FORWARD", "False"],
+    "fused": ["MODEL.EA_FUSED_FORWARD", "True"],
+}
 
 
 # ----------------------------------------------------------------------------- setup
@@ -234,8 +244,9 @@ def step_function(engine: DGNetEngine, reference: bool):
 
 def describe(engine: DGNetEngine, reference: bool) -> str:
     if reference:
-        return "reference: fp32, deepcopy(Ea) per iteration"
+        return "reference: fp32, deepcopy(Ea) per iteration, grouped Ea"
     parts = [engine.amp.describe()]
+    parts.append("fused Ea" if engine.model.ea_fused_forward else "grouped Ea")
     sp = engine.speed
     parts += [n for n, on in (("channels_last", sp.channels_last), ("compile", sp.compile)) if on]
     impl = next(iter(engine.optimizers.values())).defaults
@@ -270,6 +281,7 @@ def run_config(name: str, args, rows: list) -> str:
     Appends one table row per variant to ``rows``; returns :func:`target_verdict`."""
     cfg_extra = ["SOLVER.AMP", args.amp] if args.amp else []
     cfg_extra += ["MODEL.COMPILE", "True"] if args.compile else []
+    ours_extra = EA_FORWARD_OPTS.get(getattr(args, "ea_forward", None), [])
     ids = CONFIGS[name]["ids"]
 
     def make(reference: bool) -> DGNetEngine:
@@ -278,7 +290,9 @@ def run_config(name: str, args, rows: list) -> str:
 
     with tempfile.TemporaryDirectory() as out:
         cfgs = {
-            ref: build_cfg(name, args.device, out, cfg_extra + (REFERENCE_OPTS if ref else []))
+            ref: build_cfg(
+                name, args.device, out, cfg_extra + (REFERENCE_OPTS if ref else ours_extra)
+            )
             for ref in VARIANTS
         }
         it = all_terms_on_iteration(cfgs[False])
@@ -432,6 +446,7 @@ def profile(name: str, args) -> None:
 
     spec = CONFIGS[name]
     cfg_extra = ["SOLVER.AMP", args.amp] if args.amp else []
+    cfg_extra += EA_FORWARD_OPTS.get(getattr(args, "ea_forward", None), [])
     with tempfile.TemporaryDirectory() as out:
         cfg = build_cfg(name, args.device, out, cfg_extra)
         it = all_terms_on_iteration(cfg)
@@ -485,6 +500,11 @@ def main():
     ap.add_argument("--profile", action="store_true", help="profile the first config instead")
     ap.add_argument("--top", type=int, default=15, help="operators listed by --profile")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument(
+        "--ea-forward",
+        choices=list(EA_FORWARD_OPTS),
+        help="MODEL.EA_FUSED_FORWARD of the dgnet_plugin variant (default: the config's)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,14 @@ def test_defaults_are_the_official_market_recipe():
 
 
 @pytest.mark.parametrize(
-    "name", ["dgnet_r50", "teacher_r50", "dgnet_cuhk03_cpu_demo", "teacher_cuhk03_cpu_demo"]
+    "name",
+    [
+        "dgnet_r50",
+        "dgnet_r50_bf16",
+        "teacher_r50",
+        "dgnet_cuhk03_cpu_demo",
+        "teacher_cuhk03_cpu_demo",
+    ],
 )
 def test_shipped_configs_load_with_base_inheritance(name):
     cfg = load_cfg_file(str(REPO / "configs" / f"{name}.yml"))
@@ -35,11 +42,35 @@ def test_shipped_configs_load_with_base_inheritance(name):
 def test_official_config_equals_defaults_where_the_recipe_lives():
     cfg = load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"))
     d = get_cfg("dgnet")
+    d.SOLVER.AMP = "off"  # the one exception: the recipe is float32, the core default bf16
     for key in ("LOSS", "SOLVER", "MODEL.GEN", "MODEL.DIS", "MODEL.HEADS", "INPUT"):
         a, b = cfg, d
         for part in key.split("."):
             a, b = a[part], b[part]
         assert a == b, key
+    for key in ("EA_FUSED_FORWARD", "TEACHER.TRAIN_BN", "TEACHER.DROPOUT_AFTER"):
+        a, b = cfg.MODEL, d.MODEL
+        for part in key.split("."):
+            a, b = a[part], b[part]
+        assert a == b, key
+
+
+def test_official_code_behaviour_is_the_default_and_the_paper_an_option():
+    """docs/differences_from_official.md: Ea once per group, recon_f without gradient, the
+    teacher's dropout from iteration 5000, float32; the CPU demo keeps a deterministic
+    teacher; dgnet_r50_bf16 differs from dgnet_r50 in precision only."""
+    d = get_cfg("dgnet")
+    assert d.MODEL.EA_FUSED_FORWARD is False and d.LOSS.RECON_F_GRAD is False
+    assert d.MODEL.TEACHER.DROPOUT_AFTER == 5000
+    r50 = load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"))
+    assert r50.SOLVER.AMP == "off" and r50.MODEL.TEACHER.DROPOUT_AFTER == 5000
+    demo = load_cfg_file(str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"))
+    assert demo.MODEL.TEACHER.DROPOUT_AFTER == -1
+    bf16 = load_cfg_file(str(REPO / "configs" / "dgnet_r50_bf16.yml"))
+    assert bf16.SOLVER.AMP == "bf16"
+    bf16.defrost()
+    bf16.SOLVER.AMP, bf16.OUTPUT_DIR = r50.SOLVER.AMP, r50.OUTPUT_DIR
+    assert bf16 == r50
 
 
 def test_unknown_key_in_file_names_the_file_and_key(tmp_path):

@@ -55,6 +55,8 @@ GROUPS = {
 
 def reached(loss, model, teacher) -> set[str]:
     """Names of the parameter groups that ``loss`` sends a non-zero gradient to."""
+    if not loss.requires_grad:  # e.g. recon_f in the official variant: a logged constant
+        return set()
     groups = {
         **{g: list(f(model).parameters()) for g, f in GROUPS.items()},
         "teacher": list(teacher.parameters()),
@@ -74,7 +76,7 @@ EXPECTED = {
     "gan": {"Es", "G", "MLP"},
     "recon_x": {"Es", "G", "MLP"},
     "recon_xp": {"Es", "G", "MLP"},
-    "recon_f": {"Es", "G", "MLP"},
+    "recon_f": set(),  # official: Ea' 's code is detached (LOSS.RECON_F_GRAD False)
     "recon_s": {"Es", "G", "MLP"},
     "cycle": {"Es", "G", "MLP"},
     "recon_id": {"Es", "G", "MLP"},
@@ -168,3 +170,32 @@ def test_every_trainable_parameter_gets_a_gradient_during_the_warm_up(nets):
     assert all(p.grad is None for p in model.dis.parameters())  # D: frozen in this phase
     sum(model.discriminator_losses(out).values()).backward()
     assert all(p.grad is not None for p in model.dis.parameters())
+
+
+def test_recon_s_never_trains_the_real_images_structure_code(nets):
+    """The official reconstruction criterion detaches its target: with the trainable Es on
+    the detached generated images, recon_s sends no gradient to s_a, s_b (the structure codes
+    of the real images), so none to Es through them."""
+    model, teacher = nets
+    out = model(batch(13), batch(14))
+    L = model.generator_losses(out, {k: 1.0 for k in DGNET_LOSS_TERMS}, teacher, reencode=True)
+    grads = torch.autograd.grad(L["recon_s"], [out["s_a"], out["s_b"]], allow_unused=True)
+    assert all(g is None for g in grads)
+    assert L["recon_s"].requires_grad  # it still trains Es through the re-encoded images
+
+
+@pytest.mark.parametrize("paper", [False, True], ids=["official", "paper"])
+def test_recon_f_trains_g_only_in_the_paper_variant(nets, paper):
+    """LOSS.RECON_F_GRAD: official False (Ea detaches its code inside its forward, so L_code1
+    sends no gradient anywhere); True, the paper's intent: G, the AdaIN MLPs and Es through
+    the frozen Ea, never Ea itself."""
+    model, teacher = nets
+    mp = pytest.MonkeyPatch()
+    mp.setattr(model, "recon_f_grad", paper)
+    try:
+        out = model(batch(15), batch(16))
+        L = model.generator_losses(out, {k: 1.0 for k in DGNET_LOSS_TERMS}, teacher)
+    finally:
+        mp.undo()
+    assert L["recon_f"].item() > 0  # computed and logged either way
+    assert reached(L["recon_f"], model, teacher) == ({"Es", "G", "MLP"} if paper else set())

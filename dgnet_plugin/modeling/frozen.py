@@ -9,17 +9,20 @@ from torch.func import functional_call
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d)
 
 
-def frozen_forward(module: nn.Module, *args, **kwargs):
+def frozen_forward(module: nn.Module, *args, keep_dropout: bool = False, **kwargs):
     """``module(*args, **kwargs)`` with detached parameters and throw-away buffers.
 
     Gradients flow to the inputs but never to ``module``'s parameters, and batch-norm running
-    statistics are left untouched; dropout is off. This replaces DG-Net's per-iteration
+    statistics are left untouched; dropout is off (``keep_dropout``: dropout layers keep
+    their own mode). This replaces DG-Net's per-iteration
     ``copy.deepcopy(Ea)`` (an eval-mode copy whose BN layers stay in training mode): BN keeps
     the module's own train/eval mode, so in training it normalises with batch statistics.
     """
     params = {k: v.detach() for k, v in module.named_parameters()}
     buffers = {k: v.clone() for k, v in module.named_buffers()}
-    toggled = [m for m in module.modules() if isinstance(m, _DROPOUT) and m.training]
+    toggled = [
+        m for m in module.modules() if isinstance(m, _DROPOUT) and m.training and not keep_dropout
+    ]
     for m in toggled:
         m.eval()
     try:
@@ -30,16 +33,22 @@ def frozen_forward(module: nn.Module, *args, **kwargs):
 
 
 @torch.no_grad()
-def teacher_forward(module: nn.Module, x: torch.Tensor, train_bn: bool = True) -> torch.Tensor:
+def teacher_forward(
+    module: nn.Module, x: torch.Tensor, train_bn: bool = True, train_dropout: bool = False
+) -> torch.Tensor:
     """Teacher logits ``(N, K)`` without gradient; with ``train_bn`` BN uses batch statistics
-    (official ``train_bn: true``) without updating the teacher's running statistics."""
+    (official ``train_bn: true``) without updating the teacher's running statistics; with
+    ``train_dropout`` its dropout layers are in training mode (the official teacher after its
+    trainer's first ``sample()``: see ``MODEL.TEACHER.DROPOUT_AFTER``)."""
     was_training = module.training
     module.eval()
-    if train_bn:
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train()
+    for m in module.modules():
+        if train_bn and isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+        if train_dropout and isinstance(m, _DROPOUT):
+            m.train()
     try:
-        return frozen_forward(module, x, return_all=True)["logits"][0]
+        out = frozen_forward(module, x, keep_dropout=train_dropout, return_all=True)
+        return out["logits"][0]
     finally:
         module.train(was_training)

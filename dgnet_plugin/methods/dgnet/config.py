@@ -14,6 +14,12 @@ _D.MODEL.META_ARCHITECTURE = ""  # set to DGNet by add_dgnet_config unless given
 _D.MODEL.HEADS = CN()
 _D.MODEL.HEADS.FINE_DROPOUT = 0.75  # fine-grained head of Ea
 _D.MODEL.HEADS.NUM_PARTS = 4  # stripes of the appearance code (AdaptiveMaxPool2d((4, 1)))
+# Ea's forwards in a training step. False (official): one forward per group of images (x_a,
+# x_b, their positives, then the erased copies of the four; later x_ba and x_ab), so Ea's
+# batch-norm layers see each group's batch statistics and update their running averages
+# once per group, as the official trainer's separate id_a calls do. True: one forward on the
+# concatenation (faster on GPUs; other batch statistics); see benchmarks/bench_train_step.py.
+_D.MODEL.EA_FUSED_FORWARD = False
 
 _D.MODEL.GEN = CN()
 _D.MODEL.GEN.NAME = ""  # set to AdaINGen unless given
@@ -36,6 +42,13 @@ _D.MODEL.TEACHER = CN()
 _D.MODEL.TEACHER.WEIGHTS = ""  # teacher checkpoint (an IDEBaseline trained by this tool)
 _D.MODEL.TEACHER.CONFIG = ""  # config that trains it when WEIGHTS does not exist yet
 _D.MODEL.TEACHER.TRAIN_BN = True  # official train_bn: teacher BN uses batch statistics
+# Iteration (0-based) from which the teacher's dropout layers are in training mode; <= 0:
+# never (a deterministic teacher, the paper's intent). 5000 = the official code: its
+# trainer's first sample() (image_display_iter 5000) puts the whole trainer, teacher
+# included, back in train mode. That looks accidental upstream, but it is what the released
+# model was trained with (the teacher is only used after the 30k warm-up, so there the
+# teacher always runs with dropout).
+_D.MODEL.TEACHER.DROPOUT_AFTER = 5000
 
 _D.LOSS = CN()
 _D.LOSS.RECON_X = 5.0  # recon_x_w   L_img1
@@ -52,6 +65,11 @@ _D.LOSS.WARM_ITER = 30000  # code-recon and cycle ramps start
 _D.LOSS.WARM_TEACHER_ITER = 30000  # teacher ramp starts
 _D.LOSS.WARM_SCALE = 0.0005  # ramp increment per iteration
 _D.LOSS.STRUCTURE_ENCODER_AGAIN = 0.5  # use_encoder_again
+# L_code1 (recon_f) gradient. False (official): Ea detaches its code inside its forward, so
+# the frozen copy's code of x_ba is detached too and the term sends no gradient anywhere (it
+# is logged only; NVlabs/DG-Net issues #40, #49, #59). True (the paper's intent): the term
+# trains G, the AdaIN MLPs and Es through the frozen Ea.
+_D.LOSS.RECON_F_GRAD = False
 
 
 def add_dgnet_config(cfg: CN) -> CN:

@@ -22,6 +22,13 @@ from .teacher import load_teacher
 logger = logging.getLogger("dgnet_plugin")
 
 
+def teacher_dropout_on(cfg, iteration: int) -> bool:
+    """Whether the teacher's dropout layers are in training mode at ``iteration`` (0-based):
+    from ``MODEL.TEACHER.DROPOUT_AFTER`` on; never when it is 0 or negative."""
+    after = cfg.MODEL.TEACHER.DROPOUT_AFTER
+    return after > 0 and iteration >= after
+
+
 @ENGINE_REGISTRY.register()
 class DGNetEngine(IterationTrainer):
     """Update phases (``register_optimizer``): ``model`` = Ea (SGD), ``gen`` = Es + G + MLPs
@@ -113,6 +120,7 @@ class DGNetEngine(IterationTrainer):
                 self.teacher,
                 self.cfg.MODEL.TEACHER.TRAIN_BN,
                 reencode=self._shared_uniform(iteration) < self.cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
+                teacher_dropout=teacher_dropout_on(self.cfg, iteration),
             )
         total = sum(weights[k] * v for k, v in g_losses.items())
         opt["gen"].zero_grad(set_to_none=True)

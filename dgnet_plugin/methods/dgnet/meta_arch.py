@@ -44,6 +44,15 @@ LSGAN_GEN_FACTOR = 2.0
 ALWAYS_COMPUTED = ("recon_x", "recon_xp", "id", "id_fine", "id_pos")
 
 
+def _cat_outputs(outs: list[dict]) -> dict:
+    """The ``return_all`` dicts of Ea on consecutive groups, concatenated along the batch."""
+    return {
+        "code": torch.cat([o["code"] for o in outs]),
+        "logits": tuple(torch.cat(parts) for parts in zip(*(o["logits"] for o in outs))),
+        "emb": tuple(torch.cat(parts) for parts in zip(*(o["emb"] for o in outs))),
+    }
+
+
 class GeneratorPhase(nn.Module):
     """What the G + Ea update trains, as one module for ``DistributedDataParallel``:
     ``reid`` (Ea) and ``gen`` (Es + G + AdaIN MLPs) of a :class:`DGNet` (the same module
@@ -79,11 +88,15 @@ class DGNet(nn.Module):
         dis: nn.Module,
         grad_penalty=0.01,
         structure_encoder_again=0.5,
+        ea_fused_forward=False,
+        recon_f_grad=False,
     ):
         super().__init__()
         self.reid, self.gen, self.dis = reid, gen, dis
         self.grad_penalty = grad_penalty
         self.structure_encoder_again = structure_encoder_again
+        self.ea_fused_forward = ea_fused_forward
+        self.recon_f_grad = recon_f_grad
         self.compiled = False
 
     @classmethod
@@ -91,7 +104,15 @@ class DGNet(nn.Module):
         reid = build_appearance_encoder(cfg, num_classes)
         gen = build_generator(cfg, app_dim=reid.code_dim)
         dis = build_discriminator(cfg, 3)
-        return cls(reid, gen, dis, cfg.MODEL.DIS.GRAD_PENALTY, cfg.LOSS.STRUCTURE_ENCODER_AGAIN)
+        return cls(
+            reid,
+            gen,
+            dis,
+            cfg.MODEL.DIS.GRAD_PENALTY,
+            cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
+            ea_fused_forward=cfg.MODEL.EA_FUSED_FORWARD,
+            recon_f_grad=cfg.LOSS.RECON_F_GRAD,
+        )
 
     def compile_networks(self, **compile_kwargs) -> None:
         """``torch.compile`` the forward of Es, the decoder G and D, in place
@@ -110,6 +131,26 @@ class DGNet(nn.Module):
         if not self.compiled:
             return contextlib.nullcontext()
         return torch.compiler.set_stance("force_eager")
+
+    def encode_appearance(self, groups: list[torch.Tensor], frozen: bool = False) -> dict:
+        """Ea (``return_all``) on the image batches ``groups``, outputs concatenated in order.
+
+        Default (``ea_fused_forward=False``, the official code): one Ea forward per group, so
+        the batch-norm layers (the backbone's and the 512-d BatchNorm1d of the heads)
+        normalise each group with its own batch statistics and update their running averages
+        once per group, in order, as the official trainer's separate ``id_a`` calls do.
+        ``ea_fused_forward=True``: one forward on the concatenation (faster; batch statistics
+        over all groups together, and one running-average update for them).
+        ``frozen``: through :func:`frozen_forward` (Ea', no parameter gradient, running
+        statistics untouched; batch statistics still per group unless fused)."""
+        call = (
+            (lambda x: frozen_forward(self.reid, x, return_all=True))
+            if frozen
+            else (lambda x: self.reid(x, return_all=True))
+        )
+        if self.ea_fused_forward or len(groups) == 1:
+            return call(torch.cat(groups))
+        return _cat_outputs([call(x) for x in groups])
 
     # ------------------------------------------------------------------ step 1: generate
     def forward(self, a: dict, b: dict) -> dict:
@@ -130,7 +171,7 @@ class DGNet(nn.Module):
             b.get("pos_erased"),
         ]
         use_erased = all(e is not None for e in erased)
-        r = self.reid(torch.cat(real + (erased if use_erased else [])), return_all=True)
+        r = self.encode_appearance(real + (erased if use_erased else []))
         f_a, f_b, f_pa, f_pb = r["code"][: 4 * n].split(n)
         scored = slice(4 * n, 8 * n) if use_erased else slice(0, 4 * n)
         logits_prim, logits_fine = (lg[scored] for lg in r["logits"])
@@ -192,13 +233,15 @@ class DGNet(nn.Module):
         teacher=None,
         teacher_train_bn: bool = True,
         reencode: bool | None = None,
+        teacher_dropout: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The unweighted loss terms of the G + Ea update (names as in ``DGNET_LOSS_TERMS``).
 
         ``reencode``: whether the structure code of the generated images comes from the
         trainable Es (else a frozen Es on their grey version); ``None`` draws it with
         probability ``structure_encoder_again`` from Python's ``random`` (the engine passes a
-        draw that is the same on every process).
+        draw that is the same on every process). ``teacher_dropout``: the teacher's dropout
+        layers in training mode (``MODEL.TEACHER.DROPOUT_AFTER``).
 
         Terms whose weight is 0 (during the warm-up) are not computed, except
         :data:`ALWAYS_COMPUTED`: they come from the step-1 forward at no extra network cost
@@ -209,7 +252,9 @@ class DGNet(nn.Module):
         and momentum, during the warm-up), and what DDP without ``find_unused_parameters``
         needs. Gradient flow:
         generation terms reach G but not Ea (f detached; generated images scored by a frozen
-        Ea and a frozen D); the ID terms reach Ea only; the teacher KL and the fine-grained
+        Ea and a frozen D; ``recon_f`` sends no gradient at all unless ``recon_f_grad``, as in
+        the official code; ``recon_s``'s target, the real images' structure code, is
+        detached); the ID terms reach Ea only; the teacher KL and the fine-grained
         term see detached generated images, so they reach Ea only.
         """
         n = out["x_a"].shape[0]
@@ -230,11 +275,17 @@ class DGNet(nn.Module):
 
         codes_on = on["recon_f"] or on["recon_s"] or on["cycle"]
         if on["recon_id"] or codes_on:
-            scored = frozen_forward(self.reid, fake, return_all=True)  # Ea' on x_ba, x_ab
+            # Ea' on x_ba, x_ab
+            scored = self.encode_appearance([out["x_ba"], out["x_ab"]], frozen=True)
         if on["recon_id"]:
             L["recon_id"] = TWO_WAY * id_loss(scored["logits"][0], l_app)
         if codes_on:
             f_rec = scored["code"]  # [f_a from x_ba, f_b from x_ab]
+            if not self.recon_f_grad:
+                # official: Ea detaches its code, so Ea' 's code of x_ba is detached too and
+                # L_code1 sends no gradient anywhere (NVlabs/DG-Net issues #40, #49, #59);
+                # recon_f_grad=True is the paper's intent: it trains G, the MLPs and Es
+                f_rec = f_rec.detach()
             L["recon_f"] = TWO_WAY * recon_l1_loss(
                 f_rec, torch.cat([out["f_a"], out["f_b"]]).detach()
             )
@@ -244,7 +295,10 @@ class DGNet(nn.Module):
                 s_rec = self.gen.encode(fake.detach())  # trainable Es, detached image
             else:
                 s_rec = frozen_forward(self.gen.encoder, to_gray(fake))  # frozen Es
-            L["recon_s"] = TWO_WAY * recon_l1_loss(s_rec, torch.cat([out["s_b"], out["s_a"]]))
+            # the target is detached, as in the official reconstruction criterion: recon_s
+            # trains what produced s_rec, never the structure code of the real image
+            s_target = torch.cat([out["s_b"], out["s_a"]]).detach()
+            L["recon_s"] = TWO_WAY * recon_l1_loss(s_rec, s_target)
             if on["cycle"]:
                 s_b_rec, s_a_rec = s_rec.split(n)
                 x_cyc = self.gen.decode(torch.cat([s_a_rec, s_b_rec]), f_rec.detach())
@@ -259,13 +313,13 @@ class DGNet(nn.Module):
 
         if on["teacher_kl"] or on["fine"]:
             fake_d = fake.detach()
-            student = self.reid(fake_d, return_all=True)["logits"]
+            student = self.encode_appearance(list(fake_d.split(n)))["logits"]
             if on["teacher_kl"]:
                 if teacher is None:
                     raise ValueError("the teacher weight is > 0 but no teacher was given")
                 q = teacher_soft_label(
-                    teacher_forward(teacher, fake_d, teacher_train_bn),
-                    teacher_forward(teacher, fake_d.flip(3), teacher_train_bn),
+                    teacher_forward(teacher, fake_d, teacher_train_bn, teacher_dropout),
+                    teacher_forward(teacher, fake_d.flip(3), teacher_train_bn, teacher_dropout),
                 )
                 L["teacher_kl"] = TWO_WAY * soft_label_kl_loss(student[0], q)
             if on["fine"]:
