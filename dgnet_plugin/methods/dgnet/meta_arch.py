@@ -11,7 +11,6 @@ concatenated batch, which is how it is computed here (one network call instead o
 from __future__ import annotations
 
 import contextlib
-import random
 
 import torch
 from torch import nn
@@ -87,14 +86,12 @@ class DGNet(nn.Module):
         gen: nn.Module,
         dis: nn.Module,
         grad_penalty=0.01,
-        structure_encoder_again=0.5,
         ea_fused_forward=False,
         recon_f_grad=False,
     ):
         super().__init__()
         self.reid, self.gen, self.dis = reid, gen, dis
         self.grad_penalty = grad_penalty
-        self.structure_encoder_again = structure_encoder_again
         self.ea_fused_forward = ea_fused_forward
         self.recon_f_grad = recon_f_grad
         self.compiled = False
@@ -109,7 +106,6 @@ class DGNet(nn.Module):
             gen,
             dis,
             cfg.MODEL.DIS.GRAD_PENALTY,
-            cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
             ea_fused_forward=cfg.MODEL.EA_FUSED_FORWARD,
             recon_f_grad=cfg.LOSS.RECON_F_GRAD,
         )
@@ -232,15 +228,15 @@ class DGNet(nn.Module):
         weights: dict[str, float],
         teacher=None,
         teacher_train_bn: bool = True,
-        reencode: bool | None = None,
+        reencode: bool = True,
         teacher_dropout: bool = False,
     ) -> dict[str, torch.Tensor]:
         """The unweighted loss terms of the G + Ea update (names as in ``DGNET_LOSS_TERMS``).
 
         ``reencode``: whether the structure code of the generated images comes from the
-        trainable Es (else a frozen Es on their grey version); ``None`` draws it with
-        probability ``structure_encoder_again`` from Python's ``random`` (the engine passes a
-        draw that is the same on every process). ``teacher_dropout``: the teacher's dropout
+        trainable Es (else a frozen Es on their grey version); the engine draws it with
+        probability ``LOSS.STRUCTURE_ENCODER_AGAIN`` from ``SEED`` and the iteration (the same
+        draw on every process and after a resume). ``teacher_dropout``: the teacher's dropout
         layers in training mode (``MODEL.TEACHER.DROPOUT_AFTER``).
 
         Terms whose weight is 0 (during the warm-up) are not computed, except
@@ -289,8 +285,6 @@ class DGNet(nn.Module):
             L["recon_f"] = TWO_WAY * recon_l1_loss(
                 f_rec, torch.cat([out["f_a"], out["f_b"]]).detach()
             )
-            if reencode is None:
-                reencode = random.random() < self.structure_encoder_again
             if reencode:
                 s_rec = self.gen.encode(fake.detach())  # trainable Es, detached image
             else:
