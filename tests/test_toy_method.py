@@ -52,7 +52,8 @@ def test_toy_gan_trains_checkpoints_and_resumes_exactly(tiny_market, tmp_path):
     assert (resumed / "images" / "samples_00000002.jpg").is_file()
     recs = read_json_lines(str(resumed / "metrics.json"))
     assert not any("Rank-1" in k for r in recs for k in r)  # no evaluation: no re-ID network
-    assert "Resumed from" in (resumed / "log.txt").read_text()
+    log = (resumed / "log.txt").read_text()
+    assert "Resumed from" in log and "Saved checkpoint" in log and " kB)" in log
 
 
 def test_an_engine_paired_with_a_meta_architecture_lacking_what_it_needs(tiny_market, tmp_path):

@@ -408,7 +408,7 @@ class Checkpointer(_FvCheckpointer):
         except OSError as e:
             previous = self._previous_checkpoint()
             raise CheckpointSaveError(save_failure_message(target, e, previous)) from e
-        self.logger.info("Saved checkpoint %s (%s)", path, format_size(os.path.getsize(path)))
+        logger.info("Saved checkpoint %s (%s)", path, format_size(os.path.getsize(path)))
         prune_checkpoints(self.save_dir, self.max_to_keep)
         return path
 
