@@ -22,11 +22,9 @@ from PIL import Image
 from .config import get_cfg, load_cfg_file
 from .data.datasets import read_image
 from .data.transforms import build_transforms
-from .engine.loading import local_weights, num_classes_of
-from .errors import describe_load_error
+from .engine.loading import local_weights, num_classes_of, read_weights_file
 from .evaluation.features import extract_features
 from .modeling import build_reid_model
-from .utils.checkpoint import CheckpointError
 
 #: The method whose defaults describe a weights file that comes without a config (an export
 #: of ``tools/export.py`` with no ``config.yaml`` beside it): DG-Net's Ea, ResNet-50, 256x128.
@@ -87,14 +85,8 @@ def load_reid_model(weights: str, config_file: str | None = None, device="cpu"):
     the first mismatching keys.
     """
     weights = local_weights(weights)  # zoo://NAME or a URL: downloaded
-    try:
-        data = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"cannot read '{weights}' ({describe_load_error(e)}); pass a checkpoint of "
-            "tools/train_net.py or a file of tools/export.py"
-        ) from None
-    sd = reid_state_dict(data, weights)
+    expected = "a checkpoint of tools/train_net.py or a file of tools/export.py"
+    sd = reid_state_dict(read_weights_file(weights, expected), weights)
     num_classes = num_classes_of(sd, weights)
     cfg = reid_config(weights, config_file)
     model = build_reid_model(cfg, num_classes)

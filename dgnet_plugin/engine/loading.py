@@ -56,20 +56,28 @@ def num_classes_of(state_dict: dict, source: str) -> int:
     )
 
 
+def read_weights_file(weights: str, expected: str = "a .pth written by tools/train_net.py"):
+    """``torch.load`` of a local file on CPU with ``weights_only=True`` (a pickle of arbitrary
+    objects, which could run code, is refused).
+
+    Raises:
+        CheckpointError: unreadable; one line naming the file, the reason and ``expected``.
+    """
+    try:
+        return torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"cannot read checkpoint '{weights}' ({describe_load_error(e)}); pass {expected}"
+        ) from None
+
+
 def read_state_dict(weights: str) -> dict:
-    """The ``model`` state dict of a dgnet_plugin checkpoint (``torch.load`` with
-    ``weights_only=True``: a malicious pickle is refused).
+    """The ``model`` state dict of a dgnet_plugin checkpoint (:func:`read_weights_file`).
 
     Raises:
         CheckpointError: unreadable, or not a dgnet_plugin checkpoint.
     """
-    try:
-        data = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"cannot read checkpoint '{weights}' ({describe_load_error(e)}); pass a .pth "
-            "written by tools/train_net.py"
-        ) from None
+    data = read_weights_file(weights)
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(
             f"'{weights}' is not a checkpoint of tools/train_net.py (no 'model' entry)"

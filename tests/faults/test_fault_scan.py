@@ -173,8 +173,7 @@ def test_real_cuhk03_layout_has_queries_without_a_true_match():
     """Hand-checked: identity 0815 has its query from c1 and c2 but gallery images only from
     c2 (slots 6-9; its c1 slots 1-4 are missing from the source), so its c2 query cannot
     score. 12 such queries in the full CUHK03 Market-layout folder."""
-    if not (CUHK03_MARKET / "query").is_dir():
-        pytest.skip(f"no CUHK03 data at {CUHK03_MARKET}")
+    assert (CUHK03_MARKET / "query").is_dir(), f"no CUHK03 data at {CUHK03_MARKET}"
     scan = scan_market_folder_report(str(CUHK03_MARKET), show_progress=False)
     assert len(scan.unmatched_queries) == 12
     assert str(CUHK03_MARKET / "query" / "0815_c2s1_000005_00.jpg") in scan.unmatched_queries
