@@ -63,8 +63,10 @@ logger = logging.getLogger("dgnet_plugin")
 __all__ = ["IterationTrainer", "NonFiniteLossError", "resolve_device"]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``MODEL.DEVICE`` as a device; with several processes CUDA means ``cuda:LOCAL_RANK``."""
+def resolve_device(name) -> torch.device:
+    """``MODEL.DEVICE`` (a name or a ``torch.device``) as a device; with several processes
+    CUDA means ``cuda:LOCAL_RANK``."""
+    name = str(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():

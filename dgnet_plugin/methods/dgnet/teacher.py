@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import os
 
-from ...config import ConfigError, load_cfg_file
+from ...config import ConfigError
+from ...engine.loading import load_model
 from ...engine.run import launch_training
 from ...model_zoo import entry_config_path, is_remote_spec, resolve_weights
-from ...modeling import build_model
 from ...modeling.norm import convert_norm
 from ...utils import comm
-from ...utils.checkpoint import Checkpointer
+from ...utils.checkpoint import CheckpointError
 from ...utils.events import setup_logger
 
 logger = logging.getLogger("dgnet_plugin")
@@ -45,9 +45,13 @@ def load_teacher(cfg, num_classes: int, device):
     ``MODEL.TEACHER.WEIGHTS`` may also be ``zoo://NAME`` or a URL: it is downloaded into the
     cache first (:func:`dgnet_plugin.model_zoo.resolve_weights`).
 
+    The model is built by :func:`~dgnet_plugin.engine.loading.load_model` (the package's one
+    loader) from the teacher's config.
+
     Raises ``FileNotFoundError`` (no weights: train them with ``tools/train_net.py
     --config-file configs/teacher_r50.yml``), ``ModelZooError`` (unknown zoo entry, failed
-    download or sha256 check) or ``CheckpointError`` (wrong identities/arch).
+    download or sha256 check) or ``CheckpointError`` (other identities than the training set,
+    or another architecture).
     """
     path = cfg.MODEL.TEACHER.WEIGHTS
     if is_remote_spec(path):
@@ -58,15 +62,18 @@ def load_teacher(cfg, num_classes: int, device):
             "(tools/train_net.py --config-file configs/teacher_r50.yml), or set "
             "MODEL.TEACHER.CONFIG so that tools/train_net.py trains it for you"
         )
-    # every weight comes from the checkpoint
-    tcfg = load_cfg_file(teacher_config_path(cfg), ["MODEL.BACKBONE.PRETRAIN", "False"])
-    teacher = build_model(tcfg, num_classes)
+    config = teacher_config_path(cfg)
+    teacher, _ = load_model(config, path, device)
+    if teacher.reid.num_classes != num_classes:
+        raise CheckpointError(
+            f"the teacher '{path}' classifies {teacher.reid.num_classes} identities but the "
+            f"training set of {cfg.DATASETS.NAMES} has {num_classes}; train the teacher on the "
+            "same DATASETS (or delete it: MODEL.TEACHER.CONFIG retrains it)"
+        )
     # DG-Net's MODEL.NORM: syncBN makes the teacher's batch statistics (TRAIN_BN) global,
     # FrozenBN makes it use its running statistics
     convert_norm(teacher, cfg.MODEL.NORM, device, comm.get_world_size())
-    teacher.to(device)
-    Checkpointer(teacher).load(path, checkpointables=[])
-    teacher.eval()
+    teacher.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     logger.info("Loaded teacher %s from %s", type(teacher).__name__, path)
