@@ -98,6 +98,7 @@ class IterationTrainer(TrainerBase):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
+        self.has_reid = self.check_meta_architecture(cfg)  # before any data is read
         self.device = resolve_device(cfg.MODEL.DEVICE)
         self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, self.device, self.AMP_PHASES)
         self.speed = SpeedOptions(cfg, self.device, self.amp)
@@ -111,7 +112,6 @@ class IterationTrainer(TrainerBase):
         per_process_batch(
             cfg.DATALOADER.IMS_PER_BATCH, comm.get_world_size(), "DATALOADER.IMS_PER_BATCH"
         )
-        self.has_reid = self.check_meta_architecture(cfg)
         self.test_sets = build_test_sets(cfg) if self.has_reid and cfg.DATASETS.TESTS else {}
         model = build_model(cfg, self.num_classes)
         if self.has_reid:
