@@ -234,6 +234,19 @@ def test_corrupt_image_is_a_clear_error(tiny_market, tmp_path, capsys):
     assert "cannot decode image" in capsys.readouterr().err
 
 
+def test_the_generated_images_are_measured_at_the_end(trained):
+    """DG-Net's GenerationQuality hook: self-reconstruction SSIM beside its references, and
+    the swap measures, in metrics.json and log.txt at the final iteration."""
+    _, out, _ = trained
+    recs = [r for r in read_json_lines(str(out / "metrics.json")) if "generation/recon_ssim" in r]
+    assert [r["iteration"] for r in recs] == [4, 6]
+    for k in ("recon_ssim", "random_image_ssim", "blurred_copy_ssim"):
+        assert -1.0 <= recs[-1][f"generation/{k}"] <= 1.0
+    for k in ("colour_distance_to_appearance", "colour_distance_to_structure"):
+        assert 0.0 <= recs[-1][f"generation/swap_{k}"] <= 1.0
+    assert "Generated images at iteration 6" in (out / "log.txt").read_text()
+
+
 def test_metrics_json_is_json_lines(trained):
     _, out, _ = trained
     for line in (out / "metrics.json").read_text().splitlines():

@@ -420,3 +420,28 @@ def test_training_saves_swap_grids_on_disk_and_in_tensorboard(tiny_market, tmp_p
         path = tmp_path / "images" / f"swap_{split}_00000007.jpg"
         assert Image.open(path).size == (4 * (32 + 2) + 2, 4 * (64 + 2) + 2)
         assert engine.writer.images[f"swap/{split}"] == ((3, 4 * 66 + 2, 4 * 34 + 2), 7)
+
+
+# --------------------------------------------------------------------------- what a person sees
+def test_reconstruction_and_swap_measures_on_a_generator_whose_output_is_known():
+    """FakeDGNet reconstructs each image exactly, and a swap draws image i's rectangle (its
+    structure) in image i-1's colour (its appearance)."""
+    from dgnet_plugin.methods.dgnet.generation.quality import (
+        colour_histogram_distance,
+        reconstruction_ssim,
+        strong_blur,
+        swap_measures,
+    )
+
+    x = torch.stack([image(i) for i in range(4)])
+    r = reconstruction_ssim(FakeDGNet(), x, *ID)
+    assert r["recon_ssim"] == pytest.approx(1.0, abs=1e-9)
+    assert r["random_image_ssim"] < 0.9 and r["blurred_copy_ssim"] < 0.99
+    s = swap_measures(FakeDGNet(), x, *ID)
+    assert s["swap_grey_ssim_to_structure"] > s["swap_grey_ssim_to_appearance"]
+    assert s["swap_colour_distance_to_appearance"] < s["swap_colour_distance_to_structure"]
+    # by hand: same pixel counts, one channel's mass moved between two bins -> 2/3 of channels
+    a, b = image(0)[None], image(1)[None]  # red vs green rectangles of 40 px each
+    assert colour_histogram_distance(a, a).item() == 0.0
+    assert colour_histogram_distance(a, b).item() == pytest.approx(2 * 40 / (H * W) / 3)
+    assert strong_blur(x).shape == x.shape

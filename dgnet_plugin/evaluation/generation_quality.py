@@ -39,36 +39,28 @@ class InceptionWeightsError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------- SSIM
-def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-pair SSIM of ``x`` and ``y``, ``(N, C, H, W)`` in ``[0, data_range]`` (``H, W >=
-    11``). Returns ``(N,)`` float64: the SSIM map (valid convolution with the separable
-    Gaussian window) averaged over space and channels; 1 for identical images. Computed in
-    float64: the local variances are differences of near-equal numbers."""
+    11``): torchmetrics' ``structural_similarity_index_measure`` (Wang et al. 2004: 11x11
+    Gaussian window, sigma 1.5, K1 0.01, K2 0.03, the map's valid region averaged over space
+    and channels), computed in float64. Returns ``(N,)``; 1 for identical images.
+
+    Raises:
+        ValueError: the shapes differ.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     if x.shape != y.shape:
         raise ValueError(f"SSIM needs images of one shape, got {tuple(x.shape)} and {y.shape}")
-    c = x.shape[1]
-    g = _gaussian_1d().to(x.device)
-    wy, wx = g.view(1, 1, -1, 1).expand(c, 1, -1, 1), g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    x, y = x.double(), y.double()
-
-    def blur(t):
-        return F.conv2d(F.conv2d(t, wy, groups=c), wx, groups=c)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return structural_similarity_index_measure(
+        x.double(),
+        y.double(),
+        gaussian_kernel=True,
+        sigma=1.5,
+        kernel_size=11,
+        data_range=float(data_range),
+        reduction="none",
     )
-    return s.flatten(1).mean(1)
 
 
 def _read01(path: str, size=None) -> torch.Tensor:

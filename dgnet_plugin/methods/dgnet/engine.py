@@ -11,10 +11,11 @@ import torch
 from ...data import build_pair_streams
 from ...data.pairs import ImageListDataset
 from ...data.transforms import build_transforms
-from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine import ENGINE_REGISTRY, HookBase, IterationTrainer
 from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
 from ...utils import comm
 from ...utils.visualization import save_grid
+from .generation.quality import reconstruction_ssim, swap_measures
 from .generation.swap import save_swap_grid
 from .schedule import DGNET_LOSS_TERMS, dgnet_loss_weights
 from .teacher import load_teacher
@@ -83,6 +84,10 @@ class DGNetEngine(IterationTrainer):
                 "gen": self.ddp(self.model.generator_phase()),
                 "dis": self.ddp(self.model.dis),
             }
+
+    def build_hooks(self) -> list:
+        """The core's hooks, then :class:`GenerationQuality` (after the final evaluation)."""
+        return [*super().build_hooks(), GenerationQuality()]
 
     def set_teacher(self, teacher) -> None:
         """Use ``teacher`` (frozen, on the device) for the primary-feature term."""
@@ -188,3 +193,40 @@ class DGNetEngine(IterationTrainer):
         if self._teacher_results is None:
             self._teacher_results = self.evaluate_model(self.teacher)
         return {"teacher (IDE)": self._teacher_results}
+
+
+class GenerationQuality(HookBase):
+    """At the end of training (rank 0): what the generator's images show, as numbers, on up
+    to ``num_images`` held-out images (the first test set's queries; the training images
+    when there is no test set): the self-reconstruction SSIM beside a random other image's
+    and a blurred copy's (:func:`~.generation.quality.reconstruction_ssim`), and the swap
+    measures (:func:`~.generation.quality.swap_measures`). Logged as a table and written to
+    ``metrics.json`` as ``generation/<name>`` at the final iteration."""
+
+    def __init__(self, num_images: int = 128):
+        self.num_images = num_images
+
+    def after_train(self) -> None:
+        t = self.trainer
+        if not t.completed or not comm.is_main_process():
+            return
+        items = t.train_items
+        if t.test_sets:
+            items = next(iter(t.test_sets.values()))["query"].dataset.items
+        g = torch.Generator().manual_seed(t.cfg.SEED)
+        idx = torch.randperm(len(items), generator=g)[: self.num_images].tolist()
+        ds = ImageListDataset([items[i] for i in idx], build_transforms(t.cfg, False))
+        x = torch.stack([ds[i]["img"] for i in range(len(ds))]).to(t.device)
+        mean, std = t.cfg.INPUT.PIXEL_MEAN, t.cfg.INPUT.PIXEL_STD
+        t.model.eval()
+        with t.autocast():
+            found = {
+                **reconstruction_ssim(t.model, x, mean, std),
+                **swap_measures(t.model, x, mean, std),
+            }
+        t.model.train()
+        rows = "\n".join(f"  {k:36s} {v:.4f}" for k, v in found.items())
+        logger.info(
+            "Generated images at iteration %d (%d held-out images):\n%s", t.iter, len(x), rows
+        )
+        t.metrics.write({"iteration": t.iter, **{f"generation/{k}": v for k, v in found.items()}})
