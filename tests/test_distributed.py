@@ -88,7 +88,9 @@ def train_records(out: Path) -> list[dict]:
 
 
 def eval_record(out: Path) -> dict:
-    return [r for r in read_json_lines(str(out / "metrics.json")) if "time" not in r][-1]
+    """The last evaluation record (DG-Net also writes generation measures after it)."""
+    recs = read_json_lines(str(out / "metrics.json"))
+    return [r for r in recs if "market_layout/Rank-1" in r][-1]
 
 
 def rel_diffs(one: list[dict], two: list[dict], skip=("time", "iteration")) -> dict:
