@@ -18,6 +18,7 @@ import os
 
 from ..config import ConfigError, load_cfg_file, method_of_engine
 from ..config.validate import diff_solver, format_diff, read_run_config, validate_config
+from ..data.build import parse_dataset_entry
 from ..data.scan import scan_market_folder_report
 from ..errors import UserError
 from ..utils import comm
@@ -48,7 +49,8 @@ def check_resume_config(cfg, output_dir: str) -> None:
     old = read_run_config(output_dir)
     if old is None:
         return
-    diffs = diff_solver(old, cfg)
+    # a key the old run did not have (added by a later release) takes its default: not a change
+    diffs = [d for d in diff_solver(old, cfg) if d[1] is not None]
     allowed = [d for d in diffs if d[0] in RESUMABLE_SOLVER_KEYS]
     refused = [d for d in diffs if d[0] not in RESUMABLE_SOLVER_KEYS]
     if refused:
@@ -63,8 +65,9 @@ def check_resume_config(cfg, output_dir: str) -> None:
 
 
 def scan_datasets(cfg) -> None:
-    """Scan every ``market_layout`` folder of ``DATASETS`` (``DATASETS.SCAN``) and log the
-    report (rank 0; others wait).
+    """Scan every ``market_layout`` folder of ``DATASETS.NAMES`` / ``DATASETS.TESTS`` (each
+    under its own root when written ``market_layout@root``; ``DATASETS.SCAN``) and log the
+    reports (rank 0; the others wait). A folder is scanned once.
 
     Raises:
         DatasetProblemError: a test folder has queries but none with a true match.
@@ -72,25 +75,30 @@ def scan_datasets(cfg) -> None:
     mode = cfg.DATASETS.SCAN
     if mode not in ("quick", "full", "off"):
         raise ConfigError(f"DATASETS.SCAN '{mode}' is unknown; choose quick, full or off")
-    names = set(cfg.DATASETS.NAMES) | set(cfg.DATASETS.TESTS)
-    if mode == "off" or "market_layout" not in names or not comm.is_main_process():
-        comm.synchronize()
-        return
-    scan = scan_market_folder_report(
-        cfg.DATASETS.ROOT,
-        min_size=tuple(cfg.DATASETS.MIN_IMAGE_SIZE),
-        decode=mode == "full",
-        cache_path=os.path.join(cfg.OUTPUT_DIR, "dataset_scan.json"),
-    )
-    logger.info("Dataset scan of %s:\n%s", cfg.DATASETS.ROOT, scan.format())
-    counts = scan.counts.get("query")
-    if "market_layout" in cfg.DATASETS.TESTS and counts and counts.images:
-        if len(scan.unmatched_queries) >= counts.images:
-            raise DatasetProblemError(
-                f"none of the {counts.images} queries of '{cfg.DATASETS.ROOT}' has a true match "
-                "(same pid, other camera) in bounding_box_test/: the evaluation would fail "
-                "after training; fix the folder or DATASETS.TESTS"
+    roots: dict[str, bool] = {}  # root -> used as a test set
+    for entries, is_test in ((cfg.DATASETS.NAMES, False), (cfg.DATASETS.TESTS, True)):
+        for entry in entries:
+            name, root = parse_dataset_entry(entry, cfg.DATASETS.ROOT)
+            if name == "market_layout":
+                roots[root] = roots.get(root, False) or is_test
+    if mode != "off" and comm.is_main_process():
+        for k, (root, is_test) in enumerate(roots.items()):
+            cache = "dataset_scan.json" if k == 0 else f"dataset_scan_{k}.json"
+            scan = scan_market_folder_report(
+                root,
+                min_size=tuple(cfg.DATASETS.MIN_IMAGE_SIZE),
+                decode=mode == "full",
+                cache_path=os.path.join(cfg.OUTPUT_DIR, cache),
             )
+            logger.info("Dataset scan of %s:\n%s", root, scan.format())
+            counts = scan.counts.get("query")
+            if is_test and counts and counts.images:
+                if len(scan.unmatched_queries) >= counts.images:
+                    raise DatasetProblemError(
+                        f"none of the {counts.images} queries of '{root}' has a true match "
+                        "(same pid, other camera) in bounding_box_test/: the evaluation would "
+                        "fail after training; fix the folder or DATASETS.TESTS"
+                    )
     comm.synchronize()
 
 
