@@ -23,9 +23,8 @@ import os
 import re
 import sys
 
-import torch
-
 from ...config import load_cfg_file
+from ...engine.loading import read_weights_file
 from ...utils.checkpoint import atomic_torch_save, atomic_write_text
 from ...utils.cli import run_cli
 from .convert import (
@@ -70,15 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_official(path: str) -> dict:
-    """``torch.load`` an official file (tensors only, on CPU); errors name the file."""
+    """An official file, tensors only, on CPU (:func:`~dgnet_plugin.engine.loading.
+    read_weights_file`); errors name the file in one line (exit status 2)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official checkpoint '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(
-            f"cannot read '{path}' as a tensor-only PyTorch checkpoint ({type(e).__name__}: {e})"
-        ) from e
+    return read_weights_file(path, "a tensor-only PyTorch checkpoint of the official release")
 
 
 def teacher_stride(args) -> int:
