@@ -130,3 +130,37 @@ def test_every_parameter_gets_a_gradient_with_either_ea_forward(fused):
     for part in (model.reid, model.gen):
         missing = [n for n, p in part.named_parameters() if p.grad is None]
         assert not missing, missing
+
+
+def test_init_ea_copies_the_teacher_into_both_heads_and_the_backbone():
+    """MODEL.TEACHER.INIT_EA (a small-budget option, not the official recipe): Ea's backbone
+    and both heads start as the teacher's (they differed before)."""
+    from dgnet_plugin.methods.dgnet.teacher import init_appearance_encoder
+
+    torch.manual_seed(1)
+    model = build_model(tiny_cfg(), K)
+    teacher = build_model(tiny_cfg("IDEBaseline"), K)
+    pairs = [
+        (model.reid.backbone, teacher.backbone),
+        (model.reid.classifier, teacher.classifier),
+        (model.reid.classifier_fine, teacher.classifier),
+    ]
+
+    def same(a, b):
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    assert not any(same(a, b) for a, b in pairs)
+    init_appearance_encoder(model.reid, teacher)
+    assert all(same(a, b) for a, b in pairs)
+
+
+def test_init_ea_refuses_a_teacher_of_another_shape():
+    from dgnet_plugin.config import ConfigError
+    from dgnet_plugin.methods.dgnet.teacher import init_appearance_encoder
+
+    model = build_model(tiny_cfg(), K)
+    other = tiny_cfg("IDEBaseline")
+    other.MODEL.HEADS.EMBED_DIM = 64
+    with pytest.raises(ConfigError, match="INIT_EA.*EMBED_DIM"):
+        init_appearance_encoder(model.reid, build_model(other, K))

@@ -49,6 +49,14 @@ _D.MODEL.TEACHER.TRAIN_BN = True  # official train_bn: teacher BN uses batch sta
 # model was trained with (the teacher is only used after the 30k warm-up, so there the
 # teacher always runs with dropout).
 _D.MODEL.TEACHER.DROPOUT_AFTER = 5000
+# Not in the paper or the official code (a small-budget option, e.g. the CPU demo): Ea's
+# backbone and both heads start from the trained teacher at iteration 0 instead of ImageNet.
+_D.MODEL.TEACHER.INIT_EA = False
+
+_D.VIS = CN()
+# Iterations between generation measures (self-reconstruction SSIM and swap measures on 128
+# held-out queries, written to metrics.json as generation/*); 0 = only at the end of training.
+_D.VIS.QUALITY_PERIOD = 0
 
 _D.LOSS = CN()
 _D.LOSS.RECON_X = 5.0  # recon_x_w   L_img1

@@ -18,7 +18,7 @@ from ...utils.visualization import save_grid
 from .generation.quality import reconstruction_ssim, swap_measures
 from .generation.swap import save_swap_grid
 from .schedule import DGNET_LOSS_TERMS, dgnet_loss_weights
-from .teacher import load_teacher
+from .teacher import init_appearance_encoder, load_teacher, uses_teacher
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -87,15 +87,21 @@ class DGNetEngine(IterationTrainer):
 
     def build_hooks(self) -> list:
         """The core's hooks, then :class:`GenerationQuality` (after the final evaluation)."""
-        return [*super().build_hooks(), GenerationQuality()]
+        return [
+            *super().build_hooks(),
+            GenerationQuality(period=self.cfg.VIS.QUALITY_PERIOD),
+        ]
 
     def set_teacher(self, teacher) -> None:
         """Use ``teacher`` (frozen, on the device) for the primary-feature term."""
         self.teacher = self.speed.prepare(teacher)
 
     def train(self) -> dict:
-        if self.cfg.LOSS.TEACHER_MAX > 0 and self.teacher is None:
+        if uses_teacher(self.cfg) and self.teacher is None:
             self.set_teacher(load_teacher(self.cfg, self.num_classes, self.device))
+            fresh = self.iter == 0 and not self.cfg.MODEL.WEIGHTS
+            if self.cfg.MODEL.TEACHER.INIT_EA and fresh:
+                init_appearance_encoder(self.model.reid, self.teacher)
         return super().train()
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
@@ -196,37 +202,62 @@ class DGNetEngine(IterationTrainer):
 
 
 class GenerationQuality(HookBase):
-    """At the end of training (rank 0): what the generator's images show, as numbers, on up
-    to ``num_images`` held-out images (the first test set's queries; the training images
-    when there is no test set): the self-reconstruction SSIM beside a random other image's
-    and a blurred copy's (:func:`~.generation.quality.reconstruction_ssim`), and the swap
-    measures (:func:`~.generation.quality.swap_measures`). Logged as a table and written to
-    ``metrics.json`` as ``generation/<name>`` at the final iteration."""
+    """What the generator's images show, as numbers, on up to ``num_images`` held-out images
+    (the first test set's queries; the training images when there is no test set): the
+    self-reconstruction SSIM beside a random other image's and a blurred copy's
+    (:func:`~.generation.quality.reconstruction_ssim`), and the swap measures
+    (:func:`~.generation.quality.swap_measures`). Rank 0, at the end of training and every
+    ``period`` iterations (``VIS.QUALITY_PERIOD``; 0 = at the end only). Logged as a table and
+    written to ``metrics.json`` as ``generation/<name>`` at that iteration (the SSIM-against-
+    iterations curve of a run)."""
 
-    def __init__(self, num_images: int = 128):
-        self.num_images = num_images
+    def __init__(self, num_images: int = 128, period: int = 0):
+        self.num_images, self.period = num_images, period
+        self._x = None
 
-    def after_train(self) -> None:
+    def _images(self) -> torch.Tensor:
+        if self._x is None:
+            t = self.trainer
+            items = t.train_items
+            if t.test_sets:
+                items = next(iter(t.test_sets.values()))["query"].dataset.items
+            g = torch.Generator().manual_seed(t.cfg.SEED)
+            idx = torch.randperm(len(items), generator=g)[: self.num_images].tolist()
+            ds = ImageListDataset([items[i] for i in idx], build_transforms(t.cfg, False))
+            self._x = torch.stack([ds[i]["img"] for i in range(len(ds))])
+        return self._x.to(self.trainer.device)
+
+    def measure(self) -> dict[str, float]:
         t = self.trainer
-        if not t.completed or not comm.is_main_process():
-            return
-        items = t.train_items
-        if t.test_sets:
-            items = next(iter(t.test_sets.values()))["query"].dataset.items
-        g = torch.Generator().manual_seed(t.cfg.SEED)
-        idx = torch.randperm(len(items), generator=g)[: self.num_images].tolist()
-        ds = ImageListDataset([items[i] for i in idx], build_transforms(t.cfg, False))
-        x = torch.stack([ds[i]["img"] for i in range(len(ds))]).to(t.device)
+        x = self._images()
         mean, std = t.cfg.INPUT.PIXEL_MEAN, t.cfg.INPUT.PIXEL_STD
+        was_training = t.model.training
         t.model.eval()
-        with t.autocast():
-            found = {
-                **reconstruction_ssim(t.model, x, mean, std),
-                **swap_measures(t.model, x, mean, std),
-            }
-        t.model.train()
+        try:
+            with t.autocast():
+                found = {
+                    **reconstruction_ssim(t.model, x, mean, std),
+                    **swap_measures(t.model, x, mean, std),
+                }
+        finally:
+            t.model.train(was_training)
         rows = "\n".join(f"  {k:36s} {v:.4f}" for k, v in found.items())
         logger.info(
             "Generated images at iteration %d (%d held-out images):\n%s", t.iter, len(x), rows
         )
         t.metrics.write({"iteration": t.iter, **{f"generation/{k}": v for k, v in found.items()}})
+        return found
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if (
+            self.period > 0
+            and t.iter % self.period == 0
+            and t.iter < t.max_iter
+            and comm.is_main_process()
+        ):
+            self.measure()
+
+    def after_train(self) -> None:
+        if self.trainer.completed and comm.is_main_process():
+            self.measure()

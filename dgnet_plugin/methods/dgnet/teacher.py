@@ -80,6 +80,41 @@ def load_teacher(cfg, num_classes: int, device):
     return teacher
 
 
+def uses_teacher(cfg) -> bool:
+    """Whether the run needs the teacher: the primary-feature term is on
+    (``LOSS.TEACHER_MAX > 0``) or Ea starts from it (``MODEL.TEACHER.INIT_EA``)."""
+    return cfg.LOSS.TEACHER_MAX > 0 or cfg.MODEL.TEACHER.INIT_EA
+
+
+def init_appearance_encoder(ea, teacher) -> None:
+    """Copy the trained teacher into Ea (``MODEL.TEACHER.INIT_EA``, not in the paper: a
+    small-budget option): Ea's backbone gets the teacher's backbone, and both of Ea's heads
+    (primary and fine-grained) get the teacher's embedding head, so Ea starts at the teacher's
+    re-ID accuracy instead of ImageNet features and untrained classifiers.
+
+    Raises:
+        ConfigError: the teacher's backbone or head has other layers or shapes than Ea's
+            (a teacher config with another ``MODEL.BACKBONE.NAME`` or ``MODEL.HEADS``).
+    """
+    pairs = [
+        (ea.backbone, teacher.reid.backbone, "backbone"),
+        (ea.classifier, teacher.reid.classifier, "head"),
+        (ea.classifier_fine, teacher.reid.classifier, "head"),
+    ]
+    for dst, src, what in pairs:
+        mine, theirs = dst.state_dict(), src.state_dict()
+        bad = [k for k in mine if k not in theirs or tuple(theirs[k].shape) != tuple(mine[k].shape)]
+        if bad or set(theirs) - set(mine):
+            raise ConfigError(
+                f"MODEL.TEACHER.INIT_EA: the teacher's {what} does not match Ea's (differing "
+                f"tensors: {', '.join((bad or sorted(set(theirs) - set(mine)))[:4])}); train the "
+                "teacher with the same MODEL.BACKBONE and MODEL.HEADS.EMBED_DIM as DG-Net, or "
+                "set MODEL.TEACHER.INIT_EA False"
+            )
+        dst.load_state_dict(theirs)
+    logger.info("Ea initialised from the teacher (MODEL.TEACHER.INIT_EA)")
+
+
 def train_missing_teacher(cfg) -> None:
     """DG-Net's ``before_training`` step: when ``MODEL.TEACHER.WEIGHTS`` does not exist and
     ``MODEL.TEACHER.CONFIG`` is set, train the teacher with that config on the same
@@ -92,7 +127,7 @@ def train_missing_teacher(cfg) -> None:
     t = cfg.MODEL.TEACHER
     if is_remote_spec(t.WEIGHTS):
         return  # zoo:// or a URL: load_teacher downloads it, there is nothing to train
-    if cfg.LOSS.TEACHER_MAX <= 0 or os.path.isfile(t.WEIGHTS):
+    if not uses_teacher(cfg) or os.path.isfile(t.WEIGHTS):
         if os.path.isfile(t.WEIGHTS):
             logger.info("Reusing teacher %s", t.WEIGHTS)
         return
