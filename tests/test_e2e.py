@@ -39,6 +39,8 @@ def dgnet_opts(root, out, tmp, max_iter):
         "2",
         "VIS.NUM_IMAGES",
         "4",
+        "VIS.QUALITY_PERIOD",
+        "3",
         "DATALOADER.IMS_PER_BATCH",
         "3",
         *NO_WARMUP_OPTS,
@@ -236,10 +238,11 @@ def test_corrupt_image_is_a_clear_error(tiny_market, tmp_path, capsys):
 
 def test_the_generated_images_are_measured_at_the_end(trained):
     """DG-Net's GenerationQuality hook: self-reconstruction SSIM beside its references, and
-    the swap measures, in metrics.json and log.txt at the final iteration."""
+    the swap measures, in metrics.json and log.txt every VIS.QUALITY_PERIOD (3) iterations and
+    at the final iteration of each run (4, then 6 after the resume)."""
     _, out, _ = trained
     recs = [r for r in read_json_lines(str(out / "metrics.json")) if "generation/recon_ssim" in r]
-    assert [r["iteration"] for r in recs] == [4, 6]
+    assert [r["iteration"] for r in recs] == [3, 4, 6]
     for k in ("recon_ssim", "random_image_ssim", "blurred_copy_ssim"):
         assert -1.0 <= recs[-1][f"generation/{k}"] <= 1.0
     for k in ("colour_distance_to_appearance", "colour_distance_to_structure"):
