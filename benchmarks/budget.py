@@ -165,14 +165,18 @@ def iterations_for(seconds: float, sec_per_iter: float, startup: float = 0.0, mi
 
 
 def train_for_budget(config_file: str, opts: list, seconds: float) -> dict:
-    """Train ``config_file`` + ``opts`` as ``tools/train_net.py`` does (fresh start: an
-    ``OUTPUT_DIR`` holding checkpoints is overwritten), with a :class:`TimeBudget` of
-    ``seconds`` (0 = none). Returns ``{results, iterations, max_iter, seconds, cut,
-    output_dir}``: ``results`` is the final evaluation ``{dataset: {Rank-1, ..., mINP}}``."""
+    """Train ``config_file`` + ``opts`` as ``tools/train_net.py`` does (fresh start: the
+    checkpoints and ``metrics.json`` of an earlier run in ``OUTPUT_DIR`` are deleted), with a
+    :class:`TimeBudget` of ``seconds`` (0 = none). Returns ``{results, iterations, max_iter,
+    seconds, cut, output_dir, batch}``: ``results`` is the final evaluation ``{dataset:
+    {Rank-1, ..., mINP}}``."""
     cfg = load_cfg_file(config_file, opts, freeze=False)
     method = method_of_engine(cfg.ENGINE.NAME)
     budget = TimeBudget(seconds)
     with open_run(cfg, resume=False, overwrite=True, extra_rules=method.config_rules):
+        stale = os.path.join(cfg.OUTPUT_DIR, "metrics.json")  # an earlier run's records
+        if os.path.isfile(stale):
+            os.remove(stale)
         default_setup(cfg, config_file, opts)
         scan_datasets(cfg)
         if method.before_training is not None:
