@@ -163,6 +163,7 @@ def run_torchreid(args, seconds: float, quiet: bool) -> dict:
     model and test loaders to evaluate."""
     out = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
     h, w = args.size
+    tr.utils.set_random_seed(args.seed)
     with out:
         dm = tr.ImageDataManager(
             root=args.root,
@@ -191,7 +192,6 @@ def run_torchreid(args, seconds: float, quiet: bool) -> dict:
     loader = UntilDeadline(engine.train_loader)
     engine.train_loader = loader
     engine.max_epoch = 10**6  # read by Engine.train's ETA print only
-    tr.utils.set_random_seed(args.seed)
     epochs = 0
     t0 = time.perf_counter()
     loader.deadline = t0 + seconds if seconds > 0 else float("inf")
