@@ -21,13 +21,14 @@ full cost, every loss term computed; the teacher loaded); ``SOLVER.MAX_ITER = fl
 start-up) / median s per iteration)``; then ``SOLVER.STEPS`` (both) and ``LOSS.WARM_ITER`` /
 ``LOSS.WARM_TEACHER_ITER`` (DG-Net) are multiplied by ``MAX_ITER_new / MAX_ITER_config`` and
 rounded, so that LR decays and warm-up starts fall at the same fraction of the run as in the
-config (with the CPU demo configs: LR x0.1 at 5/6 of the IDE run and at 4/5 of DG-Net's; DG-Net's
-code, cycle and teacher terms start at 1/2). Rates per iteration (``LOSS.WARM_SCALE``) are
-not scaled: after its start a ramp takes as many iterations as in the config (the demo's:
-40 to reach the code weights' maximum, 80 the cycle and teacher weights'), a smaller
-fraction of a longer run. A guard ends a run early, as a completed run, if its training loop
-reaches the budget anyway (the table says "cut"). ``--ide-iters`` / ``--dgnet-iters`` set
-``MAX_ITER`` without a probe (``--minutes 0``: no guard either).
+config (the CPU demo configs of 2026-12-01: LR x0.1 at 5/6 of both runs; DG-Net's code,
+cycle and teacher terms start at 1/2). Rates per iteration (``LOSS.WARM_SCALE``) are not
+scaled: after its start a ramp takes as many iterations as in the config (the demo's: 40 to
+reach the code weights' maximum, 80 the cycle and teacher weights'), a smaller fraction of a
+longer run. Periods (``VIS.PERIOD``, DG-Net's quality measures, checkpoints) stay the
+config's: their cost is inside the budget. A guard ends a run early, as a completed run, if
+its training loop reaches the budget anyway (the table says "cut"). ``--ide-iters`` /
+``--dgnet-iters`` set ``MAX_ITER`` without a probe (``--minutes 0``: no guard either).
 
 Each run also gets ``SOLVER.CHECKPOINT_KEEP 2`` (disk) and ``TEST.EVAL_PERIOD 0`` (one
 evaluation, at the end); everything else is the config's. The time counted is the training
