@@ -229,3 +229,16 @@ def init_weights(module: nn.Module, kind: str = "kaiming", std: float = 0.02) ->
                 raise ValueError(f"unknown init '{kind}' (kaiming | gaussian)")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def renormalize(x: torch.Tensor, mean_in, std_in, mean_out, std_out) -> torch.Tensor:
+    """Re-express a normalised ``(N, C, H, W)`` batch in other per-channel statistics:
+    ``((x * std_in + mean_in) - mean_out) / std_out`` (sequences of ``C`` values, or one
+    value for all channels). E.g. ImageNet-normalised -> ``[-1, 1]`` (GAN range) with
+    ``mean_out = std_out = 0.5``, and back: the resolution bridge between a re-ID network's
+    input and a translator's (AlignGAN's ``process_images_4_encoder``; D2RL's cascade)."""
+
+    def col(v):
+        return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+
+    return (x * col(std_in) + col(mean_in) - col(mean_out)) / col(std_out)
