@@ -242,3 +242,30 @@ def renormalize(x: torch.Tensor, mean_in, std_in, mean_out, std_out) -> torch.Te
         return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
 
     return (x * col(std_in) + col(mean_in) - col(mean_out)) / col(std_out)
+
+
+class NonLocalBlock(nn.Module):
+    """Embedded-Gaussian non-local block (Wang et al., "Non-local Neural Networks", CVPR 2018,
+    Eq. 1-2 with a zero-initialised BN'd output projection, so the block starts as the
+    identity): ``(N, C, H, W) -> (N, C, H, W)``, ``y = x + BN(W_z (softmax(theta(x)^T phi(x))
+    g(x)))`` with ``theta``, ``phi``, ``g`` 1x1 convolutions to ``C / reduction`` channels.
+    The block AGW inserts into its shared ResNet stages (Ye et al., TPAMI 2021)."""
+
+    def __init__(self, channels: int, reduction: int = 2):
+        super().__init__()
+        inner = max(channels // reduction, 1)
+        self.theta = nn.Conv2d(channels, inner, 1)
+        self.phi = nn.Conv2d(channels, inner, 1)
+        self.g = nn.Conv2d(channels, inner, 1)
+        self.out = nn.Sequential(nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
+        nn.init.zeros_(self.out[1].weight)
+        nn.init.zeros_(self.out[1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        t = self.theta(x).flatten(2).transpose(1, 2)  # (N, HW, C')
+        p = self.phi(x).flatten(2)  # (N, C', HW)
+        g = self.g(x).flatten(2).transpose(1, 2)  # (N, HW, C')
+        attn = torch.softmax(t @ p, dim=-1)  # (N, HW, HW)
+        y = (attn @ g).transpose(1, 2).reshape(n, -1, h, w)
+        return x + self.out(y)
