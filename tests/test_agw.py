@@ -83,17 +83,42 @@ def test_agw_trains_and_evaluates_through_train_net(tmp_path):
 
     vi, out = tmp_path / "vi", tmp_path / "run"
     opts = [
-        "MODEL.BACKBONE.PRETRAIN_PATH", str(MOBILENET_WEIGHTS),
-        "INPUT.SIZE_TRAIN", "(32, 16)", "INPUT.SIZE_TEST", "(32, 16)",
-        "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1",
-        "SOLVER.STEPS", "(1,)", "LOG_PERIOD", "1",
-        "DATALOADER.NUM_IDS", "3", "DATALOADER.NUM_INSTANCES", "1",
-        "DATASETS.VI_PROXY.SOURCE", str(SHARED_DATA / "cuhk03_64x128"),
-        "DATASETS.VI_PROXY.SAMPLES", str(VI_REID),
-        "DATASETS.VI_PROXY.ROOT", str(vi), "DATASETS.VI_PROXY.NUM_IDS", "(6, 3)",
-        "DATASETS.NAMES", f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
-        "DATASETS.TESTS", f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
-        "TEST.CROSS_MODALITY.TRIALS", "2", "TEST.CROSS_MODALITY.SHOTS", "('single',)",
+        "MODEL.BACKBONE.PRETRAIN_PATH",
+        str(MOBILENET_WEIGHTS),
+        "INPUT.SIZE_TRAIN",
+        "(32, 16)",
+        "INPUT.SIZE_TEST",
+        "(32, 16)",
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_ITER",
+        "2",
+        "SOLVER.WARMUP_ITERS",
+        "1",
+        "SOLVER.STEPS",
+        "(1,)",
+        "LOG_PERIOD",
+        "1",
+        "DATALOADER.NUM_IDS",
+        "3",
+        "DATALOADER.NUM_INSTANCES",
+        "1",
+        "DATASETS.VI_PROXY.SOURCE",
+        str(SHARED_DATA / "cuhk03_64x128"),
+        "DATASETS.VI_PROXY.SAMPLES",
+        str(VI_REID),
+        "DATASETS.VI_PROXY.ROOT",
+        str(vi),
+        "DATASETS.VI_PROXY.NUM_IDS",
+        "(6, 3)",
+        "DATASETS.NAMES",
+        f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
+        "DATASETS.TESTS",
+        f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
+        "TEST.CROSS_MODALITY.TRIALS",
+        "2",
+        "TEST.CROSS_MODALITY.SHOTS",
+        "('single',)",
     ]
     assert train_net.cli(["--config-file", str(REPO / "configs" / "agw_cpu_demo.yml"), *opts]) == 0
     recs = read_json_lines(str(out / "metrics.json"))
@@ -101,4 +126,7 @@ def test_agw_trains_and_evaluates_through_train_net(tmp_path):
     assert {"id", "wrt"} <= set(losses[0])
     final = [r for r in recs if any("Rank-1" in k for k in r)][-1]
     key = "sysu_mm01@SYSU-MM01-proxy all-search single-shot/Rank-1"
-    assert 0 <= final[key] <= 100 and "sysu_mm01@SYSU-MM01-proxy indoor-search single-shot/mAP" in final
+    assert (
+        0 <= final[key] <= 100
+        and "sysu_mm01@SYSU-MM01-proxy indoor-search single-shot/mAP" in final
+    )

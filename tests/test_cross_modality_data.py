@@ -138,8 +138,9 @@ def test_cross_modality_batches_share_identity_order(vi_root):
     seq = build_cross_modality_loader(cfg, items, mods)
     next(seq)
     second = next(seq)
-    assert torch.equal(next(build_cross_modality_loader(cfg, items, mods, 1))["pid_v"],
-                       second["pid_v"])
+    assert torch.equal(
+        next(build_cross_modality_loader(cfg, items, mods, 1))["pid_v"], second["pid_v"]
+    )
 
 
 def test_test_loaders_read_infrared_as_one_channel(vi_root):

@@ -143,9 +143,19 @@ def test_regdb_both_directions():
 
 
 def test_table_shows_mean_std_and_labelled_reported_numbers():
-    rows = {"D2RL (ours)": {"sysu_mm01 all-search single-shot": {
-        "Rank-1": 12.5, "Rank-1_std": 1.25, "Rank-10": 50.0, "Rank-20": 60.0, "mAP": 10.0,
-        "mINP": 5.0, "trials": 10}}}
+    rows = {
+        "D2RL (ours)": {
+            "sysu_mm01 all-search single-shot": {
+                "Rank-1": 12.5,
+                "Rank-1_std": 1.25,
+                "Rank-10": 50.0,
+                "Rank-20": 60.0,
+                "mAP": 10.0,
+                "mINP": 5.0,
+                "trials": 10,
+            }
+        }
+    }
     table = format_cross_modality_table(rows)
     assert "12.50 ± 1.25" in table
     assert "D2RL (reported)" in table and "28.90" in table and "AGW (reported)" in table

@@ -16,10 +16,24 @@ from dgnet_plugin.modeling.generators import UNITTranslator
 from dgnet_plugin.utils.events import read_json_lines
 
 TINY = [
-    "MODEL.GEN.DIM", "4", "MODEL.GEN.N_RES", "2", "MODEL.DIS.DIM", "4",
-    "MODEL.DIS.NUM_SCALES", "1", "MODEL.D2RL.FC_DIM", "32", "MODEL.D2RL.EMBED_DIM", "8",
-    "INPUT.SIZE_TRAIN", "(32, 16)", "INPUT.SIZE_TEST", "(32, 16)",
-    "MODEL.BACKBONE.PRETRAIN_PATH", str(MOBILENET_WEIGHTS),
+    "MODEL.GEN.DIM",
+    "4",
+    "MODEL.GEN.N_RES",
+    "2",
+    "MODEL.DIS.DIM",
+    "4",
+    "MODEL.DIS.NUM_SCALES",
+    "1",
+    "MODEL.D2RL.FC_DIM",
+    "32",
+    "MODEL.D2RL.EMBED_DIM",
+    "8",
+    "INPUT.SIZE_TRAIN",
+    "(32, 16)",
+    "INPUT.SIZE_TEST",
+    "(32, 16)",
+    "MODEL.BACKBONE.PRETRAIN_PATH",
+    str(MOBILENET_WEIGHTS),
 ]
 
 
@@ -41,7 +55,9 @@ def test_unit_translator_shapes_ranges_and_shared_latent():
     g.zero_grad()
     g(x, "a", "a").abs().mean().backward()
     grads = {n: p.grad is not None and p.grad.abs().sum() > 0 for n, p in g.named_parameters()}
-    assert all(v for n, v in grads.items() if n.startswith(("enc_a", "enc_shared", "dec_shared", "dec_a")))
+    assert all(
+        v for n, v in grads.items() if n.startswith(("enc_a", "enc_shared", "dec_shared", "dec_a"))
+    )
     assert not any(v for n, v in grads.items() if n.startswith(("enc_b", "dec_b")))
     with pytest.raises(ValueError, match="N_SHARED"):
         UNITTranslator(n_res=1, n_shared=2)
@@ -70,7 +86,9 @@ def test_which_losses_reach_which_subnetwork(model):
     pids = torch.tensor([0, 0, 1, 1])
     # image level: the translators only (the discriminators' grads are zeroed before their step)
     m.zero_grad()
-    terms, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS)
+    terms, img = unit_translation_losses(
+        m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS
+    )
     sum(terms.values()).backward()
     assert set(terms) == {"kl", "recon_x", "gan", "cyc_x", "cyc_kl"}
     assert _grads(m.gen) and not _grads(m.reid_net)
@@ -78,7 +96,9 @@ def test_which_losses_reach_which_subnetwork(model):
     # translation directions (visible -> IR: enc_a, dec_b; IR -> visible: enc_b, dec_a)
     m.zero_grad()
     _, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS)
-    u = torch.cat([m.unified(x, m.from_gan(img["y_fake"])), m.unified(y, m.from_gan(img["x_fake"]))])
+    u = torch.cat(
+        [m.unified(x, m.from_gan(img["y_fake"])), m.unified(y, m.from_gan(img["x_fake"]))]
+    )
     assert u.shape == (8, 4, 32, 16)
     assert torch.equal(u[:4, :3], x) and torch.equal(u[4:, 3:], y)  # real halves kept
     sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
@@ -88,8 +108,12 @@ def test_which_losses_reach_which_subnetwork(model):
     assert not _grads(m.dis_v) and not _grads(m.dis_i)
     # detached (MODEL.D2RL.REID_GRAD_TO_GEN False): the re-ID losses stop at T_F
     m.zero_grad()
-    u = torch.cat([m.unified(x, m.from_gan(img["y_fake"]).detach()),
-                   m.unified(y, m.from_gan(img["x_fake"]).detach())])
+    u = torch.cat(
+        [
+            m.unified(x, m.from_gan(img["y_fake"]).detach()),
+            m.unified(y, m.from_gan(img["x_fake"]).detach()),
+        ]
+    )
     sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
     assert _grads(m.reid_net) and not _grads(m.gen)
 
@@ -119,15 +143,39 @@ def test_d2rl_trains_and_evaluates_through_the_tools(tmp_path):
     vi = tmp_path / "vi"
     out = tmp_path / "run"
     opts = [
-        *TINY, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "3", "LOG_PERIOD", "1",
-        "MODEL.D2RL.WARMUP_GEN_ITER", "1", "MODEL.D2RL.WARMUP_REID_ITER", "1",
-        "DATALOADER.NUM_IDS", "3", "DATALOADER.NUM_INSTANCES", "1",
-        "DATASETS.VI_PROXY.SOURCE", str(SHARED_DATA / "cuhk03_64x128"),
-        "DATASETS.VI_PROXY.SAMPLES", str(VI_REID),
-        "DATASETS.VI_PROXY.ROOT", str(vi), "DATASETS.VI_PROXY.NUM_IDS", "(6, 3)",
-        "DATASETS.NAMES", f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
-        "DATASETS.TESTS", f"('sysu_mm01@{vi}/SYSU-MM01-samples', 'regdb@{vi}/RegDB-samples')",
-        "TEST.CROSS_MODALITY.TRIALS", "2", "TEST.IMS_PER_BATCH", "64", "VIS.PERIOD", "2",
+        *TINY,
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_ITER",
+        "3",
+        "LOG_PERIOD",
+        "1",
+        "MODEL.D2RL.WARMUP_GEN_ITER",
+        "1",
+        "MODEL.D2RL.WARMUP_REID_ITER",
+        "1",
+        "DATALOADER.NUM_IDS",
+        "3",
+        "DATALOADER.NUM_INSTANCES",
+        "1",
+        "DATASETS.VI_PROXY.SOURCE",
+        str(SHARED_DATA / "cuhk03_64x128"),
+        "DATASETS.VI_PROXY.SAMPLES",
+        str(VI_REID),
+        "DATASETS.VI_PROXY.ROOT",
+        str(vi),
+        "DATASETS.VI_PROXY.NUM_IDS",
+        "(6, 3)",
+        "DATASETS.NAMES",
+        f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
+        "DATASETS.TESTS",
+        f"('sysu_mm01@{vi}/SYSU-MM01-samples', 'regdb@{vi}/RegDB-samples')",
+        "TEST.CROSS_MODALITY.TRIALS",
+        "2",
+        "TEST.IMS_PER_BATCH",
+        "64",
+        "VIS.PERIOD",
+        "2",
     ]
     cfg = str(REPO / "configs" / "d2rl_cpu_demo.yml")
     assert train_net.cli(["--config-file", cfg, *opts]) == 0
@@ -152,11 +200,25 @@ def test_d2rl_trains_and_evaluates_through_the_tools(tmp_path):
     folder.mkdir()
     for f in ("0001_c3_0.png", "0002_c6_1.png"):
         (folder / f).symlink_to(VI_REID / "sysu_mm01_example" / f)
-    res = generate.main(generate.build_parser().parse_args([
-        "translate", "--config-file", str(out / "config.yaml"), "--weights",
-        str(out / "model_final.pth"), "--device", "cpu", "--images", str(folder),
-        "--direction", "i2v", "--output-dir", str(tmp_path / "tr"),
-    ]))
+    res = generate.main(
+        generate.build_parser().parse_args(
+            [
+                "translate",
+                "--config-file",
+                str(out / "config.yaml"),
+                "--weights",
+                str(out / "model_final.pth"),
+                "--device",
+                "cpu",
+                "--images",
+                str(folder),
+                "--direction",
+                "i2v",
+                "--output-dir",
+                str(tmp_path / "tr"),
+            ]
+        )
+    )
     assert len(res["written"]) == 2 and (tmp_path / "tr" / "grid_i2v.jpg").is_file()
     from PIL import Image
 

@@ -89,8 +89,10 @@ def read_sysu_ids(path: str) -> list[int]:
         ValueError: an entry is not an integer (the message names the file and the entry).
     """
     if not os.path.isfile(path):
-        raise DatasetNotFoundError(f"sysu_mm01: '{path}' is missing; " + sysu_mm01_help(
-            os.path.dirname(os.path.dirname(path))))
+        raise DatasetNotFoundError(
+            f"sysu_mm01: '{path}' is missing; "
+            + sysu_mm01_help(os.path.dirname(os.path.dirname(path)))
+        )
     with open(path) as f:
         text = f.read()
     ids = []
@@ -161,7 +163,9 @@ class SYSUMM01(CrossModalityDataset):
 
     def __init__(self, root: str = "", **kwargs):
         root = _find_root(root, "exp", "SYSU-MM01")
-        missing = [f"cam{c}" for c in range(1, 7) if not os.path.isdir(os.path.join(root, f"cam{c}"))]
+        missing = [
+            f"cam{c}" for c in range(1, 7) if not os.path.isdir(os.path.join(root, f"cam{c}"))
+        ]
         if not os.path.isdir(os.path.join(root, "exp")):
             missing.append("exp")
         if missing:
@@ -300,7 +304,10 @@ def modality_transforms(cfg, is_train: bool) -> dict:
     recipe (:func:`~.transforms.build_transforms`)."""
     from .transforms import build_transforms
 
-    return {VISIBLE: build_transforms(cfg, is_train, 3), INFRARED: build_transforms(cfg, is_train, 1)}
+    return {
+        VISIBLE: build_transforms(cfg, is_train, 3),
+        INFRARED: build_transforms(cfg, is_train, 1),
+    }
 
 
 def load_cross_modality_train_set(cfg):

@@ -79,7 +79,9 @@ def _cuhk03_people(source: str, count: int) -> list[tuple[int, list[str], list[s
     with open(labels, newline="") as f:
         for row in csv.DictReader(f):
             pid, view = int(row["person_id"]), int(row["camera_view"])
-            views.setdefault(pid, ([], []))[view - 1].append(os.path.join(source, "images", row["file"]))
+            views.setdefault(pid, ([], []))[view - 1].append(
+                os.path.join(source, "images", row["file"])
+            )
     people = [(p, sorted(v1), sorted(v2)) for p, (v1, v2) in sorted(views.items()) if v1 and v2]
     if len(people) < count:
         raise ValueError(f"{source}: {len(people)} people with both views, {count} asked for")
@@ -88,8 +90,12 @@ def _cuhk03_people(source: str, count: int) -> list[tuple[int, list[str], list[s
 
 def build_sysu_proxy(source: str, out: str, num_train: int, num_test: int) -> str:
     """Write the SYSU-MM01-layout proxy (module docstring) to ``out``; returns ``out``."""
-    settings = {"layout": "sysu_mm01", "source": os.path.abspath(source),
-                "num_train": num_train, "num_test": num_test}
+    settings = {
+        "layout": "sysu_mm01",
+        "source": os.path.abspath(source),
+        "num_train": num_train,
+        "num_test": num_test,
+    }
     if _marker_ok(out, settings):
         return out
     people = _cuhk03_people(source, num_train + num_test)
@@ -107,25 +113,38 @@ def build_sysu_proxy(source: str, out: str, num_train: int, num_test: int) -> st
     for c in range(1, 7):
         os.makedirs(os.path.join(out, f"cam{c}"), exist_ok=True)
     ids = list(range(1, len(people) + 1))
-    for name, part in (("train_id", ids[:num_train]), ("val_id", []),
-                       ("test_id", ids[num_train:]), ("available_id", ids)):
+    for name, part in (
+        ("train_id", ids[:num_train]),
+        ("val_id", []),
+        ("test_id", ids[num_train:]),
+        ("available_id", ids),
+    ):
         with open(os.path.join(out, "exp", f"{name}.txt"), "w") as f:
             f.write(",".join(str(i) for i in part) + "\n")
-    _write_marker(out, settings, (
-        "PROXY, not SYSU-MM01: real CUHK03 crops in the SYSU-MM01 layout; view 2 rendered as "
-        "'infrared' by dgnet_plugin.data.vi_proxy.proxy_infrared (cam3, cam6). Original CUHK03 "
-        f"person ids, in order: {[p for p, _, _ in people]}"
-    ))
-    logger.info("Wrote the SYSU-MM01-layout proxy (%d + %d identities) to %s", num_train,
-                num_test, out)
+    _write_marker(
+        out,
+        settings,
+        (
+            "PROXY, not SYSU-MM01: real CUHK03 crops in the SYSU-MM01 layout; view 2 rendered as "
+            "'infrared' by dgnet_plugin.data.vi_proxy.proxy_infrared (cam3, cam6). Original CUHK03 "
+            f"person ids, in order: {[p for p, _, _ in people]}"
+        ),
+    )
+    logger.info(
+        "Wrote the SYSU-MM01-layout proxy (%d + %d identities) to %s", num_train, num_test, out
+    )
     return out
 
 
 def build_regdb_proxy(source: str, out: str, num_ids: int, trials: int = 10) -> str:
     """Write the RegDB-layout proxy (module docstring) to ``out``: ``num_ids`` identities, each
     trial a seeded (seed = trial) random half for training; returns ``out``."""
-    settings = {"layout": "regdb", "source": os.path.abspath(source), "num_ids": num_ids,
-                "trials": trials}
+    settings = {
+        "layout": "regdb",
+        "source": os.path.abspath(source),
+        "num_ids": num_ids,
+        "trials": trials,
+    }
     if _marker_ok(out, settings):
         return out
     people = _cuhk03_people(source, num_ids)
@@ -142,10 +161,14 @@ def build_regdb_proxy(source: str, out: str, num_ids: int, trials: int = 10) -> 
                 names.append(f"{mod.capitalize()}/{new_id}/{name}")
             files[mod][new_id] = names
     _write_regdb_index(out, files, trials)
-    _write_marker(out, settings, (
-        "PROXY, not RegDB: real CUHK03 crops in the RegDB layout; Thermal/ holds view 2 "
-        "rendered by dgnet_plugin.data.vi_proxy.proxy_infrared"
-    ))
+    _write_marker(
+        out,
+        settings,
+        (
+            "PROXY, not RegDB: real CUHK03 crops in the RegDB layout; Thermal/ holds view 2 "
+            "rendered by dgnet_plugin.data.vi_proxy.proxy_infrared"
+        ),
+    )
     logger.info("Wrote the RegDB-layout proxy (%d identities) to %s", num_ids, out)
     return out
 

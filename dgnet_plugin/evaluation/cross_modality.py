@@ -258,6 +258,4 @@ def format_cross_modality_table(rows: dict[str, dict[str, dict]], reported=REPOR
                 for method, m in by_method.items():
                     cells = [f"{m[k]:.2f}" if k in m else "–" for k in TABLE_METRICS]
                     table.append([f"{method} (reported)", s, "–", *cells])
-    return tabulate(
-        table, headers=["model", "setting", "trials", *TABLE_METRICS], tablefmt="pipe"
-    )
+    return tabulate(table, headers=["model", "setting", "trials", *TABLE_METRICS], tablefmt="pipe")

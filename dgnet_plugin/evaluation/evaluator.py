@@ -127,7 +127,16 @@ def _cross_modality(name: str, protocol: str, qf, gf, ids, t) -> dict:
     if protocol == "sysu_mm01":
         perm = load_rand_perm_cam(c.RAND_PERM_FILE) if c.RAND_PERM_FILE else None
         res = evaluate_sysu_mm01(
-            qf, gf, q_pids, g_pids, q_camids, g_camids, c.MODES, c.SHOTS, c.TRIALS, perm,
+            qf,
+            gf,
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            c.MODES,
+            c.SHOTS,
+            c.TRIALS,
+            perm,
             t.METRIC,
         )
     elif protocol == "regdb":
@@ -141,9 +150,7 @@ def _cross_modality(name: str, protocol: str, qf, gf, ids, t) -> dict:
 
 def _percent(metrics: dict) -> dict:
     return {
-        k: v if k == "trials" else 100.0 * v
-        for k, v in metrics.items()
-        if k != "num_valid_queries"
+        k: v if k == "trials" else 100.0 * v for k, v in metrics.items() if k != "num_valid_queries"
     }
 
 

@@ -39,7 +39,11 @@ def split_two_stream(backbone, non_local: bool):
     if name == "ResNet50Backbone":
         stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool)
         body = nn.Sequential(
-            backbone.layer1, backbone.layer2, *nl(512, 2), backbone.layer3, *nl(1024, 3),
+            backbone.layer1,
+            backbone.layer2,
+            *nl(512, 2),
+            backbone.layer3,
+            *nl(1024, 3),
             backbone.layer4,
         )
     elif name == "MobileNetV2Backbone":
@@ -75,8 +79,15 @@ class AGW(nn.Module):
 
     PROVIDES = ("reid",)
 
-    def __init__(self, backbone, num_classes: int, pool="gem", head="BNNeckHead", non_local=True,
-                 test_feature="bn"):
+    def __init__(
+        self,
+        backbone,
+        num_classes: int,
+        pool="gem",
+        head="BNNeckHead",
+        non_local=True,
+        test_feature="bn",
+    ):
         super().__init__()
         if test_feature not in ("bn", "pool"):
             raise ConfigError(f"MODEL.AGW.TEST_FEATURE '{test_feature}': bn | pool")
@@ -93,7 +104,9 @@ class AGW(nn.Module):
     @classmethod
     def from_config(cls, cfg, num_classes: int) -> AGW:
         if cfg.MODEL.BACKBONE.IN_CHANNELS != 3:
-            raise ConfigError("AGW: MODEL.BACKBONE.IN_CHANNELS must be 3 (the infrared stem is derived)")
+            raise ConfigError(
+                "AGW: MODEL.BACKBONE.IN_CHANNELS must be 3 (the infrared stem is derived)"
+            )
         a, h = cfg.MODEL.AGW, cfg.MODEL.HEADS
         return cls(build_backbone(cfg), num_classes, h.POOL, h.NAME, a.NON_LOCAL, a.TEST_FEATURE)
 
@@ -102,7 +115,9 @@ class AGW(nn.Module):
             return self.stem_v(x)
         if x.shape[1] == 1:
             return self.stem_i(x)
-        raise ValueError(f"AGW reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}")
+        raise ValueError(
+            f"AGW reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}"
+        )
 
     def _heads(self, fmap: torch.Tensor):
         f = global_pool(fmap, self.pool)

@@ -26,7 +26,9 @@ from .engine import save_translation_grid, translation_rows
 def _translate_args(p) -> None:
     p.add_argument("--images", nargs="+", required=True, help="a folder or image files")
     p.add_argument(
-        "--direction", choices=("v2i", "i2v"), required=True,
+        "--direction",
+        choices=("v2i", "i2v"),
+        required=True,
         help="v2i: visible -> infrared; i2v: infrared -> visible",
     )
     p.add_argument("--output-dir", default="translated", help="default: translated/")
@@ -34,8 +36,9 @@ def _translate_args(p) -> None:
 
 
 @torch.no_grad()
-def translate_folder(model, cfg, sources, direction: str, output_dir: str, batch_size=32,
-                     grid: int = 8) -> dict:
+def translate_folder(
+    model, cfg, sources, direction: str, output_dir: str, batch_size=32, grid: int = 8
+) -> dict:
     """Translate the images of ``sources`` (module docstring); returns ``{written: [paths],
     grid: path}``."""
     device = next(model.parameters()).device
@@ -55,22 +58,27 @@ def translate_folder(model, cfg, sources, direction: str, output_dir: str, batch
             out = os.path.join(output_dir, os.path.splitext(os.path.basename(p))[0] + ".png")
             save_image(img, out)
             written.append(out)
-    rows = translation_rows(model, first if src == VISIBLE else None,
-                            first if src == INFRARED else None)
+    rows = translation_rows(
+        model, first if src == VISIBLE else None, first if src == INFRARED else None
+    )
     grid_path = os.path.join(output_dir, f"grid_{direction}.jpg")
     save_translation_grid(rows, grid_path)
     return {"written": written, "grid": grid_path}
 
 
 def _translate(args, model, cfg) -> dict:
-    out = translate_folder(model, cfg, args.images, args.direction, args.output_dir,
-                           args.batch_size, args.grid)
+    out = translate_folder(
+        model, cfg, args.images, args.direction, args.output_dir, args.batch_size, args.grid
+    )
     print(f"wrote {len(out['written'])} translations and {out['grid']} (real, translated, cycled)")
     return out
 
 
 #: command -> (help, add_arguments(parser), run(args, model, cfg))
 GENERATION_COMMANDS = {
-    "translate": ("visible <-> infrared translation of a folder + grid", _translate_args,
-                  _translate),
+    "translate": (
+        "visible <-> infrared translation of a folder + grid",
+        _translate_args,
+        _translate,
+    ),
 }

@@ -52,6 +52,7 @@ _D.LOSS.ID_W = 1.0  # [ours] cross-entropy over the N_p training identities
 _D.LOSS.TRIPLET_W = 1.0  # [ours] batch-hard triplet on the FC-128 embedding
 _D.LOSS.TRIPLET_MARGIN = 0.3  # [ours, torchreid default]
 
+
 def add_d2rl_config(cfg: CN) -> CN:
     """Add the D2RL keys that ``cfg`` does not have yet; its engine and meta-architecture
     unless ``cfg`` names others."""

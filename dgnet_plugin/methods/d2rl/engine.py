@@ -28,7 +28,14 @@ import torch
 from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
-from ...losses import id_loss, lsgan_dis_loss, lsgan_gen_loss, recon_l1_loss, triplet_loss, vae_kl_loss
+from ...losses import (
+    id_loss,
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    recon_l1_loss,
+    triplet_loss,
+    vae_kl_loss,
+)
 from ...utils.visualization import save_grid
 from .meta_arch import IR, VIS
 
@@ -98,7 +105,9 @@ class D2RLEngine(IterationTrainer):
             opt = build_adam(net, getattr(cfg.SOLVER, name.upper()), dev)
             self.register_optimizer(name, opt, build_iter_scheduler(opt, steps, g))
         opt = build_reid_optimizer(cfg, m.reid_net, ["fc", "embed", "classifier"], dev)
-        self.register_optimizer("reid", opt, build_iter_scheduler(opt, steps, cfg.SOLVER.REID_GAMMA))
+        self.register_optimizer(
+            "reid", opt, build_iter_scheduler(opt, steps, cfg.SOLVER.REID_GAMMA)
+        )
         self._stream = None
         self._vis_batch = None
 
@@ -140,9 +149,7 @@ class D2RLEngine(IterationTrainer):
             if phase != "gen":
                 if not d.REID_GRAD_TO_GEN:
                     y_fake, x_fake = y_fake.detach(), x_fake.detach()
-                u = torch.cat(
-                    [m.unified(x, m.from_gan(y_fake)), m.unified(y, m.from_gan(x_fake))]
-                )
+                u = torch.cat([m.unified(x, m.from_gan(y_fake)), m.unified(y, m.from_gan(x_fake))])
                 pids = torch.cat([b["pid_v"], b["pid_i"]])
                 terms.update(reid_losses(m.reid_net, u, pids, w))
         total = sum(terms.values())

@@ -145,7 +145,9 @@ class D2RL(nn.Module):
         if x.shape[1] == 4:
             return x
         if x.shape[1] not in (1, 3):
-            raise ValueError(f"D2RL reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}")
+            raise ValueError(
+                f"D2RL reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}"
+            )
         return self.unified(x, self.translate(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
