@@ -93,12 +93,27 @@ _C.DATASETS.TESTS = ("market1501",)  # test sets, each evaluated on its own quer
 _C.DATASETS.SCAN = "quick"
 _C.DATASETS.MIN_IMAGE_SIZE = (16, 8)  # (H, W) below which an image is reported
 
+# Visible-infrared data built before training (dgnet_plugin.data.vi_proxy, run by the D2RL
+# and AGW methods): SOURCE = the real CUHK03 crops (../shared/data/cuhk03_64x128) -> a PROXY
+# in the SYSU-MM01 and RegDB layouts under ROOT (NUM_IDS = (train, test) identities; view 2
+# rendered as "infrared"); SAMPLES = ../shared/data/vi_reid_samples -> the real SYSU-MM01
+# crops in both layouts under ROOT. Empty = build nothing
+_C.DATASETS.VI_PROXY = CN()
+_C.DATASETS.VI_PROXY.SOURCE = ""
+_C.DATASETS.VI_PROXY.SAMPLES = ""
+_C.DATASETS.VI_PROXY.ROOT = "output/vi_data"
+_C.DATASETS.VI_PROXY.NUM_IDS = (200, 60)
+
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8
 # Images per step over ALL processes (fastreid's convention), per stream: DG-Net draws two
 # streams of (image, positive). Each of N processes (torchrun / --num-gpus N) gets
 # IMS_PER_BATCH / N, so the recipe does not change with the number of GPUs.
 _C.DATALOADER.IMS_PER_BATCH = 8
+# Cross-modality batches (sysu_mm01, regdb): NUM_IDS identities x (NUM_INSTANCES visible +
+# NUM_INSTANCES infrared) images per step (AGW: 8 x (4 + 4))
+_C.DATALOADER.NUM_IDS = 8
+_C.DATALOADER.NUM_INSTANCES = 4
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
@@ -151,6 +166,14 @@ _C.TEST.METRIC = "cosine"  # cosine | euclidean (squared, torchreid's convention
 _C.TEST.MEMORY_MB = 512  # working memory of one query chunk of the ranking
 _C.TEST.CUHK03_CLASSIC = False  # also report CUHK03's single-gallery-shot CMC
 _C.TEST.MULTI_QUERY_DIR = ""  # Market-1501 gt_bbox folder: adds a multi-query row
+# Cross-modality protocols (evaluation.cross_modality): SYSU-MM01 gallery draws per setting
+# (seeded 0..TRIALS-1, or the official rand_perm_cam.mat when RAND_PERM_FILE is given), its
+# search modes and shots; RegDB is evaluated in both directions
+_C.TEST.CROSS_MODALITY = CN()
+_C.TEST.CROSS_MODALITY.TRIALS = 10
+_C.TEST.CROSS_MODALITY.MODES = ("all", "indoor")
+_C.TEST.CROSS_MODALITY.SHOTS = ("single", "multi")
+_C.TEST.CROSS_MODALITY.RAND_PERM_FILE = ""
 _C.TEST.RERANK = False  # k-reciprocal re-ranking (Zhong et al. 2017); O((Q+G)^2) memory
 _C.TEST.RERANK_K1 = 20
 _C.TEST.RERANK_K2 = 6

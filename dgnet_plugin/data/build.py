@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from ..config import ConfigError
 from ..utils import comm
 from ..utils import torchreid_compat as tr
+from .cross_modality import CrossModalityDataset, ModalityImageDataset, modality_transforms
 from .datasets import DatasetNotFoundError, market_layout_help
 from .pairs import ImageListDataset, PositivePairDataset
 from .samplers import GlobalBatchSampler
@@ -156,7 +157,11 @@ def build_test_sets(cfg, names=None) -> dict[str, dict]:
     ``names``), entries ``name`` or ``name@root`` (:func:`parse_dataset_entry`; labels:
     :func:`dataset_label`).
 
-    Batches hold ``img`` (test transform), ``pid``, ``camid`` and ``impath``.
+    Batches hold ``img`` (test transform), ``pid``, ``camid`` and ``impath``. A
+    cross-modality dataset (``sysu_mm01``, ``regdb*``) adds ``modality`` to its batches, reads
+    infrared images as one channel, and its entry names its evaluation ``protocol``
+    (:mod:`dgnet_plugin.evaluation.cross_modality`); its query and gallery each hold one
+    modality, so every batch has one channel count.
 
     Raises:
         ConfigError: two entries with the same label (e.g. the same folder twice).
@@ -172,6 +177,19 @@ def build_test_sets(cfg, names=None) -> dict[str, dict]:
             )
         entries[label] = entry
         ds = open_dataset(*parse_dataset_entry(entry, cfg.DATASETS.ROOT))
+        if isinstance(ds, CrossModalityDataset):  # per-item modality: RGB or 1-channel IR
+            out[label] = {
+                split: _test_loader(
+                    ModalityImageDataset(
+                        getattr(ds, split), ds.modalities(split), modality_transforms(cfg, False)
+                    ),
+                    cfg.TEST.IMS_PER_BATCH,
+                    cfg.DATALOADER.NUM_WORKERS,
+                )
+                for split in ("query", "gallery")
+            }
+            out[label]["protocol"] = ds.protocol
+            continue
         out[label] = {
             split: _test_loader(
                 ImageListDataset(getattr(ds, split), tf, mode=cfg.INPUT.FORMAT),

@@ -58,21 +58,22 @@ def _spatial_ops(cfg, is_train: bool, tv) -> list:
     return ops
 
 
-def _to_normalised_tensor(cfg) -> list:
-    c = input_channels(cfg)
+def _to_normalised_tensor(cfg, channels: int | None = None) -> list:
+    c = channels or input_channels(cfg)
     mean = channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN")
     std = channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD")
     return [T.ToTensor(), T.Normalize(mean, std)]
 
 
-def build_transforms(cfg, is_train: bool) -> T.Compose:
+def build_transforms(cfg, is_train: bool, channels: int | None = None) -> T.Compose:
     """PIL image -> normalised ``(C, H, W)`` float tensor (``C`` from ``INPUT.FORMAT``: 3 for
-    RGB, ImageNet-normalised by default; 1 for L, normalised by :func:`channel_stats`).
+    RGB, ImageNet-normalised by default; 1 for L, normalised by :func:`channel_stats`;
+    ``channels`` overrides it, e.g. 1 for the infrared images of a cross-modality set).
 
     Train (official DG-Net / IDE recipe): RandomHorizontalFlip -> Resize((H, W), bicubic) ->
     Pad(INPUT.PADDING, edge) -> RandomCrop((H, W)). Test: Resize((H, W), bicubic).
     """
-    return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg))
+    return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg, channels))
 
 
 class JointTransform:

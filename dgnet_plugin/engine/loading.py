@@ -42,7 +42,9 @@ def local_weights(weights: str) -> str:
 def num_classes_of(state_dict: dict, source: str) -> int:
     """The identity count of a model's state dict: rows of its re-ID network's classifier
     (``reid.classifier.classifier.weight`` for a meta-architecture with a separate re-ID
-    network, ``classifier.classifier.weight`` for a plain one).
+    network, ``classifier.classifier.weight`` for a plain one; else the single key ending in
+    ``.classifier.weight``, e.g. D2RL's ``reid_net.classifier.weight``, AGW's
+    ``head.classifier.weight``).
 
     Raises:
         CheckpointError: there is no classifier weight (names ``source``).
@@ -50,6 +52,9 @@ def num_classes_of(state_dict: dict, source: str) -> int:
     for key in ("reid." + CLASSIFIER_KEY, CLASSIFIER_KEY):
         if key in state_dict:
             return int(state_dict[key].shape[0])
+    others = [k for k in state_dict if k.endswith(".classifier.weight")]
+    if len(others) == 1:
+        return int(state_dict[others[0]].shape[0])
     raise CheckpointError(
         f"'{source}' has no '{CLASSIFIER_KEY}': not a dgnet_plugin re-ID checkpoint of "
         "tools/train_net.py"

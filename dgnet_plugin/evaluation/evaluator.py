@@ -12,6 +12,13 @@ from torch.utils.data import DataLoader
 
 from ..utils import comm
 from ..utils import torchreid_compat as tr
+from .cross_modality import (
+    evaluate_regdb,
+    evaluate_sysu_mm01,
+    format_cross_modality_table,
+    load_rand_perm_cam,
+    mean_over_trials,
+)
 from .features import combine_query_features, extract_features_distributed
 from .ranking import distance, evaluate_distmat, evaluate_features, multi_query_features
 
@@ -80,9 +87,12 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
             )
         if not comm.is_main_process():
             continue
+        ids = (q_pids, g_pids, q_camids, g_camids)
+        if loaders.get("protocol"):  # visible-infrared: SYSU-MM01 / RegDB protocols
+            results.update(_cross_modality(name, loaders["protocol"], qf, gf, ids, t))
+            continue
         qf = combine_query_features(qf, parts or (qf.shape[1],), t.ALPHA).to(device)
         gf = gf.to(device)
-        ids = (q_pids, g_pids, q_camids, g_camids)
         if t.RERANK:
             d = rerank_distance(qf, gf, t.METRIC, t.RERANK_K1, t.RERANK_K2, t.RERANK_LAMBDA)
             metrics = evaluate_distmat(d, *ids)
@@ -108,8 +118,40 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
     return comm.broadcast_object(results)
 
 
+def _cross_modality(name: str, protocol: str, qf, gf, ids, t) -> dict:
+    """``{"<dataset> <setting>": metrics in %}`` of a cross-modality test set (SYSU-MM01:
+    every mode x shot of ``TEST.CROSS_MODALITY`` over its trials; RegDB: both directions),
+    with the mean / std table (and the reported numbers) logged."""
+    q_pids, g_pids, q_camids, g_camids = ids
+    c = t.CROSS_MODALITY
+    if protocol == "sysu_mm01":
+        perm = load_rand_perm_cam(c.RAND_PERM_FILE) if c.RAND_PERM_FILE else None
+        res = evaluate_sysu_mm01(
+            qf,
+            gf,
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            c.MODES,
+            c.SHOTS,
+            c.TRIALS,
+            perm,
+            t.METRIC,
+        )
+    elif protocol == "regdb":
+        res = mean_over_trials([evaluate_regdb(qf, gf, q_pids, g_pids, t.METRIC)])
+    else:
+        raise ValueError(f"unknown cross-modality protocol '{protocol}'")
+    out = {f"{name} {s}": _percent(m) for s, m in res.items()}
+    logger.info("%s (%s protocol):\n%s", name, protocol, format_cross_modality_table({"ours": out}))
+    return out
+
+
 def _percent(metrics: dict) -> dict:
-    return {k: 100.0 * v for k, v in metrics.items() if k != "num_valid_queries"}
+    return {
+        k: v if k == "trials" else 100.0 * v for k, v in metrics.items() if k != "num_valid_queries"
+    }
 
 
 def _multi_query_loader(folder: str, like: DataLoader) -> DataLoader:

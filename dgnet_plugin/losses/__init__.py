@@ -14,7 +14,7 @@ from .adversarial import (
 from .distillation import soft_label_kl_loss, teacher_soft_label
 from .identity import id_loss
 from .image_pool import ImagePool
-from .metric import contrastive_loss, triplet_loss
+from .metric import contrastive_loss, triplet_loss, weighted_regularized_triplet_loss
 from .reconstruction import recon_l1_loss
 from .vae import vae_kl_loss
 
@@ -32,4 +32,5 @@ __all__ = [
     "vae_kl_loss",
     "vanilla_gan_dis_loss",
     "vanilla_gan_gen_loss",
+    "weighted_regularized_triplet_loss",
 ]

@@ -6,6 +6,8 @@ engine, losses' weighting, generation) that registers a
 """
 
 from . import (
+    agw,  # noqa: F401 (registers the AGW cross-modality baseline)
+    d2rl,  # noqa: F401 (registers D2RL)
     dgnet,  # noqa: F401 (registers DG-Net)
     ide,  # noqa: F401 (registers the IDE baseline)
 )

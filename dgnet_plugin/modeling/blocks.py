@@ -229,3 +229,43 @@ def init_weights(module: nn.Module, kind: str = "kaiming", std: float = 0.02) ->
                 raise ValueError(f"unknown init '{kind}' (kaiming | gaussian)")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def renormalize(x: torch.Tensor, mean_in, std_in, mean_out, std_out) -> torch.Tensor:
+    """Re-express a normalised ``(N, C, H, W)`` batch in other per-channel statistics:
+    ``((x * std_in + mean_in) - mean_out) / std_out`` (sequences of ``C`` values, or one
+    value for all channels). E.g. ImageNet-normalised -> ``[-1, 1]`` (GAN range) with
+    ``mean_out = std_out = 0.5``, and back: the resolution bridge between a re-ID network's
+    input and a translator's (AlignGAN's ``process_images_4_encoder``; D2RL's cascade)."""
+
+    def col(v):
+        return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+
+    return (x * col(std_in) + col(mean_in) - col(mean_out)) / col(std_out)
+
+
+class NonLocalBlock(nn.Module):
+    """Embedded-Gaussian non-local block (Wang et al., "Non-local Neural Networks", CVPR 2018,
+    Eq. 1-2 with a zero-initialised BN'd output projection, so the block starts as the
+    identity): ``(N, C, H, W) -> (N, C, H, W)``, ``y = x + BN(W_z (softmax(theta(x)^T phi(x))
+    g(x)))`` with ``theta``, ``phi``, ``g`` 1x1 convolutions to ``C / reduction`` channels.
+    The block AGW inserts into its shared ResNet stages (Ye et al., TPAMI 2021)."""
+
+    def __init__(self, channels: int, reduction: int = 2):
+        super().__init__()
+        inner = max(channels // reduction, 1)
+        self.theta = nn.Conv2d(channels, inner, 1)
+        self.phi = nn.Conv2d(channels, inner, 1)
+        self.g = nn.Conv2d(channels, inner, 1)
+        self.out = nn.Sequential(nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
+        nn.init.zeros_(self.out[1].weight)
+        nn.init.zeros_(self.out[1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        t = self.theta(x).flatten(2).transpose(1, 2)  # (N, HW, C')
+        p = self.phi(x).flatten(2)  # (N, C', HW)
+        g = self.g(x).flatten(2).transpose(1, 2)  # (N, HW, C')
+        attn = torch.softmax(t @ p, dim=-1)  # (N, HW, HW)
+        y = (attn @ g).transpose(1, 2).reshape(n, -1, h, w)
+        return x + self.out(y)

@@ -11,14 +11,23 @@ from ...utils.registry import register_renamed
 from .build import HEAD_REGISTRY
 
 
+def gem_pool(fmap: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
+    """Generalised-mean pooling (Radenovic et al., TPAMI 2019, Eq. 3): ``(N, C, h, w) -> (N,
+    C)``, ``f_c = (mean_hw x_c^p)^(1/p)`` on ``x`` clamped to ``>= eps``; ``p = 3`` as AGW."""
+    return F.adaptive_avg_pool2d(fmap.clamp(min=eps).pow(p), 1).flatten(1).pow(1.0 / p)
+
+
 def global_pool(fmap: torch.Tensor, kind: str) -> torch.Tensor:
-    """``(N, C, h, w)`` -> ``(N, C)`` by global ``"max"`` or ``"avg"`` pooling
-    (``MODEL.HEADS.POOL``). Raises ``ValueError`` for another ``kind``."""
+    """``(N, C, h, w)`` -> ``(N, C)`` by global ``"max"``, ``"avg"`` or ``"gem"`` (p = 3,
+    :func:`gem_pool`) pooling (``MODEL.HEADS.POOL``). Raises ``ValueError`` for another
+    ``kind``."""
+    if kind == "gem":
+        return gem_pool(fmap)
     if kind == "max":
         return F.adaptive_max_pool2d(fmap, 1).flatten(1)
     if kind == "avg":
         return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
-    raise ValueError(f"MODEL.HEADS.POOL must be 'max' or 'avg', got '{kind}'")
+    raise ValueError(f"MODEL.HEADS.POOL must be 'max', 'avg' or 'gem', got '{kind}'")
 
 
 @HEAD_REGISTRY.register()
@@ -50,3 +59,25 @@ class EmbeddingHead(nn.Module):
 
 
 register_renamed(HEAD_REGISTRY, "ClassBlock", "EmbeddingHead")
+
+
+@HEAD_REGISTRY.register()
+class BNNeckHead(nn.Module):
+    """BNNeck (Luo et al., "Bag of Tricks and a Strong Baseline for Deep Person Re-ID",
+    CVPRW 2019): pooled feature ``f`` ``(N, in_dim)`` -> batch norm without bias -> bias-free
+    linear classifier. ``forward(f)`` returns ``(logits (N, num_classes), f_bn (N, in_dim))``;
+    the metric loss takes ``f`` (before the BN), the identity loss the logits (AGW).
+    ``embed_dim`` and ``dropout`` are not used (the registry's signature)."""
+
+    def __init__(self, in_dim: int, num_classes: int, embed_dim: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.bottleneck = nn.BatchNorm1d(in_dim)
+        self.bottleneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(in_dim, max(num_classes, 1), bias=False)
+        nn.init.ones_(self.bottleneck.weight)
+        nn.init.zeros_(self.bottleneck.bias)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f_bn = self.bottleneck(f)
+        return self.classifier(f_bn), f_bn

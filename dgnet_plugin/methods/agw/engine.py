@@ -1,0 +1,60 @@
+"""AGW's training (mangye16/Cross-Modal-Re-ID-baseline ``train.py``): batches of P identities
+x (K visible + K infrared), one forward of both streams, ``L = CE(logits) + WRT(f_pool)``
+(identity loss after the BNNeck, weighted-regularisation triplet before it), SGD with the
+backbone at ``SOLVER.REID.BASE_LR`` and the head at ``HEADS_LR_FACTOR`` x, a linear warm-up
+over ``SOLVER.WARMUP_ITERS`` then x ``SOLVER.REID_GAMMA`` at each of ``SOLVER.STEPS``."""
+
+from __future__ import annotations
+
+import bisect
+
+import torch
+
+from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
+from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine.optim import build_reid_optimizer
+from ...losses import id_loss, weighted_regularized_triplet_loss
+
+
+def warmup_multistep_factor(it: int, warmup: int, steps, gamma: float) -> float:
+    """LR factor at iteration ``it``: ``(it + 1) / warmup`` during the warm-up (AGW's linear
+    warm-up), times ``gamma`` per milestone of ``steps`` passed."""
+    w = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
+    return w * gamma ** bisect.bisect_right(list(steps), it)
+
+
+@ENGINE_REGISTRY.register()
+class AGWEngine(IterationTrainer):
+    """Trains :class:`~.meta_arch.AGW` (module docstring). One process."""
+
+    REQUIRES = ("reid",)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
+        opt = build_reid_optimizer(cfg, self.model, ["head"], self.device)
+        s = cfg.SOLVER
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda it: warmup_multistep_factor(it, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA)
+        )
+        self.register_optimizer("model", opt, sched)
+        self._stream = None
+
+    def run_step(self, iteration: int) -> dict:
+        if self._stream is None:
+            self._stream = build_cross_modality_loader(
+                self.cfg, self.items, self.modalities, iteration
+            )
+        b = self.to_device(next(self._stream))
+        with self.autocast():
+            out = self.model.forward_pair(b["img_v"], b["img_i"])
+        pids = torch.cat([b["pid_v"], b["pid_i"]])
+        terms = {
+            "id": id_loss(out["logits"], pids),
+            "wrt": weighted_regularized_triplet_loss(out["pool"], pids),
+        }
+        total = sum(terms.values())
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        self.amp.backward_step(total, opt)
+        return {k: v.detach() for k, v in terms.items()}

@@ -1,0 +1,37 @@
+"""D2RL (Wang et al., "Learning to Reduce Dual-level Discrepancy for Infrared-Visible Person
+Re-identification", CVPR 2019; no public code: a reimplementation from the paper).
+
+``config`` (``add_d2rl_config``; every value the paper does not give is marked with its
+source), ``meta_arch`` (``D2RL``: the UNIT translator T_I, the two discriminators and the
+4-channel re-ID network T_F), ``engine`` (``D2RLEngine``: joint end-to-end training with
+optional warm-ups), ``commands`` (``tools/generate.py translate``). Before training, the
+visible-infrared data of ``DATASETS.VI_PROXY`` is built (the CUHK03 proxy, the real samples).
+"""
+
+from ...config import Method, register_method
+from ...config.validate import non_negative, positive
+from ...data.vi_proxy import ensure_vi_data
+from .commands import GENERATION_COMMANDS
+from .config import add_d2rl_config
+from .engine import D2RLEngine
+from .meta_arch import D2RL
+
+METHOD = register_method(
+    Method(
+        name="d2rl",
+        title="D2RL",
+        add_config=add_d2rl_config,
+        engines=("D2RLEngine",),
+        meta_architectures=("D2RL",),
+        before_training=ensure_vi_data,
+        generation_commands=GENERATION_COMMANDS,
+        config_rules=(
+            non_negative("MODEL.D2RL.WARMUP_GEN_ITER"),
+            non_negative("MODEL.D2RL.WARMUP_REID_ITER"),
+            positive("SOLVER.GEN.LR", integer=False),
+            positive("SOLVER.DIS.LR", integer=False),
+        ),
+    )
+)
+
+__all__ = ["METHOD", "D2RL", "D2RLEngine", "add_d2rl_config"]

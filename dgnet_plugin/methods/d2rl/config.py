@@ -1,0 +1,68 @@
+"""``add_d2rl_config``: D2RL's keys and defaults.
+
+The D2RL paper (Wang et al., CVPR 2019) gives the architecture but not its loss weights,
+optimisers or schedule. Every default below says where it comes from: [D2RL] the paper,
+[UNIT] UNIT's published configuration (``configs/unit_edges2handbags_folder.yaml``),
+[AGW] the AGW cross-modality baseline (mangye16/Cross-Modal-Re-ID-baseline), [ours] a choice
+of this package.
+"""
+
+from __future__ import annotations
+
+from ...config import CfgNode as CN
+from ...config import merge_missing
+
+_D = CN()
+_D.ENGINE = CN()
+_D.ENGINE.NAME = ""  # set to D2RLEngine unless given
+_D.MODEL = CN()
+_D.MODEL.META_ARCHITECTURE = ""  # set to D2RL unless given
+_D.MODEL.GEN = CN()  # MODEL.GEN.NAME: UNITTranslator
+_D.MODEL.GEN.DIM = 64  # [UNIT]
+_D.MODEL.GEN.N_DOWNSAMPLE = 2  # [UNIT]
+_D.MODEL.GEN.N_RES = 4  # [UNIT]
+_D.MODEL.GEN.N_SHARED = 1  # [UNIT] shared last encoder / first decoder residual blocks
+_D.MODEL.DIS = CN()
+# MODEL.DIS.NAME: MultiScaleDiscriminator, one per modality, LSGAN [UNIT: 3 scales]
+_D.MODEL.DIS.DIM = 64  # [UNIT]
+_D.MODEL.DIS.N_LAYER = 2  # [ours] stride-2 stages of the shared discriminator (UNIT: 4 convs)
+_D.MODEL.DIS.N_RES = 0  # [ours] (UNIT's discriminator has no residual blocks)
+_D.MODEL.DIS.NUM_SCALES = 3  # [UNIT]
+_D.MODEL.D2RL = CN()
+_D.MODEL.D2RL.FC_DIM = 1024  # [D2RL, unconfirmed] FC-1024
+_D.MODEL.D2RL.EMBED_DIM = 128  # [D2RL, unconfirmed] FC-128 (triplet)
+# test feature: fc (the FC-1024 output, BN + ReLU) | embed (the FC-128 triplet embedding) [ours]
+_D.MODEL.D2RL.TEST_FEATURE = "fc"
+# Training phases: image level only for WARMUP_GEN_ITER iterations, then the feature level
+# only (translators fixed) for WARMUP_REID_ITER, then both jointly, end to end [ours: the
+# paper trains jointly and gives no warm-up]
+_D.MODEL.D2RL.WARMUP_GEN_ITER = 0
+_D.MODEL.D2RL.WARMUP_REID_ITER = 0
+# In the joint phase the re-ID losses reach the translators through the generated channels
+# [D2RL]; False detaches them (an ablation) [ours]
+_D.MODEL.D2RL.REID_GRAD_TO_GEN = True
+
+_D.LOSS = CN()
+_D.LOSS.GAN_W = 1.0  # [UNIT code] gan_w
+_D.LOSS.RECON_X_W = 10.0  # [UNIT code] recon_x_w (lambda1, self-reconstruction L1)
+_D.LOSS.RECON_KL_W = 0.01  # [UNIT code] recon_kl_w (lambda0, VAE KL)
+_D.LOSS.RECON_X_CYC_W = 10.0  # [UNIT code] recon_x_cyc_w (cycle L1)
+_D.LOSS.RECON_KL_CYC_W = 0.01  # [UNIT code] recon_kl_cyc_w (cycle KL)
+_D.LOSS.ID_W = 1.0  # [ours] cross-entropy over the N_p training identities
+_D.LOSS.TRIPLET_W = 1.0  # [ours] batch-hard triplet on the FC-128 embedding
+_D.LOSS.TRIPLET_MARGIN = 0.3  # [ours, torchreid default]
+
+
+def add_d2rl_config(cfg: CN) -> CN:
+    """Add the D2RL keys that ``cfg`` does not have yet; its engine and meta-architecture
+    unless ``cfg`` names others."""
+    merge_missing(cfg, _D)
+    cfg.ENGINE.NAME = cfg.ENGINE.NAME or "D2RLEngine"
+    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "D2RL"
+    # core keys with D2RL's values (a config file given afterwards still overrides them)
+    cfg.MODEL.BACKBONE.IN_CHANNELS = 4  # [D2RL] the multi-spectral [RGB; IR] input
+    cfg.MODEL.GEN.NAME = cfg.MODEL.GEN.NAME or "UNITTranslator"
+    cfg.MODEL.DIS.NAME = cfg.MODEL.DIS.NAME or "MultiScaleDiscriminator"
+    for node in (cfg.SOLVER.GEN, cfg.SOLVER.DIS):  # [UNIT] Adam 1e-4, (0.5, 0.999), wd 1e-4
+        node.LR, node.BETAS, node.WEIGHT_DECAY = 1e-4, (0.5, 0.999), 1e-4
+    return cfg

@@ -1,0 +1,205 @@
+"""D2RL's training: both sub-networks, jointly and end to end (Wang et al., CVPR 2019,
+section 3.4), with optional warm-up phases for each.
+
+One iteration on a batch of P identities x (K visible ``x`` + K infrared ``y``):
+
+1. discriminators (LSGAN): ``D_v`` real ``x`` vs ``G_v(E_i(y))``; ``D_i`` real ``y`` vs
+   ``G_i(E_v(x))`` (translations detached);
+2. translators + re-ID network, one backward of
+
+   ``L = L_I + L_F`` with ``L_I = sum over the modalities of`` (UNIT, D2RL Eqs. 1-4)
+   ``w_kl KL(E(x)) + w_x |x - G(E(x))|_1`` (VAE), ``w_gan LSGAN(D(fake))`` (GAN),
+   ``w_cyc |x - G_v(E_i(G_i(E_v(x))))|_1 + w_kl_cyc KL(E_i(G_i(E_v(x))))`` (cycle), and
+   ``L_F = w_id CE(T_F(u), pid) + w_tri triplet(T_F(u)_128, pid)`` on the unified images
+   ``u = [x; G_i(E_v(x))]`` and ``[G_v(E_i(y)); y]`` (D2RL Eq. 6), whose generated channels
+   carry ``L_F``'s gradient back into the translators.
+
+Phases (``MODEL.D2RL``): the first ``WARMUP_GEN_ITER`` iterations train T_I alone (no
+``L_F``), the next ``WARMUP_REID_ITER`` train T_F alone on unified images from the fixed
+translators, then everything jointly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
+from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
+from ...losses import (
+    id_loss,
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    recon_l1_loss,
+    triplet_loss,
+    vae_kl_loss,
+)
+from ...utils.visualization import save_grid
+from .meta_arch import IR, VIS
+
+
+def d2rl_phase(iteration: int, warmup_gen: int, warmup_reid: int) -> str:
+    """``"gen"`` (T_I alone) for the first ``warmup_gen`` iterations, ``"reid"`` (T_F alone)
+    for the next ``warmup_reid``, then ``"joint"``."""
+    if iteration < warmup_gen:
+        return "gen"
+    if iteration < warmup_gen + warmup_reid:
+        return "reid"
+    return "joint"
+
+
+def unit_translation_losses(gen, dis_v, dis_i, xg, yg, w) -> tuple[dict, dict]:
+    """The image-level losses of one batch (UNIT's generator update; module docstring) on
+    ``xg`` visible ``(N, 3, H, W)`` and ``yg`` infrared ``(N, 1, H, W)`` in ``[-1, 1]``.
+    ``w``: ``LOSS`` (GAN_W, RECON_X_W, RECON_KL_W, RECON_X_CYC_W, RECON_KL_CYC_W).
+
+    Returns ``(terms, images)``: the weighted terms by name, and the translations
+    ``y_fake = G_i(z_v)``, ``x_fake = G_v(z_i)`` (from the sampled latents, with gradient)
+    and the cycles ``x_cyc``, ``y_cyc``.
+    """
+    mu_v, mu_i = gen.encode(xg, VIS), gen.encode(yg, IR)
+    z_v, z_i = gen.sample(mu_v), gen.sample(mu_i)
+    x_rec, y_rec = gen.decode(z_v, VIS), gen.decode(z_i, IR)
+    y_fake, x_fake = gen.decode(z_v, IR), gen.decode(z_i, VIS)
+    mu_vi, mu_iv = gen.encode(y_fake, IR), gen.encode(x_fake, VIS)
+    x_cyc, y_cyc = gen.decode(gen.sample(mu_vi), VIS), gen.decode(gen.sample(mu_iv), IR)
+    terms = {
+        "kl": w.RECON_KL_W * (vae_kl_loss(mu_v) + vae_kl_loss(mu_i)),
+        "recon_x": w.RECON_X_W * (recon_l1_loss(x_rec, xg) + recon_l1_loss(y_rec, yg)),
+        "gan": w.GAN_W * (lsgan_gen_loss(dis_v(x_fake)) + lsgan_gen_loss(dis_i(y_fake))),
+        "cyc_x": w.RECON_X_CYC_W * (recon_l1_loss(x_cyc, xg) + recon_l1_loss(y_cyc, yg)),
+        "cyc_kl": w.RECON_KL_CYC_W * (vae_kl_loss(mu_vi) + vae_kl_loss(mu_iv)),
+    }
+    return terms, {"y_fake": y_fake, "x_fake": x_fake, "x_cyc": x_cyc, "y_cyc": y_cyc}
+
+
+def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, w) -> dict:
+    """T_F's losses on unified images ``u`` ``(N, 4, H, W)``: identity cross-entropy on the
+    FC-N_p logits and the batch-hard triplet loss on the FC-128 embedding (weighted by
+    ``LOSS.ID_W`` / ``TRIPLET_W``)."""
+    out = reid_net(u)
+    return {
+        "id": w.ID_W * id_loss(out["logits"], pids),
+        "triplet": w.TRIPLET_W * triplet_loss(out["embed"], pids, w.TRIPLET_MARGIN),
+    }
+
+
+@ENGINE_REGISTRY.register()
+class D2RLEngine(IterationTrainer):
+    """Trains :class:`~.meta_arch.D2RL` (module docstring). Update phases: ``dis`` (Adam,
+    ``SOLVER.DIS``), ``gen`` (Adam, ``SOLVER.GEN``), ``reid`` (``SOLVER.REID``, SGD by
+    default, heads at ``HEADS_LR_FACTOR`` x); per-iteration MultiStepLR at ``SOLVER.STEPS``.
+    One process (the cross-modality loader's limit)."""
+
+    REQUIRES = ("gen", "dis", "reid")
+    AMP_PHASES = ("dis", "gen")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        m, dev = self.model, self.device
+        self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
+        steps, g = cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA
+        for name, net in (("gen", m.gen), ("dis", torch.nn.ModuleList([m.dis_v, m.dis_i]))):
+            opt = build_adam(net, getattr(cfg.SOLVER, name.upper()), dev)
+            self.register_optimizer(name, opt, build_iter_scheduler(opt, steps, g))
+        opt = build_reid_optimizer(cfg, m.reid_net, ["fc", "embed", "classifier"], dev)
+        self.register_optimizer(
+            "reid", opt, build_iter_scheduler(opt, steps, cfg.SOLVER.REID_GAMMA)
+        )
+        self._stream = None
+        self._vis_batch = None
+
+    def run_step(self, iteration: int) -> dict:
+        cfg, m, opt, w = self.cfg, self.model, self.optimizers, self.cfg.LOSS
+        if self._stream is None:
+            self._stream = build_cross_modality_loader(cfg, self.items, self.modalities, iteration)
+        b = self.to_device(next(self._stream))
+        if self._vis_batch is None:
+            self._vis_batch = (b["img_v"][:4].clone(), b["img_i"][:4].clone())
+        d = cfg.MODEL.D2RL
+        phase = d2rl_phase(iteration, d.WARMUP_GEN_ITER, d.WARMUP_REID_ITER)
+        x, y = b["img_v"], b["img_i"]
+        xg, yg = m.to_gan(x), m.to_gan(y)
+        log = {}
+        # 1. discriminators
+        if phase != "reid":
+            with torch.no_grad():
+                y_fake = m.gen(xg, VIS, IR)
+                x_fake = m.gen(yg, IR, VIS)
+            with self.autocast():
+                d_loss = w.GAN_W * (
+                    lsgan_dis_loss(m.dis_v(x_fake), m.dis_v(xg))
+                    + lsgan_dis_loss(m.dis_i(y_fake), m.dis_i(yg))
+                )
+            opt["dis"].zero_grad(set_to_none=True)
+            self.amp.backward_step(d_loss, opt["dis"], phase="dis")
+            log["dis_adv"] = d_loss.detach()
+        # 2. translators and re-ID network
+        terms = {}
+        with self.autocast():
+            if phase == "reid":
+                with torch.no_grad():
+                    y_fake = m.gen(xg, VIS, IR)
+                    x_fake = m.gen(yg, IR, VIS)
+            else:
+                terms, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, xg, yg, w)
+                y_fake, x_fake = img["y_fake"], img["x_fake"]
+            if phase != "gen":
+                if not d.REID_GRAD_TO_GEN:
+                    y_fake, x_fake = y_fake.detach(), x_fake.detach()
+                u = torch.cat([m.unified(x, m.from_gan(y_fake)), m.unified(y, m.from_gan(x_fake))])
+                pids = torch.cat([b["pid_v"], b["pid_i"]])
+                terms.update(reid_losses(m.reid_net, u, pids, w))
+        total = sum(terms.values())
+        stepped = [opt["gen"]] if phase != "reid" else []
+        stepped += [opt["reid"]] if phase != "gen" else []
+        # the discriminators get gradients from the GAN term: zeroed before their next step
+        for o in (opt["gen"], opt["reid"]):
+            o.zero_grad(set_to_none=True)
+        self.amp.backward_step(total, *stepped, phase="gen")
+        log.update({k: v.detach() for k, v in terms.items()})
+        log["total"] = total.detach()
+        return log
+
+    @torch.no_grad()
+    def visualize(self, iteration: int) -> None:
+        """A grid of 6 rows: visible x, its translation to infrared, its cycle back; infrared
+        y, its translation to visible, its cycle back (infrared rows shown in grey), written
+        to ``OUTPUT_DIR/images/translate_XXXXXXXX.jpg`` and TensorBoard ``translate``."""
+        if self._vis_batch is None:
+            return
+        m = self.model
+        was = m.training
+        m.eval()
+        x, y = self._vis_batch
+        rows = translation_rows(m, x, y)
+        m.train(was)
+        path = os.path.join(self.output_dir, "images", f"translate_{iteration:08d}.jpg")
+        grid = save_translation_grid(rows, path)
+        if self.writer is not None:
+            self.writer.add_image("translate", grid, iteration)
+
+
+def translation_rows(model, x: torch.Tensor | None, y: torch.Tensor | None) -> list[torch.Tensor]:
+    """``[x, x->IR, x->IR->vis, y, y->vis, y->vis->IR]`` in ``[0, 1]``, every row 3-channel
+    (infrared repeated), for loader-normalised visible ``x`` / infrared ``y`` batches (either
+    may be ``None``)."""
+    rows = []
+
+    def to01(t):
+        t = (model.to_gan(t) + 1) / 2
+        return t.clamp(0, 1).expand(-1, 3, -1, -1) if t.shape[1] == 1 else t.clamp(0, 1)
+
+    for real in (x, y):
+        if real is None or len(real) == 0:
+            continue
+        fake = model.translate(real)
+        rows += [to01(real), to01(fake), to01(model.translate(fake))]
+    return rows
+
+
+def save_translation_grid(rows: list[torch.Tensor], path: str) -> torch.Tensor:
+    """Write ``rows`` (each ``(N, 3, H, W)`` in ``[0, 1]``) as one grid; returns it."""
+    return save_grid(rows, path, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))

@@ -1,0 +1,155 @@
+"""D2RL (Wang et al., "Learning to Reduce Dual-level Discrepancy for Infrared-Visible Person
+Re-identification", CVPR 2019): the image-level sub-network T_I (a UNIT translator between
+visible and infrared, with one multi-scale LSGAN discriminator per modality) cascaded with
+the feature-level sub-network T_F (a re-ID network on 4-channel [RGB; IR] images).
+
+Value ranges: the data loaders give ImageNet-normalised visible ``(N, 3, H, W)`` and
+infrared ``(N, 1, H, W)`` normalised with the mean of the ImageNet statistics
+(:func:`~dgnet_plugin.data.transforms.channel_stats`); the translator and the
+discriminators work in ``[-1, 1]`` (:meth:`D2RL.to_gan` / :meth:`D2RL.from_gan` convert);
+T_F sees the unified image ``[RGB; IR]`` with each half in the loaders' normalisation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...data.transforms import channel_stats
+from ...modeling.backbones import build_backbone
+from ...modeling.blocks import renormalize
+from ...modeling.discriminators import build_discriminator
+from ...modeling.generators import build_generator
+from ...modeling.heads import global_pool
+from ...modeling.meta_arch import META_ARCH_REGISTRY
+
+VIS, IR = "a", "b"  # the translator's domains
+
+
+class D2RLReID(nn.Module):
+    """T_F: backbone with a 4-channel first convolution (the IR filter initialised with the
+    mean of the RGB filters, :func:`~dgnet_plugin.modeling.backbones.build.adapt_first_conv`),
+    global average pooling, FC-1024 (+ BN + ReLU, ours), then FC-128 (the triplet embedding)
+    and FC-N_p (the identity logits) on the FC-1024 output (D2RL section 3.3).
+
+    ``forward(u)``: ``u`` ``(N, 4, H, W)`` -> ``{fc (N, 1024), embed (N, 128), logits (N,
+    N_p)}``.
+    """
+
+    def __init__(self, backbone, num_classes: int, fc_dim=1024, embed_dim=128):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Sequential(
+            nn.Linear(backbone.out_channels, fc_dim), nn.BatchNorm1d(fc_dim), nn.ReLU()
+        )
+        self.embed = nn.Linear(fc_dim, embed_dim)
+        self.classifier = nn.Linear(fc_dim, max(num_classes, 1))
+        for m in (self.fc[0], self.embed):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            nn.init.zeros_(m.bias)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, u: torch.Tensor) -> dict:
+        h = self.fc(global_pool(self.backbone(u), "avg"))
+        return {"fc": h, "embed": self.embed(h), "logits": self.classifier(h)}
+
+
+@META_ARCH_REGISTRY.register()
+class D2RL(nn.Module):
+    """``gen`` (UNIT translator, a = visible 3 channels, b = infrared 1 channel), ``dis_v`` /
+    ``dis_i`` (multi-scale LSGAN discriminators on visible / infrared images in ``[-1, 1]``),
+    ``reid_net`` (:class:`D2RLReID`).
+
+    ``reid`` is the model itself: in eval mode ``forward(x)`` unifies a one-modality batch
+    (visible ``(N, 3, H, W)`` or infrared ``(N, 1, H, W)``, told apart by the channel count)
+    into ``[RGB; IR]`` with the translator (:meth:`unify`) and returns the test feature
+    (``MODEL.D2RL.TEST_FEATURE``). A 4-channel batch is taken as already unified.
+    """
+
+    PROVIDES = ("gen", "dis", "reid")
+
+    def __init__(self, gen, dis_v, dis_i, reid_net, stats, test_feature: str = "fc"):
+        super().__init__()
+        if test_feature not in ("fc", "embed"):
+            raise ValueError(f"MODEL.D2RL.TEST_FEATURE '{test_feature}': fc | embed")
+        self.gen, self.dis_v, self.dis_i, self.reid_net = gen, dis_v, dis_i, reid_net
+        self.stats = stats  # {3: (mean, std), 1: (mean, std)} of the loaders
+        self.test_feature = test_feature
+        dim = reid_net.fc[0].out_features if test_feature == "fc" else reid_net.embed.out_features
+        self.feature_parts = (dim,)
+
+    @property
+    def dis(self) -> nn.ModuleList:
+        return nn.ModuleList([self.dis_v, self.dis_i])
+
+    @property
+    def reid(self) -> nn.Module:
+        return self
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int) -> D2RL:
+        gen = build_generator(cfg, in_ch_a=3, in_ch_b=1)
+        dis_v = build_discriminator(cfg, in_channels=3)
+        dis_i = build_discriminator(cfg, in_channels=1)
+        d = cfg.MODEL.D2RL
+        if cfg.MODEL.BACKBONE.IN_CHANNELS != 4:
+            from ...config import ConfigError
+
+            raise ConfigError(
+                f"MODEL.BACKBONE.IN_CHANNELS={cfg.MODEL.BACKBONE.IN_CHANNELS}: D2RL's re-ID "
+                "network reads the 4-channel [RGB; IR] image; set it to 4"
+            )
+        reid = D2RLReID(build_backbone(cfg), num_classes, d.FC_DIM, d.EMBED_DIM)
+        stats = {
+            c: (
+                channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN"),
+                channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD"),
+            )
+            for c in (1, 3)
+        }
+        return cls(gen, dis_v, dis_i, reid, stats, d.TEST_FEATURE)
+
+    # ---------------------------------------------------------------- value ranges
+    def to_gan(self, x: torch.Tensor) -> torch.Tensor:
+        """Loader-normalised ``(N, C, H, W)`` (C = 3 or 1) -> ``[-1, 1]``."""
+        mean, std = self.stats[x.shape[1]]
+        return renormalize(x, mean, std, 0.5, 0.5)
+
+    def from_gan(self, x: torch.Tensor) -> torch.Tensor:
+        """``[-1, 1]`` ``(N, C, H, W)`` -> the loaders' normalisation."""
+        mean, std = self.stats[x.shape[1]]
+        return renormalize(x, 0.5, 0.5, mean, std)
+
+    # ---------------------------------------------------------------- T_I then T_F
+    def translate(self, x: torch.Tensor) -> torch.Tensor:
+        """The other modality of a loader-normalised batch, from the latent mean: visible
+        ``(N, 3, H, W)`` -> infrared ``(N, 1, H, W)`` (``G_i(E_v(x))``) and back
+        (``G_v(E_i(y))``); loader-normalised."""
+        src, dst = (VIS, IR) if x.shape[1] == 3 else (IR, VIS)
+        return self.from_gan(self.gen(self.to_gan(x), src, dst))
+
+    @staticmethod
+    def unified(x: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
+        """D2RL's multi-spectral image ``[RGB; IR]`` ``(N, 4, H, W)`` of a real batch and its
+        translation (a visible image keeps its RGB and gets a generated IR channel; an
+        infrared image keeps its IR channel and gets a generated RGB)."""
+        return torch.cat([x, translated] if x.shape[1] == 3 else [translated, x], dim=1)
+
+    def unify(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3 | 1 | 4, H, W)`` -> ``(N, 4, H, W)`` (a 4-channel batch is returned as is).
+
+        Raises:
+            ValueError: another channel count.
+        """
+        if x.shape[1] == 4:
+            return x
+        if x.shape[1] not in (1, 3):
+            raise ValueError(
+                f"D2RL reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}"
+            )
+        return self.unified(x, self.translate(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.reid_net(self.unify(x))
+        return out[self.test_feature] if not self.training else out["logits"]

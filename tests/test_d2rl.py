@@ -1,0 +1,225 @@
+"""D2RL: the UNIT translators' shapes and shared latent, the 4-channel first convolution,
+which losses reach which sub-network, and a few iterations plus the cross-modality
+evaluation end to end through tools/train_net.py (then tools/generate.py translate)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import MOBILENET_WEIGHTS, REPO, SHARED_DATA, VI_REID
+
+import dgnet_plugin  # noqa: F401 (registers the methods)
+from dgnet_plugin.config import load_cfg_file
+from dgnet_plugin.methods.d2rl.engine import d2rl_phase, reid_losses, unit_translation_losses
+from dgnet_plugin.modeling import build_model
+from dgnet_plugin.modeling.generators import UNITTranslator
+from dgnet_plugin.utils.events import read_json_lines
+
+TINY = [
+    "MODEL.GEN.DIM",
+    "4",
+    "MODEL.GEN.N_RES",
+    "2",
+    "MODEL.DIS.DIM",
+    "4",
+    "MODEL.DIS.NUM_SCALES",
+    "1",
+    "MODEL.D2RL.FC_DIM",
+    "32",
+    "MODEL.D2RL.EMBED_DIM",
+    "8",
+    "INPUT.SIZE_TRAIN",
+    "(32, 16)",
+    "INPUT.SIZE_TEST",
+    "(32, 16)",
+    "MODEL.BACKBONE.PRETRAIN_PATH",
+    str(MOBILENET_WEIGHTS),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    cfg = load_cfg_file(str(REPO / "configs" / "d2rl_cpu_demo.yml"), TINY)
+    torch.manual_seed(0)
+    return cfg, build_model(cfg, 5)
+
+
+def test_unit_translator_shapes_ranges_and_shared_latent():
+    g = UNITTranslator(3, 1, dim=4, n_downsample=2, n_res=2, n_shared=1)
+    x, y = torch.randn(2, 3, 32, 16), torch.randn(2, 1, 32, 16)
+    assert g(x, "a", "b").shape == (2, 1, 32, 16) and g(y, "b", "a").shape == (2, 3, 32, 16)
+    assert g(x, "a", "b").abs().max() <= 1  # tanh: [-1, 1]
+    assert g.encode(x, "a").shape == (2, 16, 8, 16 // 4)
+    # the shared blocks: a loss on domain a's reconstruction reaches the shared encoder and
+    # decoder blocks, and neither of domain b's private halves
+    g.zero_grad()
+    g(x, "a", "a").abs().mean().backward()
+    grads = {n: p.grad is not None and p.grad.abs().sum() > 0 for n, p in g.named_parameters()}
+    assert all(
+        v for n, v in grads.items() if n.startswith(("enc_a", "enc_shared", "dec_shared", "dec_a"))
+    )
+    assert not any(v for n, v in grads.items() if n.startswith(("enc_b", "dec_b")))
+    with pytest.raises(ValueError, match="N_SHARED"):
+        UNITTranslator(n_res=1, n_shared=2)
+
+
+def test_the_fourth_input_channel_starts_as_the_mean_of_the_rgb_filters(model):
+    _, m = model
+    conv = m.reid_net.backbone.features[0][0]
+    assert conv.in_channels == 4
+    w = conv.weight.detach()
+    assert torch.allclose(w[:, 3], w[:, :3].mean(1))
+    # and the RGB filters are the ImageNet ones (not re-initialised)
+    state = torch.load(MOBILENET_WEIGHTS, map_location="cpu", weights_only=True)
+    first = next(iter(state.values()))
+    assert torch.equal(w[:, :3], first)
+
+
+def _grads(module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_which_losses_reach_which_subnetwork(model):
+    cfg, m = model
+    m.train()
+    x, y = torch.randn(4, 3, 32, 16), torch.randn(4, 1, 32, 16)
+    pids = torch.tensor([0, 0, 1, 1])
+    # image level: the translators only (the discriminators' grads are zeroed before their step)
+    m.zero_grad()
+    terms, img = unit_translation_losses(
+        m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS
+    )
+    sum(terms.values()).backward()
+    assert set(terms) == {"kl", "recon_x", "gan", "cyc_x", "cyc_kl"}
+    assert _grads(m.gen) and not _grads(m.reid_net)
+    # feature level on the unified images: T_F and, through the generated channels, both
+    # translation directions (visible -> IR: enc_a, dec_b; IR -> visible: enc_b, dec_a)
+    m.zero_grad()
+    _, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS)
+    u = torch.cat(
+        [m.unified(x, m.from_gan(img["y_fake"])), m.unified(y, m.from_gan(img["x_fake"]))]
+    )
+    assert u.shape == (8, 4, 32, 16)
+    assert torch.equal(u[:4, :3], x) and torch.equal(u[4:, 3:], y)  # real halves kept
+    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
+    assert _grads(m.reid_net)
+    for part in (m.gen.enc_a, m.gen.dec_b, m.gen.enc_b, m.gen.dec_a, m.gen.enc_shared):
+        assert _grads(part)
+    assert not _grads(m.dis_v) and not _grads(m.dis_i)
+    # detached (MODEL.D2RL.REID_GRAD_TO_GEN False): the re-ID losses stop at T_F
+    m.zero_grad()
+    u = torch.cat(
+        [
+            m.unified(x, m.from_gan(img["y_fake"]).detach()),
+            m.unified(y, m.from_gan(img["x_fake"]).detach()),
+        ]
+    )
+    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
+    assert _grads(m.reid_net) and not _grads(m.gen)
+
+
+def test_eval_forward_unifies_by_channel_count(model):
+    _, m = model
+    m.eval()
+    with torch.no_grad():
+        fv = m(torch.randn(2, 3, 32, 16))
+        fi = m(torch.randn(2, 1, 32, 16))
+        f4 = m(torch.randn(2, 4, 32, 16))
+    assert fv.shape == fi.shape == f4.shape == (2, 32)  # FC-1024 output (here FC_DIM 32)
+    with pytest.raises(ValueError, match="3-channel visible or 1-channel infrared"):
+        m(torch.randn(2, 2, 32, 16))
+
+
+def test_phases():
+    assert [d2rl_phase(i, 2, 1) for i in range(4)] == ["gen", "gen", "reid", "joint"]
+    assert d2rl_phase(0, 0, 0) == "joint"
+
+
+@pytest.mark.e2e
+def test_d2rl_trains_and_evaluates_through_the_tools(tmp_path):
+    import generate
+    import train_net
+
+    vi = tmp_path / "vi"
+    out = tmp_path / "run"
+    opts = [
+        *TINY,
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_ITER",
+        "3",
+        "LOG_PERIOD",
+        "1",
+        "MODEL.D2RL.WARMUP_GEN_ITER",
+        "1",
+        "MODEL.D2RL.WARMUP_REID_ITER",
+        "1",
+        "DATALOADER.NUM_IDS",
+        "3",
+        "DATALOADER.NUM_INSTANCES",
+        "1",
+        "DATASETS.VI_PROXY.SOURCE",
+        str(SHARED_DATA / "cuhk03_64x128"),
+        "DATASETS.VI_PROXY.SAMPLES",
+        str(VI_REID),
+        "DATASETS.VI_PROXY.ROOT",
+        str(vi),
+        "DATASETS.VI_PROXY.NUM_IDS",
+        "(6, 3)",
+        "DATASETS.NAMES",
+        f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
+        "DATASETS.TESTS",
+        f"('sysu_mm01@{vi}/SYSU-MM01-samples', 'regdb@{vi}/RegDB-samples')",
+        "TEST.CROSS_MODALITY.TRIALS",
+        "2",
+        "TEST.IMS_PER_BATCH",
+        "64",
+        "VIS.PERIOD",
+        "2",
+    ]
+    cfg = str(REPO / "configs" / "d2rl_cpu_demo.yml")
+    assert train_net.cli(["--config-file", cfg, *opts]) == 0
+    recs = read_json_lines(str(out / "metrics.json"))
+    losses = {r["iteration"]: r for r in recs if "time" in r}
+    assert "recon_x" in losses[1] and "id" not in losses[1]  # T_I warm-up
+    assert "id" in losses[2] and "recon_x" not in losses[2]  # T_F warm-up
+    assert {"id", "triplet", "recon_x", "gan", "dis_adv"} <= set(losses[3])  # joint
+    final = [r for r in recs if "iteration" in r and any("Rank-1" in k for k in r)][-1]
+    for key in (
+        "sysu_mm01@SYSU-MM01-samples all-search single-shot/Rank-1",
+        "sysu_mm01@SYSU-MM01-samples indoor-search multi-shot/mAP_std",
+        "regdb@RegDB-samples visible->thermal/mINP",
+        "regdb@RegDB-samples thermal->visible/Rank-1",
+    ):
+        assert 0 <= final[key] <= 100, key
+    assert (out / "images" / "translate_00000002.jpg").is_file()
+    assert (out / "images" / "translate_00000003.jpg").is_file()
+    assert "(reported)" in (out / "log.txt").read_text()
+    # translation of a folder of real infrared crops with the checkpoint
+    folder = tmp_path / "ir"
+    folder.mkdir()
+    for f in ("0001_c3_0.png", "0002_c6_1.png"):
+        (folder / f).symlink_to(VI_REID / "sysu_mm01_example" / f)
+    res = generate.main(
+        generate.build_parser().parse_args(
+            [
+                "translate",
+                "--config-file",
+                str(out / "config.yaml"),
+                "--weights",
+                str(out / "model_final.pth"),
+                "--device",
+                "cpu",
+                "--images",
+                str(folder),
+                "--direction",
+                "i2v",
+                "--output-dir",
+                str(tmp_path / "tr"),
+            ]
+        )
+    )
+    assert len(res["written"]) == 2 and (tmp_path / "tr" / "grid_i2v.jpg").is_file()
+    from PIL import Image
+
+    assert Image.open(res["written"][0]).mode == "RGB"  # infrared -> visible: 3 channels
