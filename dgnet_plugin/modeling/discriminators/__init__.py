@@ -2,6 +2,12 @@
 will sit beside it)."""
 
 from .build import DISCRIMINATOR_REGISTRY, build_discriminator
+from .dcgan import DCGANDiscriminator
 from .multiscale import MultiScaleDiscriminator
 
-__all__ = ["DISCRIMINATOR_REGISTRY", "MultiScaleDiscriminator", "build_discriminator"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DISCRIMINATOR_REGISTRY",
+    "MultiScaleDiscriminator",
+    "build_discriminator",
+]
