@@ -47,7 +47,7 @@ def test_dcgan_built_from_config_and_gradients():
     cfg = get_cfg()
     cfg.MODEL.GEN.NAME, cfg.MODEL.DIS.NAME = "DCGANGenerator", "DCGANDiscriminator"
     cfg.MODEL.GEN.Z_DIM, cfg.MODEL.GEN.DIM, cfg.MODEL.DIS.DIM = 100, 8, 8
-    cfg.MODEL.GEN.IMAGE_SIZE = (128, 64)
+    cfg.INPUT.SIZE_TRAIN = (128, 64)
     g, d = build_generator(cfg), build_discriminator(cfg, 3)
     assert g.z_dim == 100 and g(torch.randn(2, 100)).shape == (2, 3, 128, 64)
     fake = g(torch.randn(2, 100))
@@ -61,11 +61,11 @@ def test_dcgan_built_from_config_and_gradients():
 
 
 def test_dcgan_bad_sizes_name_the_key():
-    with pytest.raises(ValueError, match="MODEL.GEN.IMAGE_SIZE"):
+    with pytest.raises(ValueError, match="INPUT.SIZE_TRAIN"):
         DCGANGenerator(size=(100, 64))
-    with pytest.raises(ValueError, match="MODEL.GEN.IMAGE_SIZE"):
+    with pytest.raises(ValueError, match="INPUT.SIZE_TRAIN"):
         DCGANGenerator(size=(128, 48))  # 48 not divisible by 32
-    with pytest.raises(ValueError, match="resize to MODEL.GEN.IMAGE_SIZE"):
+    with pytest.raises(ValueError, match="resize to the GAN"):
         DCGANDiscriminator(3, 8, (128, 64))(torch.zeros(1, 3, 64, 32))
     with pytest.raises(ValueError, match=r"\(N, 100\)"):
         DCGANGenerator(dim=8)(torch.zeros(2, 10))

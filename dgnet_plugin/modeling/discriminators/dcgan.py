@@ -39,12 +39,12 @@ class DCGANDiscriminator(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_ch: int = 3) -> DCGANDiscriminator:
-        return cls(in_ch, cfg.MODEL.DIS.DIM, tuple(cfg.MODEL.GEN.IMAGE_SIZE))
+        return cls(in_ch, cfg.MODEL.DIS.DIM, tuple(cfg.INPUT.SIZE_TRAIN))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if tuple(x.shape[-2:]) != self.size:
             raise ValueError(
                 f"the DCGAN discriminator was built for {self.size[0]}x{self.size[1]} images, got "
-                f"{tuple(x.shape[-2:])}; resize to MODEL.GEN.IMAGE_SIZE"
+                f"{tuple(x.shape[-2:])}; resize to the GAN's INPUT.SIZE_TRAIN"
             )
         return [self.net(x)]

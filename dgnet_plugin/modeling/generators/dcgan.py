@@ -25,7 +25,7 @@ def dcgan_upsamplings(size: tuple[int, int], start_height: int = 4) -> int:
     if n < 1 or start_height * 2**n != h or w % 2**n:
         raise ValueError(
             f"DCGAN image size {h}x{w} (H x W): H must be {start_height} x 2^n with n >= 1 and W "
-            f"divisible by 2^n (e.g. 128x64 or 64x32); set MODEL.GEN.IMAGE_SIZE"
+            f"divisible by 2^n (e.g. 128x64 or 64x32); set the GAN's INPUT.SIZE_TRAIN"
         )
     return n
 
@@ -76,8 +76,10 @@ class DCGANGenerator(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, out_ch: int = 3) -> DCGANGenerator:
+        """From ``MODEL.GEN.Z_DIM`` / ``DIM``; the image size is ``INPUT.SIZE_TRAIN`` (the
+        DCGAN is trained in a run of its own, at the size it generates)."""
         g = cfg.MODEL.GEN
-        return cls(g.Z_DIM, g.DIM, out_ch, tuple(g.IMAGE_SIZE))
+        return cls(g.Z_DIM, g.DIM, out_ch, tuple(cfg.INPUT.SIZE_TRAIN))
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None):
         """``n`` noise vectors ``(n, z_dim)`` from N(0, I) (``generator`` on the CPU, for a
