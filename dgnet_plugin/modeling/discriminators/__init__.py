@@ -1,7 +1,14 @@
-"""Discriminators: the MUNIT/DG-Net multi-scale discriminator (CycleGAN's 70x70 PatchGAN
-will sit beside it)."""
+"""Discriminators: the MUNIT/DG-Net multi-scale discriminator and CycleGAN's 70x70
+PatchGAN."""
 
 from .build import DISCRIMINATOR_REGISTRY, build_discriminator
 from .multiscale import MultiScaleDiscriminator
+from .patchgan import PatchGANDiscriminator, patchgan_receptive_field
 
-__all__ = ["DISCRIMINATOR_REGISTRY", "MultiScaleDiscriminator", "build_discriminator"]
+__all__ = [
+    "DISCRIMINATOR_REGISTRY",
+    "MultiScaleDiscriminator",
+    "PatchGANDiscriminator",
+    "build_discriminator",
+    "patchgan_receptive_field",
+]

@@ -2,5 +2,6 @@
 are registered by the method packages and by shared modules here."""
 
 from .build import GENERATOR_REGISTRY, build_generator
+from .resnet import ResnetGenerator
 
-__all__ = ["GENERATOR_REGISTRY", "build_generator"]
+__all__ = ["GENERATOR_REGISTRY", "ResnetGenerator", "build_generator"]
