@@ -141,14 +141,16 @@ def build_pair_streams(cfg, items, start: int = 0):
     return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups, start)) for k in (1, 2))
 
 
-def build_train_loader(cfg, items, start: int = 0):
+def build_train_loader(cfg, items, start: int = 0, seed_offset: int = 0, dataset=None):
     """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
     process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``), from iteration
-    ``start`` on."""
-    ds = ImageListDataset(
+    ``start`` on. ``seed_offset``: shuffle with ``SEED + seed_offset`` (independent streams,
+    e.g. CycleGAN's two domains); ``dataset``: a dataset of ``items`` of one's own (e.g.
+    with masks) instead of :class:`ImageListDataset`."""
+    ds = dataset or ImageListDataset(
         items, build_transforms(cfg, True), build_random_erasing(cfg), cfg.INPUT.FORMAT
     )
-    return iter(_train_loader(cfg, ds, cfg.SEED, start=start))
+    return iter(_train_loader(cfg, ds, cfg.SEED + seed_offset, start=start))
 
 
 def build_test_sets(cfg, names=None) -> dict[str, dict]:

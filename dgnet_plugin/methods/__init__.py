@@ -6,6 +6,7 @@ engine, losses' weighting, generation) that registers a
 """
 
 from . import (
+    camstyle,  # noqa: F401 (registers CamStyle)
     dgnet,  # noqa: F401 (registers DG-Net)
     ide,  # noqa: F401 (registers the IDE baseline)
 )

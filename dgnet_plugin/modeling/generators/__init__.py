@@ -3,5 +3,6 @@ are registered by the method packages and by shared modules here."""
 
 from .build import GENERATOR_REGISTRY, build_generator
 from .dcgan import DCGANGenerator
+from .resnet import ResnetGenerator
 
-__all__ = ["GENERATOR_REGISTRY", "DCGANGenerator", "build_generator"]
+__all__ = ["DCGANGenerator", "GENERATOR_REGISTRY", "ResnetGenerator", "build_generator"]
