@@ -153,6 +153,15 @@ def build_train_loader(cfg, items, start: int = 0, seed_offset: int = 0, dataset
     return iter(_train_loader(cfg, ds, cfg.SEED + seed_offset, start=start))
 
 
+def build_group_loader(cfg, dataset, groups, start: int = 0, seed_offset: int = 0):
+    """Infinite iterator of batches of a pair ``dataset`` whose ``__getitem__`` takes ``(i, j)``:
+    ``i`` shuffled, ``j`` another item of ``i``'s group (:class:`GlobalBatchSampler` with
+    ``groups``, e.g. the item indices of each identity), this process's share of each global
+    batch of ``DATALOADER.IMS_PER_BATCH``, shuffled with ``SEED + seed_offset``, from iteration
+    ``start`` on (PN-GAN's source / target-pose pairs)."""
+    return iter(_train_loader(cfg, dataset, cfg.SEED + seed_offset, groups, start))
+
+
 def build_test_sets(cfg, names=None) -> dict[str, dict]:
     """``{label: {'query': loader, 'gallery': loader}}`` for ``DATASETS.TESTS`` (or
     ``names``), entries ``name`` or ``name@root`` (:func:`parse_dataset_entry`; labels:

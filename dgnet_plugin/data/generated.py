@@ -266,7 +266,7 @@ def label_generated(samples: Sequence[dict], real_items: Sequence, labelled: boo
         mapping.setdefault(parse_market_name(item[0])[0], int(item[1]))
     items = []
     for s in samples:
-        if not labelled:
+        if not labelled or s["pid"] < 0:  # source_pid -1: an image without identity (LSRO)
             items.append((s["impath"], -1, s["camid"], 0))
             continue
         if s["pid"] not in mapping:

@@ -130,14 +130,20 @@ class GeneratedReIDTrainer(IterationTrainer):
         batch = self.to_device(next(self._stream))
         with self.autocast():
             logits = self.model(batch["img"])
-        lab = self.cfg.LOSS.LABEL
-        loss = label_assignment_loss(
-            logits, batch["pid"], batch["generated"], lab.REAL, lab.GENERATED, lab.EPSILON
-        )
+        loss = self.label_loss(logits, batch)
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         self.amp.backward_step(loss, opt)
         return {"id": loss.detach()}
+
+    def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The step's loss: :func:`~dgnet_plugin.losses.label_assignment_loss` of the batch
+        with ``LOSS.LABEL`` (a method overrides it to change the labels, e.g. LSRO's
+        pseudo-labels)."""
+        lab = self.cfg.LOSS.LABEL
+        return label_assignment_loss(
+            logits, batch["pid"], batch["generated"], lab.REAL, lab.GENERATED, lab.EPSILON
+        )
 
     def row_name(self) -> str:
         """``<engine> (<re-ID network>, real + generated)``, or ``..., real only`` without

@@ -9,4 +9,6 @@ from . import (
     camstyle,  # noqa: F401 (registers CamStyle)
     dgnet,  # noqa: F401 (registers DG-Net)
     ide,  # noqa: F401 (registers the IDE baseline)
+    lsro,  # noqa: F401 (registers LSRO)
+    pngan,  # noqa: F401 (registers PN-GAN)
 )

@@ -36,7 +36,7 @@ def last_evaluation(run_dir: str) -> dict:
         for line in f:
             rec = json.loads(line)
             found: dict = {}
-            for key, v in rec.items():
+            for key in rec:
                 ds, sep, metric = key.rpartition("/")
                 if sep and metric == "Rank-1" and not ds.startswith(("lr", "train")):
                     found[ds] = {

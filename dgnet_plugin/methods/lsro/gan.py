@@ -86,6 +86,8 @@ class LSRODCGANEngine(IterationTrainer):
         fake = self.model.gen(z)
         self.model.train(was)
         path = os.path.join(self.output_dir, "images", f"samples_{iteration:08d}.jpg")
-        grid = save_grid([fake[:n], fake[n:]], path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+        grid = save_grid(
+            [fake[:n], fake[n:]], path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
+        )
         if self.writer is not None:
             self.writer.add_image("samples", grid, iteration)

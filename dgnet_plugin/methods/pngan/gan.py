@@ -121,7 +121,10 @@ class PNGANGeneratorEngine(IterationTrainer):
             group = self.pairs.by_pid[int(self.pairs.items[i][1])]
             keys.append((i, group[(group.index(i) + 1) % len(group)]))
         samples = [self.pairs[k] for k in keys]
-        return {f: torch.stack([s[f] for s in samples]).to(self.device) for f in ("img", "target", "pose")}
+        return {
+            f: torch.stack([s[f] for s in samples]).to(self.device)
+            for f in ("img", "target", "pose")
+        }
 
     @torch.no_grad()
     def visualize(self, iteration: int) -> None:

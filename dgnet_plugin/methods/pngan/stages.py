@@ -50,7 +50,12 @@ def compute_poses(ctx: StageContext) -> None:
     poses = compute_canonical_poses(cfg.POSE, items)
     save_canonical_poses(poses, poses_path(cfg))
     maps = canonical_pose_maps(load_canonical_poses(poses_path(cfg)), tuple(cfg.GAN.SIZE), cfg.POSE)
-    save_grid([pose_picture(maps)], os.path.join(cfg.OUTPUT_DIR, "canonical_poses.jpg"), (0.5,) * 3, (0.5,) * 3)
+    save_grid(
+        [pose_picture(maps)],
+        os.path.join(cfg.OUTPUT_DIR, "canonical_poses.jpg"),
+        (0.5,) * 3,
+        (0.5,) * 3,
+    )
     logger.info(
         "%d canonical poses from %d training poses (cluster sizes %s)",
         len(poses["counts"]),
