@@ -20,6 +20,7 @@ RULES = (
     positive("POSE.SIGMA", integer=False),
     positive("POSE.LIMB_SIGMA", integer=False),
     non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
+    non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
     one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
     Rule(
         "PNGAN.TEST_FEATURES",

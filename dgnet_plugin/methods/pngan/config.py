@@ -54,6 +54,10 @@ _P.PNGAN.NUM_SOURCES = 0
 # test features in the final table beside the image's own: avg | max (the fused
 # pose-normalised features), original+avg | original+max (both, concatenated)
 _P.PNGAN.TEST_FEATURES = ("original+avg", "original+max", "avg", "max")
+# the fusion rows on the first N test identities only (query and gallery; 0 = all): each test
+# image costs P generator and P + 1 re-ID passes. Add 'original' to TEST_FEATURES for the
+# image feature on the same subset
+_P.PNGAN.FUSION_TEST_IDS = 0
 
 
 def add_pngan_config(cfg: CN) -> CN:
