@@ -148,7 +148,7 @@ def test_lsro_all_stages_on_real_crops(tmp_path):
     assert rows[0]["checkpoint"].endswith("dcgan/model_final.pth")
     from PIL import Image
 
-    assert Image.open(out / rows[0]["file"]).size == (16, 32)  # (W, H) of GAN.SIZE
+    assert Image.open(out / "generated" / rows[0]["file"]).size == (16, 32)  # (W, H) of GAN.SIZE
     # the comparison runs trained on the same generated set, and the final table
     assert (out / "baseline" / "model_final.pth").is_file()
     assert "generated labels: argmax" in (out / "reid_argmax" / "log.txt").read_text()
