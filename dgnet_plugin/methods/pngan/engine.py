@@ -51,9 +51,13 @@ class PNGANEngine(GeneratedReIDTrainer):
         reid_stats = (tuple(self.cfg.INPUT.PIXEL_MEAN), tuple(self.cfg.INPUT.PIXEL_STD))
         views = PoseViewsReID(self.model.reid, gan.gen, maps, stats, reid_stats).to(self.device)
         n_ids = self.cfg.PNGAN.FUSION_TEST_IDS
-        test_sets = subset_test_sets(self.test_sets, n_ids) if n_ids else self.test_sets
+        total = max(
+            len({it[1] for it in t["query"].dataset.items}) for t in self.test_sets.values()
+        )
+        subset = 0 < n_ids < total
+        test_sets = subset_test_sets(self.test_sets, n_ids) if subset else self.test_sets
         results = evaluate_pose_fusion(views, test_sets, self.device, self.cfg.TEST, names)
-        where = f", first {n_ids} test identities" if n_ids else ""
+        where = f", first {n_ids} test identities" if subset else ""
         for name in names:
             rows[f"{FEATURE_ROWS[name]}{where}"] = results[name]
         return rows
