@@ -171,3 +171,21 @@ def test_pngan_all_stages_on_real_crops(tmp_path):
         "pose-normalised, max fusion",
     ):
         assert row in table, row
+
+
+def test_fusion_rows_on_a_subset_of_test_identities():
+    from torch.utils.data import DataLoader
+
+    from dgnet_plugin.data.pairs import ImageListDataset
+    from dgnet_plugin.methods.pngan.engine import subset_test_sets
+
+    def loader(items):
+        return DataLoader(ImageListDataset(items, transform=None), batch_size=4)
+
+    query = [("q1.jpg", 5, 0), ("q2.jpg", 3, 1), ("q3.jpg", 9, 0)]
+    gallery = [("g1.jpg", 3, 1), ("g2.jpg", 9, 0), ("g3.jpg", 5, 1), ("g0.jpg", 0, 0)]
+    sets = {"market": {"query": loader(query), "gallery": loader(gallery)}}
+    sub = subset_test_sets(sets, 2)["market"]  # the two lowest query identities: 3 and 5
+    assert [it[0] for it in sub["query"].dataset.items] == ["q1.jpg", "q2.jpg"]
+    assert [it[0] for it in sub["gallery"].dataset.items] == ["g1.jpg", "g3.jpg", "g0.jpg"]
+    assert sub["query"].batch_size == 4
