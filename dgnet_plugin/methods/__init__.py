@@ -9,4 +9,6 @@ from . import (
     camstyle,  # noqa: F401 (registers CamStyle)
     dgnet,  # noqa: F401 (registers DG-Net)
     ide,  # noqa: F401 (registers the IDE baseline)
+    ptgan,  # noqa: F401 (registers PTGAN)
+    spgan,  # noqa: F401 (registers SPGAN)
 )
