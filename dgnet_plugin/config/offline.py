@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .config import CfgNode as CN
 from .config import merge_missing
+from .validate import non_negative, one_of, positive, positive_size, probability
 
 _G = CN()
 _G.MODEL = CN()
@@ -139,3 +140,26 @@ _M.MASKS.CACHE = ""  # where the model's masks are cached; empty = OUTPUT_DIR/..
 def add_mask_config(cfg: CN) -> CN:
     """Add the mask provider's keys (``MASKS``) that ``cfg`` lacks."""
     return merge_missing(cfg, _M)
+
+
+_LABEL_MODES = ("hard", "lsr", "lsro", "argmax", "teacher")  # losses.label_assignment
+
+#: ``Method.config_rules`` of the translator keys (:func:`add_cyclegan_config`)
+CYCLEGAN_RULES = (
+    positive("GAN.MAX_ITER"),
+    non_negative("GAN.DECAY_START"),
+    positive("GAN.IMS_PER_BATCH"),
+    positive_size("GAN.SIZE"),
+    non_negative("GAN.POOL_SIZE"),
+    non_negative("LOSS.CYCLE", integer=False),
+    non_negative("LOSS.IDENTITY", integer=False),
+    one_of("LOSS.GAN_MODE", ("lsgan", "vanilla")),
+)
+#: ``Method.config_rules`` of the generated-data re-ID keys (:func:`add_generated_reid_config`)
+GENERATED_REID_RULES = (
+    non_negative("GENERATED.PER_BATCH"),
+    positive("GENERATED.BATCH_SIZE"),
+    one_of("LOSS.LABEL.REAL", _LABEL_MODES),
+    one_of("LOSS.LABEL.GENERATED", _LABEL_MODES),
+    probability("LOSS.LABEL.EPSILON"),
+)

@@ -10,6 +10,7 @@ evaluated on the target ("learning via translation").
 """
 
 from ...config import Method, register_method
+from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_spgan_config
 from .engine import SPGANEngine, SPGANTranslatorEngine
 from .losses import spgan_contrastive_loss
@@ -23,6 +24,7 @@ METHOD = register_method(
         add_config=add_spgan_config,
         engines=("SPGANEngine", "SPGANTranslatorEngine"),
         meta_architectures=("SPGAN",),
+        config_rules=CYCLEGAN_RULES + GENERATED_REID_RULES,
         stages=spgan_stages,
     )
 )
