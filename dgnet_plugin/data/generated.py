@@ -107,8 +107,10 @@ def link_test_sets(source_root: str, out: str, mode: str = "symlink") -> None:
         if os.path.lexists(dst):
             continue
         if not os.path.isdir(src):
-            raise DatasetNotFoundError(f"'{src}' does not exist, so it cannot be linked into "
-                                       f"'{out}'; use the test set mode 'none'")  # fmt: skip
+            raise DatasetNotFoundError(
+                f"'{src}' does not exist, so it cannot be linked into '{out}'; use the test set "
+                "mode 'none' (--test-sets none) and add query/ and bounding_box_test/ yourself"
+            )
         if mode == "symlink":
             os.symlink(src, dst, target_is_directory=True)
         else:
