@@ -77,6 +77,16 @@ def test_camstyle_all_stages_with_an_interrupted_translator(tmp_path, monkeypatc
     assert "stage 2/4 'generate'" in log
 
 
+def test_a_bad_label_mode_is_refused_before_any_work(tmp_path, capsys):
+    from train_net import cli
+
+    config = str(REPO / "configs" / "camstyle_cpu_demo.yml")
+    opts = ["OUTPUT_DIR", str(tmp_path / "out"), "LOSS.LABEL.GENERATED", "soft"]
+    assert cli(["--config-file", config, *opts]) == 2
+    assert "LOSS.LABEL.GENERATED = 'soft' is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "gan_c1_c2").exists()
+
+
 def test_camstyle_configs_build():
     cfg = load_cfg_file(str(REPO / "configs" / "camstyle_r50.yml"))
     assert cfg.DATASETS.NAMES == ("market1501",) and cfg.GENERATED.PER_BATCH == 46

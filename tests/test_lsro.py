@@ -15,7 +15,7 @@ from conftest import REPO, cli_opts, make_tiny_market
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import ConfigError, load_cfg_file
 from dgnet_plugin.losses import label_assignment_loss
-from dgnet_plugin.methods.lsro.engine import LSROEngine, last_evaluation
+from dgnet_plugin.methods.lsro.engine import LSROEngine
 from dgnet_plugin.methods.lsro.stages import generation_plan, noise_for
 
 
@@ -103,17 +103,6 @@ def test_lsro_configs_build_and_bad_values_are_refused(tmp_path):
     cfg = load_cfg_file(str(REPO / "configs" / "lsro_r50.yml"), ["LSRO.COMPARE", "('hard',)"])
     with pytest.raises(ConfigError, match="LSRO.COMPARE"):
         validate_config(cfg, RULES)
-
-
-def test_last_evaluation_reads_the_final_record(tmp_path):
-    records = [
-        {"iteration": 5, "market_layout/Rank-1": 1.0, "market_layout/mAP": 2.0},
-        {"iteration": 6, "id": 3.0, "lr_model": 0.1},
-        {"iteration": 10, "market_layout/Rank-1": 3.0, "market_layout/mAP": 4.0},
-    ]
-    (tmp_path / "metrics.json").write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert last_evaluation(str(tmp_path)) == {"market_layout": {"Rank-1": 3.0, "mAP": 4.0}}
-    assert last_evaluation(str(tmp_path / "none")) == {}
 
 
 TINY = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .config import CfgNode as CN
 from .config import merge_missing
+from .validate import non_negative, one_of, positive, positive_size, probability
 
 _G = CN()
 _G.MODEL = CN()
@@ -66,6 +67,9 @@ _R.GENERATED.ROOT = ""
 _R.GENERATED.PER_BATCH = 0  # generated images per global batch (CamStyle: 46 of 128 + 46)
 _R.GENERATED.BATCH_SIZE = 32  # images per generator forward in the generation stage
 _R.GENERATED.ENABLED = True  # False = the baseline: real images only (same recipe)
+# True = train on generated images only, DATALOADER.IMS_PER_BATCH of them per step (SPGAN,
+# PTGAN: the translated source images with the source labels)
+_R.GENERATED.ONLY = False
 _R.LOSS = CN()
 _R.LOSS.LABEL = CN()  # losses.label_assignment
 _R.LOSS.LABEL.REAL = "hard"  # hard | lsr | lsro | argmax | teacher
@@ -100,3 +104,62 @@ def gan_stage_opts(cfg) -> list[str]:
         "VIS.PERIOD", str(g.VIS_PERIOD),
         "DATASETS.TESTS", "()",
     ]  # fmt: skip
+
+
+_D = CN()
+_D.DOMAINS = CN()
+# The target domain of a cross-domain method (SPGAN, PTGAN): DATASETS entries whose training
+# images are used without labels (translation targets); DATASETS.NAMES is the source domain
+# (labelled), DATASETS.TESTS is evaluated (normally the target's query / gallery)
+_D.DOMAINS.TARGET = ()
+# Two domains cut out of one Market-layout folder by identity range (the CPU demos: CUHK03's
+# camera pairs), written as symlink folders SOURCE_DIR / TARGET_DIR by the 'domains' stage.
+# ROOT empty = off (the domains are real datasets)
+_D.DOMAINS.SPLIT = CN()
+_D.DOMAINS.SPLIT.ROOT = ""
+_D.DOMAINS.SPLIT.SOURCE_DIR = ""
+_D.DOMAINS.SPLIT.TARGET_DIR = ""
+_D.DOMAINS.SPLIT.SOURCE_TRAIN_PIDS = (1, 767)  # inclusive Market pid ranges
+_D.DOMAINS.SPLIT.SOURCE_TEST_PIDS = (768, 843)
+_D.DOMAINS.SPLIT.TARGET_TRAIN_PIDS = (844, 1155)
+_D.DOMAINS.SPLIT.TARGET_TEST_PIDS = (1156, 1467)
+
+
+def add_domain_config(cfg: CN) -> CN:
+    """Add the cross-domain keys (``DOMAINS``) that ``cfg`` lacks."""
+    return merge_missing(cfg, _D)
+
+
+_M = CN()
+_M.MASKS = CN()  # data.masks: a folder of masks, or a segmentation model cached on disk
+_M.MASKS.FOLDER = ""  # <image stem>.png anywhere under it (8-bit, person probability x 255)
+_M.MASKS.MODEL = ""  # TorchScript segmentation model, used when FOLDER is empty
+_M.MASKS.CACHE = ""  # where the model's masks are cached; empty = OUTPUT_DIR/../mask_cache
+
+
+def add_mask_config(cfg: CN) -> CN:
+    """Add the mask provider's keys (``MASKS``) that ``cfg`` lacks."""
+    return merge_missing(cfg, _M)
+
+
+_LABEL_MODES = ("hard", "lsr", "lsro", "argmax", "teacher")  # losses.label_assignment
+
+#: ``Method.config_rules`` of the translator keys (:func:`add_cyclegan_config`)
+CYCLEGAN_RULES = (
+    positive("GAN.MAX_ITER"),
+    non_negative("GAN.DECAY_START"),
+    positive("GAN.IMS_PER_BATCH"),
+    positive_size("GAN.SIZE"),
+    non_negative("GAN.POOL_SIZE"),
+    non_negative("LOSS.CYCLE", integer=False),
+    non_negative("LOSS.IDENTITY", integer=False),
+    one_of("LOSS.GAN_MODE", ("lsgan", "vanilla")),
+)
+#: ``Method.config_rules`` of the generated-data re-ID keys (:func:`add_generated_reid_config`)
+GENERATED_REID_RULES = (
+    non_negative("GENERATED.PER_BATCH"),
+    positive("GENERATED.BATCH_SIZE"),
+    one_of("LOSS.LABEL.REAL", _LABEL_MODES),
+    one_of("LOSS.LABEL.GENERATED", _LABEL_MODES),
+    probability("LOSS.LABEL.EPSILON"),
+)

@@ -107,8 +107,10 @@ def link_test_sets(source_root: str, out: str, mode: str = "symlink") -> None:
         if os.path.lexists(dst):
             continue
         if not os.path.isdir(src):
-            raise DatasetNotFoundError(f"'{src}' does not exist, so it cannot be linked into "
-                                       f"'{out}'; use the test set mode 'none'")  # fmt: skip
+            raise DatasetNotFoundError(
+                f"'{src}' does not exist, so it cannot be linked into '{out}'; use the test set "
+                "mode 'none' (--test-sets none) and add query/ and bounding_box_test/ yourself"
+            )
         if mode == "symlink":
             os.symlink(src, dst, target_is_directory=True)
         else:
@@ -293,13 +295,18 @@ class MixedImageDataset(ImageListDataset):
         return out
 
 
-def build_mixed_train_loader(cfg, real_items, generated_items, generated_per_batch, start=0):
+def build_mixed_train_loader(
+    cfg, real_items, generated_items, generated_per_batch, start=0, real_per_batch=None
+):
     """Infinite iterator of ``{img (erased), pid, camid, impath, generated}`` batches with
-    ``DATALOADER.IMS_PER_BATCH`` real and ``generated_per_batch`` generated images per global
-    step (:class:`~.samplers.RatioBatchSampler`; this process gets its share of each), from
-    iteration ``start`` on. ``generated_per_batch`` 0: real images only (the baseline)."""
+    ``real_per_batch`` (default ``DATALOADER.IMS_PER_BATCH``) real and ``generated_per_batch``
+    generated images per global step (:class:`~.samplers.RatioBatchSampler`; this process gets
+    its share of each), from iteration ``start`` on. ``generated_per_batch`` 0: real images
+    only (the baseline); ``real_per_batch`` 0: generated images only."""
+    if real_per_batch is None:
+        real_per_batch = cfg.DATALOADER.IMS_PER_BATCH
     ds = MixedImageDataset(
-        real_items,
+        real_items if real_per_batch else [],
         generated_items if generated_per_batch else [],
         build_transforms(cfg, True),
         build_random_erasing(cfg),
@@ -309,7 +316,7 @@ def build_mixed_train_loader(cfg, real_items, generated_items, generated_per_bat
     sampler = RatioBatchSampler(
         ds.num_real,
         len(ds) - ds.num_real,
-        cfg.DATALOADER.IMS_PER_BATCH,
+        real_per_batch,
         generated_per_batch,
         rank,
         world,

@@ -291,7 +291,8 @@ class RatioBatchSampler(Sampler[list]):
     permutations of its own (the generated part cycles faster or slower than the real part),
     from two ``torch.Generator`` streams seeded with ``seed`` and ``seed + 1``; a batch lists
     this process's real indices, then its generated ones. ``start`` skips the first global
-    batches (a resumed run draws the batches of the uninterrupted one).
+    batches (a resumed run draws the batches of the uninterrupted one). ``real_per_batch``
+    0: generated images only (SPGAN's re-ID on the translated source).
 
     Raises:
         ValueError: a part larger than its item count, a count that does not divide by
@@ -309,10 +310,14 @@ class RatioBatchSampler(Sampler[list]):
         seed: int = 0,
         start: int = 0,
     ):
-        if real_per_batch < 1 or generated_per_batch < 0:
+        if (
+            real_per_batch < 0
+            or generated_per_batch < 0
+            or real_per_batch + generated_per_batch < 1
+        ):
             raise ValueError(
-                f"real_per_batch must be >= 1 and generated_per_batch >= 0, got "
-                f"{real_per_batch} and {generated_per_batch}"
+                f"real_per_batch and generated_per_batch must be >= 0 with at least one image "
+                f"per batch, got {real_per_batch} and {generated_per_batch}"
             )
         if num_real < real_per_batch:
             raise ValueError(f"{num_real} real images, fewer than {real_per_batch} per batch")
@@ -340,7 +345,7 @@ class RatioBatchSampler(Sampler[list]):
             buf = buf[k:]
 
     def __iter__(self) -> Iterator[list]:
-        real = self._stream(self.num_real, self.real_per_batch, self.seed)
+        real = self._stream(self.num_real, self.real_per_batch, self.seed) if self.real else None
         gen = (
             self._stream(self.num_generated, self.generated_per_batch, self.seed + 1)
             if self.generated_per_batch
@@ -348,16 +353,20 @@ class RatioBatchSampler(Sampler[list]):
         )
         step = 0
         while True:
-            r = next(real)
+            r = next(real) if real is not None else None
             g = next(gen) if gen is not None else None
             step += 1
             if step <= self.start:
                 continue
-            out = r[self.rank * self.real : (self.rank + 1) * self.real].tolist()
+            out = (
+                [] if r is None else r[self.rank * self.real : (self.rank + 1) * self.real].tolist()
+            )
             if g is not None:
                 lo, hi = self.rank * self.gen, (self.rank + 1) * self.gen
                 out += (g[lo:hi] + self.num_real).tolist()
             yield out
 
-    def __len__(self) -> int:  # real batches per epoch
-        return self.num_real // self.real_per_batch
+    def __len__(self) -> int:  # batches per epoch of the real part (else the generated one)
+        if self.real_per_batch:
+            return self.num_real // self.real_per_batch
+        return self.num_generated // self.generated_per_batch

@@ -11,4 +11,6 @@ from . import (
     ide,  # noqa: F401 (registers the IDE baseline)
     lsro,  # noqa: F401 (registers LSRO)
     pngan,  # noqa: F401 (registers PN-GAN)
+    ptgan,  # noqa: F401 (registers PTGAN)
+    spgan,  # noqa: F401 (registers SPGAN)
 )

@@ -8,6 +8,7 @@ epsilon 0.1) on the transferred ones.
 """
 
 from ...config import Method, register_method
+from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_camstyle_config
 from .engine import CamStyleCycleGANEngine, CamStyleEngine
 from .pipeline import camstyle_stages
@@ -18,6 +19,7 @@ METHOD = register_method(
         title="CamStyle",
         add_config=add_camstyle_config,
         engines=("CamStyleEngine", "CamStyleCycleGANEngine"),
+        config_rules=CYCLEGAN_RULES + GENERATED_REID_RULES,
         stages=camstyle_stages,
     )
 )

@@ -3,6 +3,7 @@ Re-identification Baseline in vitro"): a DCGAN's unlabeled pedestrians as extra 
 data, with the uniform label distribution (label smoothing regularisation for outliers)."""
 
 from ...config import Method, register_method
+from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, one_of, positive
 from .config import add_lsro_config
 from .engine import LSROEngine
@@ -11,13 +12,17 @@ from .stages import lsro_stages
 
 _MODES = ("lsro", "argmax", "lsr")
 RULES = (
-    one_of("LOSS.LABEL.GENERATED", _MODES),
-    positive("LSRO.NUM_GENERATED"),
-    Rule(
-        "LSRO.COMPARE",
-        lambda v, cfg: all(m in ("baseline", *_MODES) for m in v),
-        "a tuple of baseline | lsro | argmax | lsr",
-    ),
+    CYCLEGAN_RULES
+    + GENERATED_REID_RULES
+    + (
+        one_of("LOSS.LABEL.GENERATED", _MODES),
+        positive("LSRO.NUM_GENERATED"),
+        Rule(
+            "LSRO.COMPARE",
+            lambda v, cfg: all(m in ("baseline", *_MODES) for m in v),
+            "a tuple of baseline | lsro | argmax | lsr",
+        ),
+    )
 )
 
 

@@ -3,7 +3,6 @@ real images with their labels and the DCGAN's images with the uniform label."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import torch
@@ -23,29 +22,6 @@ COMPARISON_ROWS = {
 def comparison_dir(cfg, mode: str) -> str:
     """Where the comparison run of label mode ``mode`` lives: ``OUTPUT_DIR/reid_<mode>``."""
     return os.path.join(cfg.OUTPUT_DIR, f"reid_{mode}")
-
-
-def last_evaluation(run_dir: str) -> dict:
-    """``{dataset: {metric: value}}`` of the last evaluation record of ``run_dir``'s
-    ``metrics.json`` (``{}`` when there is none)."""
-    path = os.path.join(run_dir, "metrics.json")
-    if not os.path.isfile(path):
-        return {}
-    last: dict = {}
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            found: dict = {}
-            for key in rec:
-                ds, sep, metric = key.rpartition("/")
-                if sep and metric == "Rank-1" and not ds.startswith(("lr", "train")):
-                    found[ds] = {
-                        m: rec[f"{ds}/{m}"]
-                        for m in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP")
-                        if f"{ds}/{m}" in rec
-                    }
-            last = found or last
-    return last
 
 
 @ENGINE_REGISTRY.register()
@@ -82,7 +58,7 @@ class LSROEngine(GeneratedReIDTrainer):
             return rows
         for mode in self.cfg.LSRO.COMPARE:
             if mode in COMPARISON_ROWS and mode != self.cfg.LOSS.LABEL.GENERATED:
-                found = last_evaluation(comparison_dir(self.cfg, mode))
+                found = self._recorded_results(comparison_dir(self.cfg, mode))
                 if found:
                     rows[COMPARISON_ROWS[mode]] = found
         return rows

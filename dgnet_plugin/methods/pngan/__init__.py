@@ -4,6 +4,7 @@ Generation for Person Re-identification"): a pose-conditioned generator draws ea
 the pose-normalised views at test time."""
 
 from ...config import Method, register_method
+from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, non_negative, one_of, positive
 from .config import add_pngan_config
 from .engine import FEATURE_ROWS, PNGANEngine
@@ -11,22 +12,26 @@ from .gan import PNGANGeneratorEngine, PoseGAN
 from .stages import pngan_stages
 
 RULES = (
-    Rule(
-        "POSE.SOURCE",
-        lambda v, cfg: bool(v),
-        "a keypoint CSV or a TorchScript pose model (e.g. cuhk03_pose_mask/cuhk03_poses.csv)",
-    ),
-    positive("POSE.NUM_CANONICAL"),
-    positive("POSE.SIGMA", integer=False),
-    positive("POSE.LIMB_SIGMA", integer=False),
-    non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
-    non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
-    one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
-    Rule(
-        "PNGAN.TEST_FEATURES",
-        lambda v, cfg: all(n in FEATURE_ROWS for n in v),
-        "a tuple of " + " | ".join(FEATURE_ROWS),
-    ),
+    CYCLEGAN_RULES
+    + GENERATED_REID_RULES
+    + (
+        Rule(
+            "POSE.SOURCE",
+            lambda v, cfg: bool(v),
+            "a keypoint CSV or a TorchScript pose model (e.g. cuhk03_pose_mask/cuhk03_poses.csv)",
+        ),
+        positive("POSE.NUM_CANONICAL"),
+        positive("POSE.SIGMA", integer=False),
+        positive("POSE.LIMB_SIGMA", integer=False),
+        non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
+        non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
+        one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
+        Rule(
+            "PNGAN.TEST_FEATURES",
+            lambda v, cfg: all(n in FEATURE_ROWS for n in v),
+            "a tuple of " + " | ".join(FEATURE_ROWS),
+        ),
+    )
 )
 
 METHOD = register_method(
