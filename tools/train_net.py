@@ -2,7 +2,7 @@
 """Train or evaluate any engine of dgnet_plugin (the detectron2 / fastreid CLI shape).
 
     python tools/train_net.py --config-file configs/dgnet_r50.yml \
-        [--eval-only] [--resume] [--num-gpus N] [KEY VALUE ...]
+        [--eval-only] [--resume] [--stage NAME] [--num-gpus N] [KEY VALUE ...]
     torchrun --nproc_per_node N tools/train_net.py --config-file configs/dgnet_r50.yml ...
 
 Several processes (torchrun, or --num-gpus N which starts N local processes itself; with
@@ -69,6 +69,14 @@ def default_argument_parser() -> argparse.ArgumentParser:
         default="auto",
         help="tcp://HOST:PORT of machine 0 (auto: a free local port, one machine only)",
     )
+    p.add_argument(
+        "--stage",
+        default=None,
+        metavar="NAME",
+        help="run one stage of the method's pipeline (offline methods: translator training, "
+        "generation, then 'train' = the re-ID training); default: every stage in order, "
+        "finished ones reused",
+    )
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p
 
@@ -83,7 +91,9 @@ def main(args) -> dict:
 
 def _main(args) -> dict:
     if not args.eval_only:
-        return launch_training(args.config_file, args.opts, args.resume, args.overwrite)
+        return launch_training(
+            args.config_file, args.opts, args.resume, args.overwrite, stage=args.stage
+        )
     # no training set: the identity count comes from MODEL.WEIGHTS
     cfg = load_cfg_file(args.config_file, args.opts, freeze=False)
     with RunLock(cfg.OUTPUT_DIR):

@@ -33,6 +33,10 @@ class Method:
             (help, add_arguments(parser), run(args, model, cfg))}``.
         config_rules: validation rules of the method's keys (see
             :func:`dgnet_plugin.config.validate.validate_config`), checked before any work.
+        stages: ``f(cfg) -> [Stage, ...]`` (:mod:`dgnet_plugin.engine.stages`): the stages
+            of an offline pipeline run before the engine (train the translators, generate
+            images); ``tools/train_net.py`` runs them in order, ``--stage NAME`` one of them.
+            ``None``: the engine's training is the only stage.
         export: ``f(cfg, reid_model) -> (torchreid model name or None, [KEY=value config
             differences the torchreid factory cannot know])`` for ``tools/export.py``;
             ``None``: the method's re-ID network has no torchreid factory.
@@ -47,6 +51,7 @@ class Method:
     generation_commands: Mapping[str, tuple[str, Callable, Callable]] = field(default_factory=dict)
     export: Callable | None = None
     config_rules: tuple = ()
+    stages: Callable[[Any], list] | None = None
 
 
 METHODS: dict[str, Method] = {}

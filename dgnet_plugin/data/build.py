@@ -142,14 +142,25 @@ def build_pair_streams(cfg, items, start: int = 0):
     return tuple(iter(_train_loader(cfg, ds, cfg.SEED + k, groups, start)) for k in (1, 2))
 
 
-def build_train_loader(cfg, items, start: int = 0):
+def build_train_loader(cfg, items, start: int = 0, seed_offset: int = 0, dataset=None):
     """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
     process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``), from iteration
-    ``start`` on."""
-    ds = ImageListDataset(
+    ``start`` on. ``seed_offset``: shuffle with ``SEED + seed_offset`` (independent streams,
+    e.g. CycleGAN's two domains); ``dataset``: a dataset of ``items`` of one's own (e.g.
+    with masks) instead of :class:`ImageListDataset`."""
+    ds = dataset or ImageListDataset(
         items, build_transforms(cfg, True), build_random_erasing(cfg), cfg.INPUT.FORMAT
     )
-    return iter(_train_loader(cfg, ds, cfg.SEED, start=start))
+    return iter(_train_loader(cfg, ds, cfg.SEED + seed_offset, start=start))
+
+
+def build_group_loader(cfg, dataset, groups, start: int = 0, seed_offset: int = 0):
+    """Infinite iterator of batches of a pair ``dataset`` whose ``__getitem__`` takes ``(i, j)``:
+    ``i`` shuffled, ``j`` another item of ``i``'s group (:class:`GlobalBatchSampler` with
+    ``groups``, e.g. the item indices of each identity), this process's share of each global
+    batch of ``DATALOADER.IMS_PER_BATCH``, shuffled with ``SEED + seed_offset``, from iteration
+    ``start`` on (PN-GAN's source / target-pose pairs)."""
+    return iter(_train_loader(cfg, dataset, cfg.SEED + seed_offset, groups, start))
 
 
 def build_test_sets(cfg, names=None) -> dict[str, dict]:

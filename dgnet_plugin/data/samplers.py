@@ -279,3 +279,94 @@ class CrossModalityBatchSampler(Sampler[list]):
 
     def __len__(self) -> int:  # batches per epoch
         return len(self.pids) // self.num_ids
+
+
+class RatioBatchSampler(Sampler[list]):
+    """Infinite batches with a fixed real:generated ratio: each global batch holds
+    ``real_per_batch`` real and ``generated_per_batch`` generated items (CamStyle: 128 real +
+    46 camera-style images), and this process gets its contiguous share of each part.
+
+    Items are indexed as in :class:`~.generated.MixedImageDataset`: real ``0..num_real-1``,
+    generated ``num_real..num_real+num_generated-1``. Each part is drawn as epoch-wise
+    permutations of its own (the generated part cycles faster or slower than the real part),
+    from two ``torch.Generator`` streams seeded with ``seed`` and ``seed + 1``; a batch lists
+    this process's real indices, then its generated ones. ``start`` skips the first global
+    batches (a resumed run draws the batches of the uninterrupted one). ``real_per_batch``
+    0: generated images only (SPGAN's re-ID on the translated source).
+
+    Raises:
+        ValueError: a part larger than its item count, a count that does not divide by
+            ``world_size``, or ``generated_per_batch > 0`` with no generated item.
+    """
+
+    def __init__(
+        self,
+        num_real: int,
+        num_generated: int,
+        real_per_batch: int,
+        generated_per_batch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        start: int = 0,
+    ):
+        if (
+            real_per_batch < 0
+            or generated_per_batch < 0
+            or real_per_batch + generated_per_batch < 1
+        ):
+            raise ValueError(
+                f"real_per_batch and generated_per_batch must be >= 0 with at least one image "
+                f"per batch, got {real_per_batch} and {generated_per_batch}"
+            )
+        if num_real < real_per_batch:
+            raise ValueError(f"{num_real} real images, fewer than {real_per_batch} per batch")
+        if generated_per_batch and num_generated < generated_per_batch:
+            raise ValueError(
+                f"{num_generated} generated images, fewer than {generated_per_batch} per batch "
+                "(GENERATED.PER_BATCH): generate them first, or set it to 0"
+            )
+        self.num_real, self.num_generated = num_real, num_generated
+        self.real = per_process_batch(real_per_batch, world_size, "DATALOADER.IMS_PER_BATCH")
+        self.gen = per_process_batch(generated_per_batch, world_size, "GENERATED.PER_BATCH")
+        self.real_per_batch, self.generated_per_batch = real_per_batch, generated_per_batch
+        self.rank, self.seed, self.start = rank, seed, start
+
+    @staticmethod
+    def _stream(n: int, k: int, seed: int) -> Iterator[torch.Tensor]:
+        """Chunks of ``k`` indices from successive permutations of ``range(n)`` (chunks may
+        straddle two permutations, so no image is dropped)."""
+        gen = torch.Generator().manual_seed(seed)
+        buf = torch.empty(0, dtype=torch.int64)
+        while True:
+            while len(buf) < k:
+                buf = torch.cat([buf, torch.randperm(n, generator=gen)])
+            yield buf[:k]
+            buf = buf[k:]
+
+    def __iter__(self) -> Iterator[list]:
+        real = self._stream(self.num_real, self.real_per_batch, self.seed) if self.real else None
+        gen = (
+            self._stream(self.num_generated, self.generated_per_batch, self.seed + 1)
+            if self.generated_per_batch
+            else None
+        )
+        step = 0
+        while True:
+            r = next(real) if real is not None else None
+            g = next(gen) if gen is not None else None
+            step += 1
+            if step <= self.start:
+                continue
+            out = (
+                [] if r is None else r[self.rank * self.real : (self.rank + 1) * self.real].tolist()
+            )
+            if g is not None:
+                lo, hi = self.rank * self.gen, (self.rank + 1) * self.gen
+                out += (g[lo:hi] + self.num_real).tolist()
+            yield out
+
+    def __len__(self) -> int:  # batches per epoch of the real part (else the generated one)
+        if self.real_per_batch:
+            return self.num_real // self.real_per_batch
+        return self.num_generated // self.generated_per_batch

@@ -346,6 +346,11 @@ class IterationTrainer(TrainerBase):
             model, self.test_sets, self.device, self.cfg.TEST, self.output_dir
         )
 
+    def row_name(self) -> str:
+        """The evaluated model's name in the results table (default: the re-ID network's
+        class name)."""
+        return type(self.model.reid).__name__
+
     def extra_rows(self) -> dict:
         """More rows of the evaluation table (e.g. DG-Net's teacher); default none. Called on
         every rank (an evaluation extracts features in shards)."""
@@ -371,7 +376,7 @@ class IterationTrainer(TrainerBase):
         reid = self.model.reid
         results = self.evaluate_model(reid)
         if comm.is_main_process():
-            rows = {type(reid).__name__: results, **extra}
+            rows = {self.row_name(): results, **extra}
             report_results(rows, results, self.iter, self.metrics, self.writer)
         return results
 

@@ -80,3 +80,40 @@ def build_iter_scheduler(optimizer, steps, gamma):
     return tr.optim.build_lr_scheduler(
         optimizer, lr_scheduler="multi_step", stepsize=list(steps), gamma=gamma
     )
+
+
+def linear_decay_factor(iteration: int, decay_start: int, max_iter: int) -> float:
+    """CycleGAN's learning-rate multiplier (Zhu et al. 2017, section 4: "keep the same
+    learning rate for the first 100 epochs and linearly decay the rate to zero over the next
+    100 epochs"), per iteration: ``1`` before ``decay_start``, then
+    ``1 - (iteration - decay_start) / (max_iter - decay_start)``, which reaches 0 at
+    ``max_iter`` (never below 0)."""
+    if iteration < decay_start:
+        return 1.0
+    span = max(max_iter - decay_start, 1)
+    return max(0.0, 1.0 - (iteration - decay_start) / span)
+
+
+class LinearDecay:
+    """Picklable ``lr_lambda`` of :func:`linear_decay_factor` (a ``LambdaLR`` checkpoint holds
+    callable objects' ``__dict__``)."""
+
+    def __init__(self, decay_start: int, max_iter: int):
+        self.decay_start, self.max_iter = int(decay_start), int(max_iter)
+
+    def __call__(self, iteration: int) -> float:
+        return linear_decay_factor(iteration, self.decay_start, self.max_iter)
+
+
+def build_linear_decay_scheduler(optimizer, decay_start: int, max_iter: int):
+    """A per-iteration ``LambdaLR`` with CycleGAN's constant-then-linear-to-zero schedule
+    (:func:`linear_decay_factor`); the engine steps it every iteration.
+
+    Raises:
+        ValueError: ``decay_start`` outside ``[0, max_iter]``.
+    """
+    if not 0 <= decay_start <= max_iter:
+        raise ValueError(
+            f"the linear LR decay must start between 0 and MAX_ITER={max_iter}, got {decay_start}"
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(decay_start, max_iter))

@@ -150,19 +150,50 @@ def build_seeded_engine(cfg):
     return build_engine(cfg)
 
 
-def launch_training(config_file: str, opts=None, resume: bool = False, overwrite: bool = False):
+def launch_training(
+    config_file: str,
+    opts=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    stage: str | None = None,
+    pipeline: bool = True,
+):
     """Train the config ``config_file`` (+ ``KEY VALUE`` ``opts``) in its ``OUTPUT_DIR``:
     :func:`open_run`'s checks and lock, :func:`default_setup`, the method's
-    ``before_training`` step, the engine (``--resume``: from the newest complete checkpoint).
-    Returns the final evaluation (empty for a stage without re-ID network)."""
+    ``before_training`` step and pipeline stages (:mod:`.stages`: finished ones reused,
+    interrupted ones continued), the engine (``--resume``: from the newest complete
+    checkpoint). ``stage``: run only that stage of the method's pipeline
+    (:data:`~.stages.MAIN_STAGE` = the engine's training alone). Returns the final
+    evaluation (empty for a stage without re-ID network, or a single earlier stage).
+    ``pipeline=False``: the engine's training alone (what a stage runs for a run of its own,
+    e.g. the real-only baseline with the main engine)."""
+    from .stages import MAIN_STAGE, StageContext, check_stage_name, run_stages
+
     opts = list(opts or [])
     cfg = load_cfg_file(config_file, opts, freeze=False)
     method = method_of_engine(cfg.ENGINE.NAME)
-    with open_run(cfg, resume, overwrite, method.config_rules):
+    # the pipeline belongs to the method's main engine (the first); a stage's own run (e.g.
+    # the translator's engine of the same method) has no stages of its own
+    main = pipeline and method.stages is not None and cfg.ENGINE.NAME == method.engines[0]
+    stages = method.stages(cfg) if main else []
+    if stage is not None:
+        check_stage_name(stages, stage)
+    # one earlier stage alone does not train this run: its checkpoints are not in the way
+    earlier_stage_only = stage is not None and stage != MAIN_STAGE
+    with open_run(cfg, resume or earlier_stage_only, overwrite, method.config_rules):
         default_setup(cfg, config_file, opts)
-        scan_datasets(cfg)
+        if not stages:
+            scan_datasets(cfg)
         if method.before_training is not None:
             method.before_training(cfg)
+        if stages:
+            # the stages may write the data this run reads (domain folders, generated sets);
+            # each stage's own run scans its data before working
+            if stage != MAIN_STAGE:
+                run_stages(stages, StageContext(cfg, config_file, opts), only=stage)
+            if earlier_stage_only:
+                return {}
+            scan_datasets(cfg)
         engine = build_seeded_engine(cfg)
         engine.resume_or_load(resume=resume)
         return engine.train()

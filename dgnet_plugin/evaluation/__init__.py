@@ -2,6 +2,7 @@
 
 from .evaluator import evaluate_reid_model, format_results_table
 from .features import combine_query_features, extract_features, extract_features_distributed
+from .fusion import FUSION_MODES, fuse_features
 from .ranking import (
     evaluate_distmat,
     evaluate_features,
@@ -9,6 +10,8 @@ from .ranking import (
 )
 
 __all__ = [
+    "FUSION_MODES",
+    "fuse_features",
     "combine_query_features",
     "evaluate_distmat",
     "evaluate_features",

@@ -1,4 +1,5 @@
-"""Reconstruction losses (DG-Net Eq. 1, 2, 4, 5 and the cycle term)."""
+"""Reconstruction losses: DG-Net Eq. 1, 2, 4, 5; CycleGAN's cycle-consistency and
+identity-mapping terms; PTGAN's foreground-masked identity term."""
 
 from __future__ import annotations
 
@@ -21,3 +22,60 @@ def recon_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             f"recon_l1_loss: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}"
         )
     return F.l1_loss(pred, target)
+
+
+def cycle_consistency_loss(reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """CycleGAN's cycle term for one direction (Zhu et al. 2017, Eq. 2):
+    ``L_cyc = E||F(G(x)) - x||_1`` with ``reconstructed = F(G(x))`` and ``real = x``, both
+    ``(N, C, H, W)`` in the translator's range (``[-1, 1]``); the mean over every element.
+    The method weights each direction (``LOSS.CYCLE``, lambda = 10)."""
+    return recon_l1_loss(reconstructed, real)
+
+
+def identity_mapping_loss(mapped: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The identity-mapping term (Taigman et al. 2017; CycleGAN section 5.2; SPGAN Eq. 3):
+    ``L_ide = E||G(y) - y||_1`` for an image ``y`` already in G's target domain
+    (``mapped = G(y)``, ``real = y``, ``(N, C, H, W)``): G should leave it unchanged, which
+    keeps colours. Weighted by the method (``LOSS.IDENTITY``: CycleGAN 0.5 x 10, SPGAN 5)."""
+    return recon_l1_loss(mapped, real)
+
+
+def masked_identity_loss(
+    translated: torch.Tensor, real: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """PTGAN's person-identity term for one direction (Wei et al. 2018, Eq. 4):
+    ``L_ID = E||(G(a) - a) * M(a)||_2``: the translation must keep the foreground pixels.
+
+    Args:
+        translated: ``G(a)``, ``(N, C, H, W)``.
+        real: ``a``, the same shape.
+        mask: ``M(a)``, the foreground mask ``(N, 1, H, W)`` (or ``(N, C, H, W)``) in
+            ``[0, 1]`` (1 = person); background pixels (0) contribute nothing, so no gradient
+            reaches them.
+
+    Returns the mean over images of the L2 norm of the masked difference divided by the
+    square root of the number of elements per image (a root-mean-square over the image, so
+    the weight does not depend on the image size): ``(1/N) sum_n ||d_n * M_n||_2 /
+    sqrt(C H W)``. The per-image norm is taken with a small floor (1e-12) under the square
+    root, so an all-background image has a zero, finite gradient.
+
+    Raises:
+        ValueError: shapes that do not match (the mask may have one channel).
+    """
+    if translated.shape != real.shape:
+        raise ValueError(
+            f"masked_identity_loss: shapes differ {tuple(translated.shape)} vs {tuple(real.shape)}"
+        )
+    if (
+        mask.ndim != 4
+        or mask.shape[0] != real.shape[0]
+        or mask.shape[-2:] != real.shape[-2:]
+        or (mask.shape[1] not in (1, real.shape[1]))
+    ):
+        raise ValueError(
+            f"masked_identity_loss: mask {tuple(mask.shape)} must be (N, 1, H, W) or (N, C, H, W) "
+            f"for images {tuple(real.shape)}"
+        )
+    d = (translated.float() - real.float()) * mask.float()
+    per_image = d.pow(2).flatten(1).sum(1)
+    return (per_image.clamp(min=1e-12).sqrt() / d[0].numel() ** 0.5).mean()

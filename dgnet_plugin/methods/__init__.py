@@ -7,7 +7,12 @@ engine, losses' weighting, generation) that registers a
 
 from . import (
     agw,  # noqa: F401 (registers the AGW cross-modality baseline)
+    camstyle,  # noqa: F401 (registers CamStyle)
     d2rl,  # noqa: F401 (registers D2RL)
     dgnet,  # noqa: F401 (registers DG-Net)
     ide,  # noqa: F401 (registers the IDE baseline)
+    lsro,  # noqa: F401 (registers LSRO)
+    pngan,  # noqa: F401 (registers PN-GAN)
+    ptgan,  # noqa: F401 (registers PTGAN)
+    spgan,  # noqa: F401 (registers SPGAN)
 )

@@ -1,7 +1,16 @@
-"""Discriminators: the MUNIT/DG-Net multi-scale discriminator (CycleGAN's 70x70 PatchGAN
-will sit beside it)."""
+"""Discriminators: the MUNIT/DG-Net multi-scale discriminator, CycleGAN's 70x70 PatchGAN and
+the DCGAN discriminator (LSRO)."""
 
 from .build import DISCRIMINATOR_REGISTRY, build_discriminator
+from .dcgan import DCGANDiscriminator
 from .multiscale import MultiScaleDiscriminator
+from .patchgan import PatchGANDiscriminator, patchgan_receptive_field
 
-__all__ = ["DISCRIMINATOR_REGISTRY", "MultiScaleDiscriminator", "build_discriminator"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DISCRIMINATOR_REGISTRY",
+    "MultiScaleDiscriminator",
+    "PatchGANDiscriminator",
+    "build_discriminator",
+    "patchgan_receptive_field",
+]

@@ -4,6 +4,14 @@ VAE-GAN translator)."""
 
 from . import unit  # noqa: F401 (registers UNITTranslator)
 from .build import GENERATOR_REGISTRY, build_generator
+from .dcgan import DCGANGenerator
+from .resnet import ResnetGenerator
 from .unit import UNITTranslator
 
-__all__ = ["GENERATOR_REGISTRY", "UNITTranslator", "build_generator"]
+__all__ = [
+    "DCGANGenerator",
+    "GENERATOR_REGISTRY",
+    "ResnetGenerator",
+    "UNITTranslator",
+    "build_generator",
+]

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import save_image
 
 from ....data.datasets import DatasetNotFoundError, read_image, scan_market_folder
+from ....data.generated import link_test_sets
 from ....utils.events import progress_bar
 from ....utils.visualization import denormalize
 from .common import appearance_codes, decode, model_device, structure_codes
@@ -42,7 +43,6 @@ logger = logging.getLogger("dgnet_plugin")
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("file", "appearance_source", "structure_source", "checkpoint")
 TRAIN_DIR = "bounding_box_train"
-TEST_DIRS = ("query", "bounding_box_test")
 
 
 def generated_name(pid: int, cam: int, serial: int, k: int) -> str:
@@ -109,27 +109,6 @@ class _PairDataset(Dataset):
         e = self.entries[i]
         app = self.transform(read_image(e["appearance_source"]))
         return app, self.transform(read_image(e["structure_source"])), i
-
-
-def _link_test_sets(source_root: str, out: str, mode: str) -> None:
-    if mode not in ("symlink", "copy", "none"):
-        raise ValueError(f"test_sets must be 'symlink', 'copy' or 'none', got '{mode}'")
-    if mode == "none":
-        return
-    for name in TEST_DIRS:
-        src, dst = os.path.join(os.path.abspath(source_root), name), os.path.join(out, name)
-        if os.path.lexists(dst):
-            continue
-        if not os.path.isdir(src):
-            raise DatasetNotFoundError(
-                f"'{src}' does not exist, so it cannot be linked into '{out}'; pass "
-                "--test-sets none (test_sets='none') and add query/ and bounding_box_test/ "
-                "yourself"
-            )
-        if mode == "symlink":
-            os.symlink(src, dst, target_is_directory=True)
-        else:
-            shutil.copytree(src, dst)
 
 
 def _link_real(source_root: str, out: str, generated: set[str]) -> int:
@@ -211,7 +190,7 @@ def write_dataset(
                 f"uses checkpoint '{checkpoint}' and draws '{e['structure_source']}' (another "
                 "checkpoint, --seed or source?); write to a new --output-dir"
             )
-    _link_test_sets(source_root, out, test_sets)
+    link_test_sets(source_root, out, test_sets)
     real_linked = _link_real(source_root, out, {e["file"] for e in entries}) if include_real else 0
 
     exists = [os.path.exists(os.path.join(out, e["file"])) for e in entries]

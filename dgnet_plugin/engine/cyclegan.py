@@ -1,0 +1,253 @@
+"""The CycleGAN training step (Zhu et al., ICCV 2017, section 3-4), shared by the offline
+translation methods (CamStyle, SPGAN, PTGAN): a method subclasses :class:`CycleGANTrainer`,
+says which training images form domains A and B (:meth:`~CycleGANTrainer.domain_items`),
+adds its own generator terms (:meth:`~CycleGANTrainer.extra_generator_losses`) and registers
+the subclass in ``ENGINE_REGISTRY`` under its own name."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from ..config import ConfigError, load_cfg_file
+from ..data import build_train_loader
+from ..losses import (
+    ImagePool,
+    cycle_consistency_loss,
+    identity_mapping_loss,
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    vanilla_gan_dis_loss,
+    vanilla_gan_gen_loss,
+)
+from ..modeling import build_model
+from ..utils.checkpoint import CheckpointError
+from ..utils.visualization import save_grid
+from .defaults import IterationTrainer, resolve_device
+from .loading import read_state_dict
+from .optim import build_adam, build_linear_decay_scheduler
+
+logger = logging.getLogger("dgnet_plugin")
+
+_ADVERSARIAL = {
+    "lsgan": (lsgan_gen_loss, lsgan_dis_loss),
+    "vanilla": (vanilla_gan_gen_loss, vanilla_gan_dis_loss),
+}
+
+
+def adversarial_losses(mode: str):
+    """``(generator loss, discriminator loss)`` of ``LOSS.GAN_MODE`` (lsgan | vanilla)."""
+    if mode not in _ADVERSARIAL:
+        raise ConfigError(f"LOSS.GAN_MODE '{mode}' is unknown; choose lsgan or vanilla")
+    return _ADVERSARIAL[mode]
+
+
+class CycleGANTrainer(IterationTrainer):
+    """One CycleGAN iteration per step, on one batch of each domain (images in ``[-1, 1]``:
+    the stage's ``INPUT.PIXEL_MEAN`` / ``STD`` are 0.5, see
+    :func:`dgnet_plugin.config.offline.gan_stage_opts`):
+
+    1. translate: ``fake_b = G(a)``, ``rec_a = F(fake_b)``, ``fake_a = F(b)``, ``rec_b =
+       G(fake_a)``;
+    2. generators (D frozen): ``L_GAN(G, D_B) + L_GAN(F, D_A)`` (Eq. 1; LSGAN by default,
+       section 4) ``+ LOSS.CYCLE * (L_cyc(a) + L_cyc(b))`` (Eq. 2) ``+ LOSS.IDENTITY *
+       (||G(b) - b||_1 + ||F(a) - a||_1)`` (section 5.2) + the method's terms;
+    3. discriminators: ``(L_D(real) + L_D(fake)) / 2`` for each, the fakes drawn through an
+       :class:`~dgnet_plugin.losses.ImagePool` of ``GAN.POOL_SIZE`` (section 4).
+
+    Adam (``SOLVER.GEN`` / ``SOLVER.DIS``: CycleGAN's 2e-4, betas (0.5, 0.999)), constant then
+    linearly decayed to 0 from ``GAN.DECAY_START`` to ``SOLVER.MAX_ITER``. The image pools are
+    not checkpointed: a resumed run refills them (50 images: a few iterations).
+    """
+
+    REQUIRES = ("gen", "dis")
+    AMP_PHASES = ("gen", "dis")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        m = self.model
+        for name, nets in (("gen", m.generators()), ("dis", m.discriminators())):
+            solver = cfg.SOLVER.GEN if name == "gen" else cfg.SOLVER.DIS
+            opt = build_adam(nets, solver, self.device)
+            sched = build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
+            self.register_optimizer(name, opt, sched)
+        self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
+        g = torch.Generator().manual_seed(cfg.SEED)
+        self.pool_a, self.pool_b = ImagePool(cfg.GAN.POOL_SIZE, g), ImagePool(cfg.GAN.POOL_SIZE, g)
+        self.items_a, self.items_b = self.domain_items()
+        for label, items in (("A", self.items_a), ("B", self.items_b)):
+            if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
+                raise ConfigError(
+                    f"domain {label} of {type(self).__name__} has {len(items)} training images, "
+                    f"fewer than GAN.IMS_PER_BATCH={cfg.DATALOADER.IMS_PER_BATCH}"
+                )
+        logger.info("CycleGAN domains: A %d images, B %d images", len(self.items_a),
+                    len(self.items_b))  # fmt: skip
+        self._streams = None
+
+    # ------------------------------------------------------------------ for methods
+    def domain_items(self) -> tuple[list, list]:
+        """The training items ``(path, pid, camid, dsetid)`` of domain A and of domain B."""
+        raise NotImplementedError
+
+    def domain_stream(self, items: list, seed_offset: int, start: int):
+        """Infinite iterator of batches of ``items`` (at least ``img``); override to add
+        fields (PTGAN's masks)."""
+        return build_train_loader(self.cfg, items, start=start, seed_offset=seed_offset)
+
+    def extra_generator_losses(self, batch_a, batch_b, out: dict) -> dict[str, torch.Tensor]:
+        """The method's weighted generator terms, from the batches and ``out`` (``a``, ``b``,
+        ``fake_a``, ``fake_b``, ``rec_a``, ``rec_b``); they are added to the total."""
+        return {}
+
+    # ------------------------------------------------------------------ the step
+    def _next(self, iteration: int):
+        if self._streams is None:
+            self._streams = (
+                self.domain_stream(self.items_a, 101, iteration),
+                self.domain_stream(self.items_b, 202, iteration),
+            )
+        return tuple(self.to_device(next(s)) for s in self._streams)
+
+    def translate(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.model
+        fake_b, fake_a = m.gen_ab(a), m.gen_ba(b)
+        return {
+            "a": a,
+            "b": b,
+            "fake_b": fake_b,
+            "fake_a": fake_a,
+            "rec_a": m.gen_ba(fake_b),
+            "rec_b": m.gen_ab(fake_a),
+        }
+
+    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        cfg, m, opt = self.cfg, self.model, self.optimizers
+        batch_a, batch_b = self._next(iteration)
+        a, b = batch_a["img"], batch_b["img"]
+        # generators, with the discriminators frozen
+        m.discriminators().requires_grad_(False)
+        with self.autocast():
+            out = self.translate(a, b)
+            losses = {
+                "gan_ab": self.gan_gen_loss(m.dis_b(out["fake_b"])),
+                "gan_ba": self.gan_gen_loss(m.dis_a(out["fake_a"])),
+                "cycle": cfg.LOSS.CYCLE
+                * (
+                    cycle_consistency_loss(out["rec_a"], a)
+                    + cycle_consistency_loss(out["rec_b"], b)
+                ),
+            }
+            if cfg.LOSS.IDENTITY > 0:
+                losses["identity"] = cfg.LOSS.IDENTITY * (
+                    identity_mapping_loss(m.gen_ab(b), b) + identity_mapping_loss(m.gen_ba(a), a)
+                )
+            losses.update(self.extra_generator_losses(batch_a, batch_b, out))
+        total = sum(losses.values())
+        opt["gen"].zero_grad(set_to_none=True)
+        self.amp.backward_step(total, opt["gen"], phase="gen")
+        m.discriminators().requires_grad_(True)
+        # discriminators, on pooled fakes
+        fake_a = self.pool_a.query(out["fake_a"].detach())
+        fake_b = self.pool_b.query(out["fake_b"].detach())
+        with self.autocast():
+            d_a = 0.5 * self.gan_dis_loss(m.dis_a(fake_a), m.dis_a(a))
+            d_b = 0.5 * self.gan_dis_loss(m.dis_b(fake_b), m.dis_b(b))
+        opt["dis"].zero_grad(set_to_none=True)
+        self.amp.backward_step(d_a + d_b, opt["dis"], phase="dis")
+        return {**{k: v.detach() for k, v in losses.items()}, "dis_a": d_a.detach(),
+                "dis_b": d_b.detach()}  # fmt: skip
+
+    # ------------------------------------------------------------------ grids
+    def display_images(self, items: list, n: int) -> torch.Tensor:
+        from ..data.datasets import read_image
+        from ..data.transforms import build_transforms
+
+        tf = build_transforms(self.cfg, False)
+        step = max(len(items) // n, 1)
+        imgs = [
+            tf(read_image(items[i][0], self.cfg.INPUT.FORMAT)) for i in range(0, len(items), step)
+        ]
+        return torch.stack(imgs[:n]).to(self.device)
+
+    @torch.no_grad()
+    def visualize(self, iteration: int) -> None:
+        """``images/translation_<iter>.jpg``: rows a, G(a), F(G(a)), b, F(b), G(F(b)) for
+        ``VIS.NUM_IMAGES`` fixed images of each domain (spread over the training list)."""
+        n = min(self.cfg.VIS.NUM_IMAGES, len(self.items_a), len(self.items_b))
+        a, b = self.display_images(self.items_a, n), self.display_images(self.items_b, n)
+        was = self.model.training
+        self.model.eval()
+        out = self.translate(a, b)
+        self.model.train(was)
+        rows = [out[k] for k in ("a", "fake_b", "rec_a", "b", "fake_a", "rec_b")]
+        path = os.path.join(self.output_dir, "images", f"translation_{iteration:08d}.jpg")
+        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+        if self.writer is not None:
+            self.writer.add_image("translation", grid, iteration)
+
+
+def load_translator(run_dir: str, device="cpu"):
+    """The trained CycleGAN-style model of a translator stage's ``run_dir`` (its
+    ``config.yaml`` and ``model_final.pth``), in eval mode on ``device``; returns ``(model,
+    cfg, weights path)``.
+
+    Raises:
+        CheckpointError: the run has no ``model_final.pth`` (the stage did not finish) or the
+            weights do not fit its config.
+    """
+    weights = os.path.join(run_dir, "model_final.pth")
+    config = os.path.join(run_dir, "config.yaml")
+    if not (os.path.isfile(weights) and os.path.isfile(config)):
+        raise CheckpointError(
+            f"no finished translator in '{run_dir}' (model_final.pth and config.yaml); run its "
+            "stage first (tools/train_net.py --stage ...)"
+        )
+    cfg = load_cfg_file(config, freeze=True)
+    model = build_model(cfg, 0)
+    try:
+        model.load_state_dict(read_state_dict(weights))
+    except RuntimeError as e:
+        raise CheckpointError(f"'{weights}' does not fit '{config}': {str(e)[:300]}") from None
+    return model.to(resolve_device(device)).eval(), cfg, weights
+
+
+class Translators:
+    """The ``translate`` callable of :func:`dgnet_plugin.data.generated.write_generated_set`
+    for CycleGAN-style stages: each entry names its translator stage's run folder
+    (``translator``) and direction (``direction``: ``"ab"`` = ``gen_ab``, ``"ba"`` =
+    ``gen_ba``); sources are read with that stage's test transform (``GAN.SIZE``, ``[-1,
+    1]``), translated in groups of one model and direction, and returned in ``[0, 1]`` in the
+    entries' order. Models are loaded once (:func:`load_translator`)."""
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self._models: dict[str, tuple] = {}
+
+    def model(self, run_dir: str):
+        if run_dir not in self._models:
+            self._models[run_dir] = load_translator(run_dir, self.device)
+        return self._models[run_dir]
+
+    @torch.no_grad()
+    def __call__(self, entries: list[dict]) -> torch.Tensor:
+        from ..data.datasets import read_image
+        from ..data.transforms import build_transforms
+
+        out: list[torch.Tensor | None] = [None] * len(entries)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, e in enumerate(entries):
+            if e["direction"] not in ("ab", "ba"):
+                raise ValueError(f"translator direction '{e['direction']}' must be 'ab' or 'ba'")
+            groups.setdefault((e["translator"], e["direction"]), []).append(i)
+        for (run_dir, direction), idx in groups.items():
+            model, cfg, _ = self.model(run_dir)
+            tf = build_transforms(cfg, False)
+            x = torch.stack([tf(read_image(entries[i]["source"], cfg.INPUT.FORMAT)) for i in idx])
+            gen = model.gen_ab if direction == "ab" else model.gen_ba
+            y = ((gen(x.to(next(model.parameters()).device)) + 1) / 2).clamp(0, 1).cpu()
+            for i, img in zip(idx, y):
+                out[i] = img
+        return torch.stack(out)

@@ -1,0 +1,309 @@
+"""The offline generate-then-train pipeline's generic parts (CamStyle, SPGAN, PTGAN, LSRO,
+PN-GAN): stage factories for :mod:`.stages` and the re-ID trainer on real + generated images.
+
+A method's pipeline is typically ``[translator stage(s), generation stage, baseline stage]``
+then its main engine (a :class:`GeneratedReIDTrainer` subclass): every stage's output lives
+under the main ``OUTPUT_DIR`` (``gan*/``, ``generated/``, ``baseline/``), and the final table
+shows the method's re-ID model beside the real-only baseline trained with the same recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+
+from ..config.offline import gan_stage_opts
+from ..data import load_train_set
+from ..data.build import open_dataset, parse_dataset_entry
+from ..data.datasets import parse_market_name
+from ..data.generated import (
+    generated_file_name,
+    is_complete,
+    label_generated,
+    read_generated_set,
+    write_generated_set,
+)
+from ..data.subsets import subset_done, write_identity_subset
+from ..losses import label_assignment_loss
+from ..utils import comm
+from ..utils.events import read_json_lines
+from .cyclegan import Translators
+from .defaults import IterationTrainer
+from .loading import load_model
+from .optim import build_iter_scheduler, build_reid_optimizer
+from .stages import Stage, StageContext
+
+logger = logging.getLogger("dgnet_plugin")
+
+BASELINE_SUBDIR = "baseline"
+
+
+def generated_root(cfg) -> str:
+    """``GENERATED.ROOT``, or ``OUTPUT_DIR/generated`` when it is empty."""
+    return cfg.GENERATED.ROOT or os.path.join(cfg.OUTPUT_DIR, "generated")
+
+
+def run_finished(run_dir: str) -> bool:
+    """Whether the training run of ``run_dir`` finished (``model_final.pth``)."""
+    return os.path.isfile(os.path.join(run_dir, "model_final.pth"))
+
+
+def training_stage(
+    name: str, description: str, run_dir: Callable, opts: Callable[[object], list]
+) -> Stage:
+    """A stage that trains the method's config in a run of its own: ``tools/train_net.py``'s
+    :func:`~.run.launch_training` of the main config file with the main ``opts`` followed by
+    ``opts(cfg)`` (e.g. :func:`dgnet_plugin.config.offline.gan_stage_opts` plus the
+    translator's ``ENGINE.NAME``), always resuming (an interrupted stage continues from its
+    newest checkpoint), without the pipeline. ``run_dir(cfg)`` is its ``OUTPUT_DIR``; the
+    stage is done when that run wrote ``model_final.pth``."""
+    from .run import launch_training
+
+    def run(ctx: StageContext) -> None:
+        extra = ["OUTPUT_DIR", run_dir(ctx.cfg), *opts(ctx.cfg)]
+        launch_training(ctx.config_file, ctx.opts + extra, resume=True, pipeline=False)
+
+    return Stage(name, run, lambda ctx: run_finished(run_dir(ctx.cfg)), description)
+
+
+def baseline_stage() -> Stage:
+    """The real-only baseline: the main engine with ``GENERATED.ENABLED False`` (same
+    recipe, same seed) in ``OUTPUT_DIR/baseline``; :class:`GeneratedReIDTrainer` adds its row
+    to the final table."""
+    return training_stage(
+        BASELINE_SUBDIR,
+        "re-ID baseline on the real images only (same recipe)",
+        lambda cfg: os.path.join(cfg.OUTPUT_DIR, BASELINE_SUBDIR),
+        lambda cfg: ["GENERATED.ENABLED", "False"],
+    )
+
+
+def generation_stage(run: Callable[[StageContext], None], description: str) -> Stage:
+    """The stage ``generate``: ``run(ctx)`` writes the generated set at
+    :func:`generated_root` (with :func:`dgnet_plugin.data.generated.write_generated_set`,
+    which resumes and writes ``COMPLETE.json`` at the end); done when it is complete."""
+    return Stage("generate", run, lambda ctx: is_complete(generated_root(ctx.cfg)), description)
+
+
+def domain_split_stage() -> Stage:
+    """The stage ``domains``: when ``DOMAINS.SPLIT.ROOT`` is set, cut the source and target
+    domains out of that Market-layout folder by identity range
+    (:func:`~dgnet_plugin.data.subsets.write_identity_subset`) into ``SOURCE_DIR`` and
+    ``TARGET_DIR`` (which the config's ``DATASETS`` / ``DOMAINS.TARGET`` entries name)."""
+
+    def run(ctx: StageContext) -> None:
+        s = ctx.cfg.DOMAINS.SPLIT
+        for out, train, test in (
+            (s.SOURCE_DIR, s.SOURCE_TRAIN_PIDS, s.SOURCE_TEST_PIDS),
+            (s.TARGET_DIR, s.TARGET_TRAIN_PIDS, s.TARGET_TEST_PIDS),
+        ):
+            counts = write_identity_subset(s.ROOT, out, train, test)
+            logger.info("Domain %s (pids %s train, %s test): %s", out, train, test, counts)
+
+    def done(ctx: StageContext) -> bool:
+        s = ctx.cfg.DOMAINS.SPLIT
+        return subset_done(s.SOURCE_DIR) and subset_done(s.TARGET_DIR)
+
+    return Stage("domains", run, done, "source and target domains cut out by identity range")
+
+
+def target_domain_items(cfg) -> list:
+    """The training items ``(path, pid, camid, dsetid)`` of ``DOMAINS.TARGET`` (their labels
+    are not used).
+
+    Raises:
+        ConfigError: ``DOMAINS.TARGET`` is empty.
+    """
+    from ..config import ConfigError
+
+    if not cfg.DOMAINS.TARGET:
+        raise ConfigError("DOMAINS.TARGET is empty: name the target domain's dataset(s)")
+    items = []
+    for entry in cfg.DOMAINS.TARGET:
+        items += list(open_dataset(*parse_dataset_entry(entry, cfg.DATASETS.ROOT)).train)
+    return items
+
+
+def translator_dir(cfg) -> str:
+    return os.path.join(cfg.OUTPUT_DIR, cfg.GAN.OUTPUT_SUBDIR)
+
+
+def source_to_target_plan(cfg, generator: str) -> list[dict]:
+    """Every source training image (``DATASETS.NAMES``) through ``gen_ab``, written as
+    ``{pid}_c{cam}s0_{serial}_s2t.jpg`` with its pid and camera (``serial``: its index in the
+    training list)."""
+    items, _ = load_train_set(cfg)
+    run = translator_dir(cfg)
+    out = []
+    for serial, (path, *_) in enumerate(items):
+        pid, cam = parse_market_name(path)
+        out.append(
+            {
+                "file": generated_file_name(pid, cam, serial, "s2t"),
+                "source": path,
+                "source_pid": pid,
+                "source_camid": cam,
+                "target": "target",
+                "translator": run,
+                "direction": "ab",
+                "generator": generator,
+                "checkpoint": os.path.join(run, "model_final.pth"),
+            }
+        )
+    return out
+
+
+def cross_domain_stages(cfg, engine: str, meta_arch: str, generator: str) -> list:
+    """The cross-domain pipeline before the re-ID run (SPGAN, PTGAN): ``domains`` (when
+    ``DOMAINS.SPLIT.ROOT`` is set), the translator ``gan`` (``engine`` / ``meta_arch``),
+    ``generate`` (source -> target), ``baseline`` (direct transfer: the source images)."""
+
+    def generate(ctx: StageContext) -> None:
+        c = ctx.cfg
+        write_generated_set(
+            generated_root(c),
+            source_to_target_plan(c, generator),
+            Translators(c.MODEL.DEVICE if c.MODEL.DEVICE != "auto" else "cpu"),
+            generator=generator,
+            batch_size=c.GENERATED.BATCH_SIZE,
+        )
+
+    stages = [domain_split_stage()] if cfg.DOMAINS.SPLIT.ROOT else []
+    stages += [
+        training_stage(
+            cfg.GAN.OUTPUT_SUBDIR,
+            f"{generator}: source <-> target translator",
+            translator_dir,
+            lambda c: [
+                *gan_stage_opts(c),
+                "ENGINE.NAME",
+                engine,
+                "MODEL.META_ARCHITECTURE",
+                meta_arch,
+            ],  # fmt: skip
+        ),
+        generation_stage(generate, "every source training image to the target style"),
+        baseline_stage(),
+    ]
+    return stages
+
+
+class GeneratedReIDTrainer(IterationTrainer):
+    """Re-ID training on real + generated images with one label-assignment loss.
+
+    Each step draws ``DATALOADER.IMS_PER_BATCH`` real and ``GENERATED.PER_BATCH`` generated
+    images (:class:`~dgnet_plugin.data.samplers.RatioBatchSampler`) from the training set and
+    the generated set at :func:`generated_root`; the loss is
+    :func:`~dgnet_plugin.losses.label_assignment_loss` with ``LOSS.LABEL.REAL`` for the real
+    images and ``LOSS.LABEL.GENERATED`` for the generated ones (hard, LSR with
+    ``LOSS.LABEL.EPSILON``, LSRO's uniform label, argmax pseudo-labels). A generated image's
+    label is its source's identity (``lsro`` / ``argmax``: no label is read).
+    ``GENERATED.ENABLED False`` (or ``PER_BATCH 0``): the real-only baseline;
+    ``GENERATED.ONLY``: ``DATALOADER.IMS_PER_BATCH`` generated images per step, no real one
+    (SPGAN / PTGAN train on the translated source).
+
+    The model is a meta-architecture with a re-ID network whose training forward returns
+    ``(N, K)`` logits (e.g. ``IDEBaseline``, ``MODEL.META_ARCHITECTURE``), its classifier
+    named in :attr:`HEAD_NAMES` (trained at ``SOLVER.REID.HEADS_LR_FACTOR`` x). The final
+    table adds the baseline of ``OUTPUT_DIR/baseline`` when that run finished.
+    """
+
+    REQUIRES = ("reid",)
+    HEAD_NAMES: tuple[str, ...] = ("classifier",)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        opt = build_reid_optimizer(cfg, self.model, list(self.HEAD_NAMES), self.device)
+        sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
+        self.register_optimizer("model", opt, sched)
+        g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
+        self.real_per_batch = 0 if g.ENABLED and g.ONLY else batch
+        self.generated_per_batch = (batch if g.ONLY else g.PER_BATCH) if g.ENABLED else 0
+        self.generated_items: list = []
+        if self.generated_per_batch:
+            samples = read_generated_set(generated_root(cfg))
+            labelled = cfg.LOSS.LABEL.GENERATED not in ("lsro", "argmax")
+            self.generated_items = label_generated(samples, self.train_items, labelled)
+            logger.info(
+                "Training on %d real + %d generated images (%d + %d per step; generated labels: "
+                "%s)",
+                len(self.train_items) if self.real_per_batch else 0,
+                len(self.generated_items),
+                self.real_per_batch,
+                self.generated_per_batch,
+                cfg.LOSS.LABEL.GENERATED,
+            )
+        self._stream = None
+        self._baseline_results = None
+
+    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        from ..data.generated import build_mixed_train_loader
+
+        if self._stream is None:
+            self._stream = build_mixed_train_loader(
+                self.cfg, self.train_items, self.generated_items, self.generated_per_batch,
+                start=iteration, real_per_batch=self.real_per_batch,
+            )  # fmt: skip
+        batch = self.to_device(next(self._stream))
+        with self.autocast():
+            logits = self.model(batch["img"])
+        loss = self.label_loss(logits, batch)
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        self.amp.backward_step(loss, opt)
+        return {"id": loss.detach()}
+
+    def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The step's loss: :func:`~dgnet_plugin.losses.label_assignment_loss` of the batch
+        with ``LOSS.LABEL`` (a method overrides it to change the labels, e.g. LSRO's
+        pseudo-labels)."""
+        lab = self.cfg.LOSS.LABEL
+        return label_assignment_loss(
+            logits, batch["pid"], batch["generated"], lab.REAL, lab.GENERATED, lab.EPSILON
+        )
+
+    def row_name(self) -> str:
+        """``<engine> (<re-ID network>, real + generated)``, or ``..., real only`` without
+        generated images."""
+        kind = "real + generated" if self.generated_per_batch else "real only"
+        kind = "generated only" if not self.real_per_batch else kind
+        name = type(self).__name__.removesuffix("Engine")
+        return f"{name} ({type(self.model.reid).__name__}, {kind})"
+
+    def extra_rows(self) -> dict:
+        """The real-only baseline's row (``OUTPUT_DIR/baseline``), when it finished and this
+        run is not the baseline itself: its final evaluation from its ``metrics.json`` (the
+        same test sets), else evaluated here from its ``model_final.pth``."""
+        run_dir = os.path.join(self.cfg.OUTPUT_DIR, BASELINE_SUBDIR)
+        if not self.generated_per_batch or not run_finished(run_dir):
+            return {}
+        if self._baseline_results is None:
+            self._baseline_results = self._recorded_results(run_dir)
+        if self._baseline_results is None:
+            model, _ = load_model(
+                os.path.join(run_dir, "config.yaml"),
+                os.path.join(run_dir, "model_final.pth"),
+                self.device,
+            )
+            self._baseline_results = self.evaluate_model(model.reid)
+            comm.synchronize()
+        return {"baseline (real images only)": self._baseline_results}
+
+    def _recorded_results(self, run_dir: str) -> dict | None:
+        """The last evaluation record of ``run_dir/metrics.json`` as ``{dataset: {metric:
+        value}}`` when it covers every test set of this run, else ``None``."""
+        path = os.path.join(run_dir, "metrics.json")
+        if not os.path.isfile(path):
+            return None
+        for record in reversed(read_json_lines(path)):
+            out: dict = {}
+            for key, value in record.items():
+                ds, sep, metric = key.rpartition("/")
+                if sep and ds in self.test_sets:
+                    out.setdefault(ds, {})[metric] = value
+            if out and set(out) == set(self.test_sets):
+                return out
+        return None

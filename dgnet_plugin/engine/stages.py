@@ -1,0 +1,88 @@
+"""Stages of a method's pipeline (the offline generate-then-train methods: train the
+translator(s), generate a labelled image set, train re-ID on real + generated images).
+
+A method declares ``Method.stages``: ``f(cfg) -> [Stage, ...]``, the stages that come
+*before* its own engine's training (the config's ``ENGINE.NAME``), which is always the last
+stage, named :data:`MAIN_STAGE`. ``tools/train_net.py --config-file X`` runs them all in
+order; ``--stage NAME`` runs one. Each stage knows when it is finished (``done``): a finished
+stage is reused (logged, not rerun), an interrupted one continues where it stopped (a
+training stage resumes from its newest checkpoint, a generation stage skips the images it
+wrote). Stage outputs live under the main run's ``OUTPUT_DIR``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import ConfigError
+from ..utils.events import setup_logger
+
+logger = logging.getLogger("dgnet_plugin")
+
+#: the name of the last stage: the training of the config's own engine
+MAIN_STAGE = "train"
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: the main run's frozen ``cfg``, its config file and ``KEY VALUE``
+    ``opts`` (a training stage launches the same file with overrides of its own)."""
+
+    cfg: object
+    config_file: str
+    opts: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a pipeline.
+
+    Attributes:
+        name: short name (``--stage NAME``), e.g. ``gan_c1_c2``, ``generate``.
+        run: ``f(ctx)``: does the work, continuing an interrupted run (resumable).
+        done: ``f(ctx) -> bool``: the stage's output is complete (then it is reused).
+        description: one line for the log and ``--stage`` errors.
+    """
+
+    name: str
+    run: Callable[[StageContext], None]
+    done: Callable[[StageContext], bool]
+    description: str = ""
+
+
+def stage_names(stages: list[Stage]) -> list[str]:
+    return [s.name for s in stages] + [MAIN_STAGE]
+
+
+def check_stage_name(stages: list[Stage], name: str) -> None:
+    """Raises :class:`ConfigError` naming the choices when ``name`` is not a stage."""
+    names = stage_names(stages)
+    if name not in names:
+        raise ConfigError(f"--stage '{name}' is not a stage of this config; choose one of: "
+                          f"{', '.join(names)}")  # fmt: skip
+
+
+def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) -> None:
+    """Run ``stages`` in order (``only``: just the stage of that name, even when done),
+    reusing finished ones; the log returns to the main run's ``OUTPUT_DIR`` after each.
+
+    Raises:
+        ConfigError: ``only`` names no stage.
+    """
+    if only is not None:
+        check_stage_name(stages, only)
+    for k, stage in enumerate(stages, 1):
+        if only is not None and stage.name != only:
+            continue
+        tag = f"stage {k}/{len(stages) + 1} '{stage.name}'"
+        if only is None and stage.done(ctx):
+            logger.info("%s (%s) is complete: reusing it", tag, stage.description)
+            continue
+        logger.info("%s: %s", tag, stage.description)
+        t0 = time.perf_counter()
+        stage.run(ctx)
+        setup_logger(ctx.cfg.OUTPUT_DIR)
+        logger.info("%s finished in %.1f s", tag, time.perf_counter() - t0)

@@ -1,0 +1,93 @@
+"""LSRO's first stage: a DCGAN trained on the re-ID training images (Zheng et al., ICCV 2017,
+section 3.1; Radford et al. 2016). No labels are used."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from ...data import build_train_loader
+from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine.optim import build_adam
+from ...losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
+from ...modeling.discriminators import build_discriminator
+from ...modeling.generators import build_generator
+from ...modeling.meta_arch import META_ARCH_REGISTRY
+from ...utils.visualization import save_grid
+
+
+@META_ARCH_REGISTRY.register()
+class DCGAN(nn.Module):
+    """``gen``: noise ``(N, MODEL.GEN.Z_DIM)`` -> image ``(N, 3, H, W)`` in ``[-1, 1]``
+    (``MODEL.GEN.NAME``, ``DCGANGenerator``); ``dis``: image -> ``[logits (N, 1, 1, 1)]``
+    (``MODEL.DIS.NAME``, ``DCGANDiscriminator``), ``(H, W)`` = ``INPUT.SIZE_TRAIN`` of the
+    stage (LSRO: 128x64). No re-ID network."""
+
+    PROVIDES = ("gen", "dis")
+
+    def __init__(self, gen: nn.Module, dis: nn.Module):
+        super().__init__()
+        self.gen, self.dis = gen, dis
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int = 0) -> DCGAN:  # no labels
+        return cls(build_generator(cfg), build_discriminator(cfg, 3))
+
+
+@ENGINE_REGISTRY.register()
+class LSRODCGANEngine(IterationTrainer):
+    """One DCGAN iteration (Goodfellow et al. 2014, Algorithm 1, with DCGAN's settings): a
+    batch of real images (in ``[-1, 1]``: the stage's pixel mean and std are 0.5) and as many
+    noise vectors ``z ~ N(0, I)``;
+
+    1. discriminator: ``BCE(D(x), 1) + BCE(D(G(z)), 0)`` (:func:`vanilla_gan_dis_loss`);
+    2. generator: the non-saturating ``BCE(D(G(z)), 1)`` (:func:`vanilla_gan_gen_loss`).
+
+    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (DCGAN: lr 2e-4, beta1 0.5).
+    """
+
+    REQUIRES = ("gen", "dis")
+    AMP_PHASES = ("dis", "gen")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.register_optimizer("gen", build_adam(self.model.gen, cfg.SOLVER.GEN, self.device))
+        self.register_optimizer("dis", build_adam(self.model.dis, cfg.SOLVER.DIS, self.device))
+        self._stream = None
+
+    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+        if self._stream is None:
+            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
+        real = self.to_device(next(self._stream))["img"]  # the identities are not used
+        m, opt = self.model, self.optimizers
+        with self.autocast():
+            fake = m.gen(m.gen.sample_noise(real.shape[0], device=self.device))
+            d_loss = vanilla_gan_dis_loss(m.dis(fake.detach()), m.dis(real))
+        opt["dis"].zero_grad(set_to_none=True)
+        self.amp.backward_step(d_loss, opt["dis"], phase="dis")
+        m.dis.requires_grad_(False)
+        with self.autocast():
+            g_loss = vanilla_gan_gen_loss(m.dis(fake))
+        opt["gen"].zero_grad(set_to_none=True)
+        self.amp.backward_step(g_loss, opt["gen"], phase="gen")
+        m.dis.requires_grad_(True)
+        return {"dis": d_loss.detach(), "gan": g_loss.detach()}
+
+    @torch.no_grad()
+    def visualize(self, iteration: int) -> None:
+        """``images/samples_<iter>.jpg``: two rows of ``VIS.NUM_IMAGES`` images from fixed
+        noise (the same ``z`` at every iteration: the grids show the generator learning)."""
+        n = self.cfg.VIS.NUM_IMAGES
+        z = self.model.gen.sample_noise(2 * n, torch.Generator().manual_seed(0), self.device)
+        was = self.model.training
+        self.model.eval()
+        fake = self.model.gen(z)
+        self.model.train(was)
+        path = os.path.join(self.output_dir, "images", f"samples_{iteration:08d}.jpg")
+        grid = save_grid(
+            [fake[:n], fake[n:]], path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
+        )
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, iteration)

@@ -1,0 +1,111 @@
+"""LSRO's pipeline (Zheng et al., ICCV 2017, Fig. 2): train the DCGAN, write its images (no
+identity) into a generated set, then re-ID on real + generated images (the main run), after
+the comparison runs of ``LSRO.COMPARE``."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ...config.offline import gan_stage_opts
+from ...data.generated import generated_file_name, write_generated_set
+from ...engine.cyclegan import load_translator
+from ...engine.offline import (
+    baseline_stage,
+    generated_root,
+    generation_stage,
+    training_stage,
+)
+from ...engine.stages import Stage, StageContext
+from .engine import COMPARISON_ROWS, comparison_dir
+
+GENERATOR_NAME = "lsro dcgan"
+
+
+def dcgan_dir(cfg) -> str:
+    """The DCGAN stage's ``OUTPUT_DIR``: ``OUTPUT_DIR/<GAN.OUTPUT_SUBDIR>``."""
+    return os.path.join(cfg.OUTPUT_DIR, cfg.GAN.OUTPUT_SUBDIR)
+
+
+def noise_for(serial: int, seed: int, z_dim: int) -> torch.Tensor:
+    """The noise vector of generated image ``serial``: N(0, I) from a generator seeded by
+    ``(seed, serial)``, so a resumed generation draws exactly the images it would have."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + serial)
+    return torch.randn(z_dim, generator=g)
+
+
+def generation_plan(n: int) -> list[dict]:
+    """``n`` entries ``{file, source: "", source_pid: -1, source_camid: "", target: "dcgan"}``:
+    unconditional images have no source and no identity (files ``0000_c1s0_<serial>_00.jpg``;
+    pid 0 is Market's "no identity")."""
+    return [
+        {
+            "file": generated_file_name(0, 1, i, "00"),
+            "source": "",
+            "source_pid": -1,
+            "source_camid": "",
+            "target": "dcgan",
+        }
+        for i in range(n)
+    ]
+
+
+def generate(ctx: StageContext) -> None:
+    """Write ``LSRO.NUM_GENERATED`` DCGAN images (``[0, 1]``, the DCGAN's size) with their
+    provenance into :func:`generated_root`; resumable (``write_generated_set``)."""
+    cfg = ctx.cfg
+    model, _, weights = load_translator(dcgan_dir(cfg), cfg.MODEL.DEVICE)
+    device = next(model.parameters()).device
+    z_dim, seed = model.gen.z_dim, cfg.SEED
+
+    def translate(batch: list[dict]) -> torch.Tensor:
+        serials = [int(os.path.basename(e["file"]).split("_")[2]) for e in batch]
+        z = torch.stack([noise_for(s, seed, z_dim) for s in serials]).to(device)
+        return (model.gen(z) + 1) / 2
+
+    write_generated_set(
+        generated_root(cfg),
+        generation_plan(cfg.LSRO.NUM_GENERATED),
+        translate,
+        GENERATOR_NAME,
+        weights,
+        cfg.GENERATED.BATCH_SIZE,
+    )
+
+
+def comparison_stage(mode: str) -> Stage:
+    """The re-ID run with ``LOSS.LABEL.GENERATED mode`` in ``OUTPUT_DIR/reid_<mode>``."""
+    return training_stage(
+        f"reid_{mode}",
+        f"re-ID on real + generated images, {COMPARISON_ROWS[mode]}",
+        lambda cfg: comparison_dir(cfg, mode),
+        # the main run's generated set (the run's own OUTPUT_DIR differs)
+        lambda cfg: ["LOSS.LABEL.GENERATED", mode, "GENERATED.ROOT", generated_root(cfg)],
+    )
+
+
+def lsro_stages(cfg) -> list[Stage]:
+    """``dcgan`` (the DCGAN's run), ``generate``, then the comparison runs of
+    ``LSRO.COMPARE`` (``baseline``, ``reid_argmax``, ``reid_lsr``, ...)."""
+    stages = [
+        training_stage(
+            "dcgan",
+            "DCGAN on the training images (no labels)",
+            dcgan_dir,
+            lambda c: [
+                *gan_stage_opts(c),
+                "ENGINE.NAME",
+                "LSRODCGANEngine",
+                "MODEL.META_ARCHITECTURE",
+                "DCGAN",
+            ],
+        ),
+        generation_stage(generate, f"{cfg.LSRO.NUM_GENERATED} DCGAN images"),
+    ]
+    for mode in cfg.LSRO.COMPARE:
+        if mode == "baseline":
+            stages.append(baseline_stage())
+        elif mode != cfg.LOSS.LABEL.GENERATED:
+            stages.append(comparison_stage(mode))
+    return stages

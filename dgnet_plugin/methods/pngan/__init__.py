@@ -1,0 +1,49 @@
+"""PN-GAN (Qian, Fu, Xiang, Wang, Qiu, Wu, Jiang, Xue, ECCV 2018, "Pose-Normalized Image
+Generation for Person Re-identification"): a pose-conditioned generator draws each person in
+8 canonical poses; re-ID learns from real + pose-normalised images and fuses the features of
+the pose-normalised views at test time."""
+
+from ...config import Method, register_method
+from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
+from ...config.validate import Rule, non_negative, one_of, positive
+from .config import add_pngan_config
+from .engine import FEATURE_ROWS, PNGANEngine
+from .gan import PNGANGeneratorEngine, PoseGAN
+from .stages import pngan_stages
+
+RULES = (
+    CYCLEGAN_RULES
+    + GENERATED_REID_RULES
+    + (
+        Rule(
+            "POSE.SOURCE",
+            lambda v, cfg: bool(v),
+            "a keypoint CSV or a TorchScript pose model (e.g. cuhk03_pose_mask/cuhk03_poses.csv)",
+        ),
+        positive("POSE.NUM_CANONICAL"),
+        positive("POSE.SIGMA", integer=False),
+        positive("POSE.LIMB_SIGMA", integer=False),
+        non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
+        non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
+        one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
+        Rule(
+            "PNGAN.TEST_FEATURES",
+            lambda v, cfg: all(n in FEATURE_ROWS for n in v),
+            "a tuple of " + " | ".join(FEATURE_ROWS),
+        ),
+    )
+)
+
+METHOD = register_method(
+    Method(
+        name="pngan",
+        title="PN-GAN",
+        add_config=add_pngan_config,
+        engines=("PNGANEngine", "PNGANGeneratorEngine"),
+        meta_architectures=("IDEBaseline", "PoseGAN"),
+        stages=pngan_stages,
+        config_rules=RULES,
+    )
+)
+
+__all__ = ["METHOD", "PNGANEngine", "PNGANGeneratorEngine", "PoseGAN", "add_pngan_config"]

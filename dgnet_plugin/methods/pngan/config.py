@@ -1,0 +1,73 @@
+"""``add_pngan_config``: PN-GAN's keys (Qian et al., ECCV 2018). The generator stage follows
+the official code (``naiq/PN_GAN`` ``script/GAN``: a 9-block ResNet generator on the image
+concatenated with the target pose, a PatchGAN discriminator, LSGAN plus 10 x L1 to the real
+image of the same identity in the target pose, Adam 2e-4 (0.5, 0.999), batch 32, 20 epochs
+with a linear decay after 10, 256x128 images); the re-ID stage is the offline pipeline's
+(:func:`~dgnet_plugin.config.offline.add_generated_reid_config`) with hard labels on the
+pose-normalised images."""
+
+from __future__ import annotations
+
+from ...config import CfgNode as CN
+from ...config import merge_missing
+from ...config.offline import add_cyclegan_config, add_generated_reid_config
+
+_P = CN()
+_P.ENGINE = CN()
+_P.ENGINE.NAME = ""  # PNGANEngine (the re-ID stage) unless given
+_P.MODEL = CN()
+_P.MODEL.META_ARCHITECTURE = ""  # IDEBaseline unless given
+_P.MODEL.GEN = CN()
+_P.MODEL.GEN.NAME = "ResnetGenerator"  # input: image (3) + pose map (17 + 19) channels
+_P.MODEL.GEN.N_BLOCKS = 9
+_P.MODEL.DIS = CN()
+_P.MODEL.DIS.NAME = "PatchGANDiscriminator"
+_P.LOSS = CN()
+_P.LOSS.GAN_MODE = "lsgan"
+_P.LOSS.POSE_L1 = 10.0  # L1 to the real image of the identity in the target pose
+_P.LOSS.LABEL = CN()
+_P.LOSS.LABEL.GENERATED = "hard"  # a pose-normalised image keeps its identity
+_P.GAN = CN()  # the generator stage (see config.offline.gan_stage_opts)
+_P.GAN.MAX_ITER = 8000  # 20 epochs of Market's 12,936 images at batch 32
+_P.GAN.DECAY_START = 4000  # linear decay over the last 10 epochs
+_P.GAN.IMS_PER_BATCH = 32
+_P.GAN.SIZE = (256, 128)
+_P.GAN.PADDING = 0
+_P.GAN.CHECKPOINT_PERIOD = 2000
+_P.GAN.VIS_PERIOD = 1000
+_P.GAN.OUTPUT_SUBDIR = "pose_gan"
+_P.GENERATED = CN()
+_P.GENERATED.PER_BATCH = 16
+_P.POSE = CN()
+# keypoints: a CSV of COCO-17 keypoints (file, width, height, <kp>_x/_y/_v) or a TorchScript
+# pose model (data.pose.build_keypoint_provider)
+_P.POSE.SOURCE = ""
+_P.POSE.SIGMA = 4.0  # heat-map width, in pixels of the generator's images
+_P.POSE.LIMB_SIGMA = 2.0  # limb width, likewise
+_P.POSE.MIN_VISIBILITY = 0.2  # keypoints below it are missing (drawn as nothing)
+_P.POSE.NUM_CANONICAL = 8  # canonical poses: k-means centres of the training poses
+_P.POSE.KMEANS_SEED = 0
+_P.PNGAN = CN()
+# training images pose-normalised into the generated set (each in every canonical pose);
+# 0 = all of them, N = N images spread evenly over the training list
+_P.PNGAN.NUM_SOURCES = 0
+# test features in the final table beside the image's own: avg | max (the fused
+# pose-normalised features), original+avg | original+max (both, concatenated)
+_P.PNGAN.TEST_FEATURES = ("original+avg", "original+max", "avg", "max")
+# the fusion rows on the first N test identities only (query and gallery; 0 = all): each test
+# image costs P generator and P + 1 re-ID passes. Add 'original' to TEST_FEATURES for the
+# image feature on the same subset
+_P.PNGAN.FUSION_TEST_IDS = 0
+
+
+def add_pngan_config(cfg: CN) -> CN:
+    """Add the PN-GAN keys ``cfg`` lacks (and those of the offline pipeline); its engine
+    (``PNGANEngine``) and re-ID network (``IDEBaseline``) unless ``cfg`` names others."""
+    merge_missing(cfg, _P)
+    cfg.MODEL.GEN.NAME = cfg.MODEL.GEN.NAME or "ResnetGenerator"  # the core default is empty
+    cfg.MODEL.DIS.NAME = cfg.MODEL.DIS.NAME or "PatchGANDiscriminator"
+    add_cyclegan_config(cfg)
+    add_generated_reid_config(cfg)
+    cfg.ENGINE.NAME = cfg.ENGINE.NAME or "PNGANEngine"
+    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "IDEBaseline"
+    return cfg

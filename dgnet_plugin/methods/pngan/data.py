@@ -1,0 +1,113 @@
+"""PN-GAN's training pairs and canonical poses (Qian et al., ECCV 2018, section 3.1-3.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ...data.datasets import read_image
+from ...data.pose import (
+    KeypointProvider,
+    build_keypoint_provider,
+    canonical_poses,
+    render_pose_map,
+)
+
+CANONICAL_POSES = "canonical_poses.json"
+
+
+class PosePairDataset(Dataset):
+    """Pairs of images of one identity for the pose-conditioned generator: ``{img: source
+    (3, H, W), target: another image of its identity (3, H, W), pose: the target's pose map
+    (36, H, W), pid}``, images through ``transform`` (the stage's: ``[-1, 1]``), the pose map
+    rendered at ``size`` from the target's keypoints (:func:`render_pose_map`).
+
+    Only images with a pose are kept (``provider`` returns one for them); ``by_pid`` groups the
+    kept indices by identity, for a sampler drawing ``(i, j)`` pairs. ``__getitem__`` takes such
+    a pair, or an index (then the target is the image itself).
+    """
+
+    def __init__(self, items, provider: KeypointProvider, transform, size, pose_cfg):
+        self.transform, self.size = transform, (int(size[0]), int(size[1]))
+        self.sigma, self.limb_sigma = pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA
+        self.min_visibility = pose_cfg.MIN_VISIBILITY
+        self.items, self.keypoints = [], []
+        for item in items:
+            kp = provider(item[0])
+            if kp is not None:
+                self.items.append(item)
+                self.keypoints.append(kp)
+        self.by_pid: dict[int, list[int]] = defaultdict(list)
+        for i, item in enumerate(self.items):
+            self.by_pid[int(item[1])].append(i)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def pose_map(self, i: int) -> torch.Tensor:
+        kp, src_size = self.keypoints[i]
+        return render_pose_map(
+            kp, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
+        )
+
+    def __getitem__(self, key) -> dict:
+        i, j = key if isinstance(key, tuple | list) else (key, key)
+        return {
+            "img": self.transform(read_image(self.items[i][0])),
+            "target": self.transform(read_image(self.items[j][0])),
+            "pose": self.pose_map(j),
+            "pid": int(self.items[i][1]),
+        }
+
+
+def compute_canonical_poses(pose_cfg, train_items) -> dict:
+    """The ``POSE.NUM_CANONICAL`` canonical poses of the training images ``train_items``
+    (k-means with ``POSE.KMEANS_SEED``, :func:`canonical_poses`), as ``{"centres": (k, 17, 2)
+    list in normalised coordinates, "counts": [...], "num_poses", "source"}``."""
+    provider = build_keypoint_provider(pose_cfg.SOURCE)
+    found = [f for f in (provider(item[0]) for item in train_items) if f is not None]
+    if not found:
+        raise ValueError(f"no training image has a pose in POSE.SOURCE '{pose_cfg.SOURCE}'")
+    kps = np.stack([f[0] for f in found])
+    sizes = np.asarray([f[1] for f in found], np.float32)
+    centres, counts = canonical_poses(kps, sizes, pose_cfg.NUM_CANONICAL, pose_cfg.KMEANS_SEED)
+    return {
+        "centres": centres.tolist(),
+        "counts": counts.tolist(),
+        "num_poses": int(len(kps)),
+        "source": str(pose_cfg.SOURCE),
+    }
+
+
+def save_canonical_poses(poses: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(poses, f)
+    os.replace(tmp, path)
+
+
+def load_canonical_poses(path: str) -> np.ndarray:
+    """The ``(k, 17, 2)`` centres saved by the poses stage.
+
+    Raises:
+        FileNotFoundError: the stage has not run (the message names it).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"'{path}' does not exist; run the poses stage first (tools/train_net.py --stage poses)"
+        )
+    with open(path) as f:
+        return np.asarray(json.load(f)["centres"], np.float32)
+
+
+def canonical_pose_maps(centres: np.ndarray, size, pose_cfg) -> torch.Tensor:
+    """The canonical poses rendered as ``(k, 36, H, W)`` pose maps at ``size``."""
+    return torch.stack(
+        [render_pose_map(c, size, (1, 1), pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA) for c in centres]
+    )

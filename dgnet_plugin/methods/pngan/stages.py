@@ -1,0 +1,145 @@
+"""PN-GAN's pipeline (Qian et al., ECCV 2018, Fig. 2): the canonical poses (k-means over the
+training keypoints), the pose-conditioned generator, every (chosen) training image drawn in
+the canonical poses into a generated set, then re-ID on real + pose-normalised images (the
+main run), after the real-only baseline."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from ...config.offline import gan_stage_opts
+from ...data.datasets import parse_market_name, read_image
+from ...data.generated import generated_file_name, write_generated_set
+from ...data.transforms import build_transforms
+from ...engine.cyclegan import load_translator
+from ...engine.offline import baseline_stage, generated_root, generation_stage, training_stage
+from ...engine.stages import Stage, StageContext
+from ...utils.visualization import save_grid
+from .data import (
+    CANONICAL_POSES,
+    canonical_pose_maps,
+    compute_canonical_poses,
+    load_canonical_poses,
+    save_canonical_poses,
+)
+from .gan import pose_picture
+
+logger = logging.getLogger("dgnet_plugin")
+GENERATOR_NAME = "pngan pose generator"
+
+
+def poses_path(cfg) -> str:
+    return os.path.join(cfg.OUTPUT_DIR, CANONICAL_POSES)
+
+
+def pose_gan_dir(cfg) -> str:
+    """The generator stage's ``OUTPUT_DIR``: ``OUTPUT_DIR/<GAN.OUTPUT_SUBDIR>``."""
+    return os.path.join(cfg.OUTPUT_DIR, cfg.GAN.OUTPUT_SUBDIR)
+
+
+def compute_poses(ctx: StageContext) -> None:
+    """Write ``OUTPUT_DIR/canonical_poses.json`` and a picture of the poses
+    (``canonical_poses.jpg``)."""
+    from ...data import load_train_set
+
+    cfg = ctx.cfg
+    items, _ = load_train_set(cfg)
+    poses = compute_canonical_poses(cfg.POSE, items)
+    save_canonical_poses(poses, poses_path(cfg))
+    maps = canonical_pose_maps(load_canonical_poses(poses_path(cfg)), tuple(cfg.GAN.SIZE), cfg.POSE)
+    save_grid(
+        [pose_picture(maps)],
+        os.path.join(cfg.OUTPUT_DIR, "canonical_poses.jpg"),
+        (0.5,) * 3,
+        (0.5,) * 3,
+    )
+    logger.info(
+        "%d canonical poses from %d training poses (cluster sizes %s)",
+        len(poses["counts"]),
+        poses["num_poses"],
+        poses["counts"],
+    )
+
+
+def source_items(cfg, items: list) -> list:
+    """The training items to pose-normalise: all, or ``PNGAN.NUM_SOURCES`` spread evenly."""
+    n = cfg.PNGAN.NUM_SOURCES
+    if not n or n >= len(items):
+        return list(items)
+    return [items[round(i * len(items) / n)] for i in range(n)]
+
+
+def generation_plan(cfg, items: list, num_poses: int) -> list[dict]:
+    """One entry per (source image, canonical pose): ``<pid>_c<cam>s0_<serial>_p<k>.jpg``
+    with the source's Market pid and camera, ``target`` = ``pose<k>``."""
+    plan = []
+    for serial, item in enumerate(source_items(cfg, items)):
+        pid, cam = parse_market_name(item[0])
+        for k in range(num_poses):
+            plan.append(
+                {
+                    "file": generated_file_name(pid, cam, serial, f"p{k}"),
+                    "source": os.path.abspath(item[0]),
+                    "source_pid": pid,
+                    "source_camid": cam,
+                    "target": f"pose{k}",
+                }
+            )
+    return plan
+
+
+def generate(ctx: StageContext) -> None:
+    """Every source image in every canonical pose (``[0, 1]``, the generator's size), with
+    provenance, into :func:`generated_root`; resumable."""
+    from ...data import load_train_set
+
+    cfg = ctx.cfg
+    model, gcfg, weights = load_translator(pose_gan_dir(cfg), cfg.MODEL.DEVICE)
+    device = next(model.parameters()).device
+    size = tuple(gcfg.INPUT.SIZE_TEST)
+    maps = canonical_pose_maps(load_canonical_poses(poses_path(cfg)), size, cfg.POSE).to(device)
+    tf = build_transforms(gcfg, is_train=False)  # resize, [-1, 1]
+    items, _ = load_train_set(cfg)
+
+    def translate(batch: list[dict]) -> torch.Tensor:
+        x = torch.stack([tf(read_image(e["source"])) for e in batch]).to(device)
+        pose = torch.stack([maps[int(e["target"][4:])] for e in batch])
+        return (model(x, pose) + 1) / 2
+
+    write_generated_set(
+        generated_root(cfg),
+        generation_plan(cfg, items, maps.shape[0]),
+        translate,
+        GENERATOR_NAME,
+        weights,
+        cfg.GENERATED.BATCH_SIZE,
+    )
+
+
+def pngan_stages(cfg) -> list[Stage]:
+    """``poses``, ``pose_gan`` (the generator's run), ``generate``, ``baseline``."""
+    return [
+        Stage(
+            "poses",
+            compute_poses,
+            lambda ctx: os.path.isfile(poses_path(ctx.cfg)),
+            f"{cfg.POSE.NUM_CANONICAL} canonical poses by k-means over the training keypoints",
+        ),
+        training_stage(
+            "pose_gan",
+            "pose-conditioned generator on same-identity pairs",
+            pose_gan_dir,
+            lambda c: [
+                *gan_stage_opts(c),
+                "ENGINE.NAME",
+                "PNGANGeneratorEngine",
+                "MODEL.META_ARCHITECTURE",
+                "PoseGAN",
+            ],
+        ),
+        generation_stage(generate, "training images in the canonical poses"),
+        baseline_stage(),
+    ]

@@ -1,0 +1,57 @@
+"""PTGAN's engines: the person-transfer translator (CycleGAN + the foreground-masked identity
+term) and IDE on the transferred source images."""
+
+from __future__ import annotations
+
+import os
+
+from ...data.build import build_train_loader
+from ...data.masks import MaskedImageDataset, build_mask_provider
+from ...data.transforms import JointTransform
+from ...engine import ENGINE_REGISTRY
+from ...engine.cyclegan import CycleGANTrainer
+from ...engine.offline import GeneratedReIDTrainer, target_domain_items
+from ...losses import masked_identity_loss
+
+
+@ENGINE_REGISTRY.register()
+class PTGANEngine(GeneratedReIDTrainer):
+    """IDE on the source images transferred to the target domain, with the source labels
+    (hard cross-entropy; ``GENERATED.ONLY``), evaluated on ``DATASETS.TESTS`` (the target)."""
+
+
+def mask_provider(cfg):
+    """``MASKS.FOLDER`` or ``MASKS.MODEL`` (cached in ``MASKS.CACHE``, default
+    ``<OUTPUT_DIR>/../mask_cache``, shared by the runs of one method)."""
+    m = cfg.MASKS
+    cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
+    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
+    return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
+
+
+@ENGINE_REGISTRY.register()
+class PTGANTranslatorEngine(CycleGANTrainer):
+    """PTGAN's translator (Wei et al. section 4): ``L_PTGAN = L_Style + lambda_1 L_ID``, with
+    ``L_Style`` CycleGAN's adversarial + cycle loss and ``L_ID = E||(G(a) - a) * M(a)||_2 +
+    E||(F(b) - b) * M(b)||_2`` on the foreground masks ``M`` (:func:`~dgnet_plugin.losses.
+    masked_identity_loss`): the person keeps its appearance, the background takes the
+    target's style. Domain A = source training images, B = ``DOMAINS.TARGET``; both need
+    masks (``MASKS``)."""
+
+    def __init__(self, cfg):
+        self.masks = mask_provider(cfg)
+        super().__init__(cfg)
+
+    def domain_items(self):
+        return list(self.train_items), target_domain_items(self.cfg)
+
+    def domain_stream(self, items, seed_offset, start):
+        ds = MaskedImageDataset(items, JointTransform(self.cfg, True), self.masks,
+                                self.cfg.INPUT.FORMAT)  # fmt: skip
+        return build_train_loader(self.cfg, items, start, seed_offset, dataset=ds)
+
+    def extra_generator_losses(self, batch_a, batch_b, out):
+        w = self.cfg.PTGAN.ID_WEIGHT
+        loss = masked_identity_loss(out["fake_b"], out["a"], batch_a["mask"])
+        loss = loss + masked_identity_loss(out["fake_a"], out["b"], batch_b["mask"])
+        return {"masked_id": w * loss}

@@ -1,0 +1,69 @@
+"""The 70x70 PatchGAN discriminator of pix2pix and CycleGAN (Isola et al., CVPR 2017,
+section 3.2.2 and appendix 6.1.2; Zhu et al., ICCV 2017, appendix 7.2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..blocks import init_weights
+from .build import DISCRIMINATOR_REGISTRY
+
+
+def patchgan_receptive_field(n_layers: int) -> int:
+    """Receptive field (pixels) of one output of :class:`PatchGANDiscriminator`: 4x4 convs,
+    ``n_layers`` of stride 2 then two of stride 1. 70 for ``n_layers`` 3 (the 70x70 PatchGAN),
+    34 for 2, 16 for 1."""
+    strides = [2] * n_layers + [1, 1]
+    rf = 1
+    for s in reversed(strides):
+        rf = rf * s + (4 - s)
+    return rf
+
+
+@DISCRIMINATOR_REGISTRY.register()
+class PatchGANDiscriminator(nn.Module):
+    """``C64-C128-C256-C512`` then a 1-channel 4x4 conv: one real/fake score per 70x70 patch.
+
+    ``Ck`` = 4x4 conv with ``k`` filters, instance norm (none on the first), LeakyReLU(0.2);
+    the first ``n_layers`` convs have stride 2, the ``C512`` one and the output stride 1, all
+    with zero padding 1. Widths ``dim * 2**i`` capped at ``8 * dim``. Input ``(N, in_ch, H,
+    W)`` in the translator's range (``[-1, 1]``); output a list holding one logit map
+    ``(N, 1, h, w)`` (the discriminator registry's contract): ``h = H / 2**n_layers - 2``,
+    e.g. 30x30 at 256x256, 6x2 at 64x32. Scores are raw: LSGAN (CycleGAN's default) or the
+    vanilla GAN's sigmoid are in :mod:`dgnet_plugin.losses.adversarial`.
+    """
+
+    def __init__(self, in_ch: int = 3, dim: int = 64, n_layers: int = 3, norm: str = "in"):
+        super().__init__()
+        if norm not in ("in", "bn", "none"):
+            raise ValueError(f"PatchGAN norm '{norm}' is unknown (in | bn | none)")
+
+        def norm_layer(c):
+            return {"in": nn.InstanceNorm2d, "bn": nn.BatchNorm2d}.get(norm, nn.Identity)(c)
+
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, dim, 4, 2, 1), nn.LeakyReLU(0.2)]
+        ch = dim
+        for i in range(1, n_layers + 1):
+            out = dim * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(ch, out, 4, stride, 1), norm_layer(out), nn.LeakyReLU(0.2)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+        self.n_layers = n_layers
+        init_weights(self, "gaussian", 0.02)
+
+    @property
+    def receptive_field(self) -> int:
+        return patchgan_receptive_field(self.n_layers)
+
+    @classmethod
+    def from_config(cls, cfg, in_ch: int = 3) -> PatchGANDiscriminator:
+        """From ``MODEL.DIS.{DIM, N_LAYERS, NORM}`` (:func:`dgnet_plugin.config.offline.
+        add_cyclegan_config`)."""
+        d = cfg.MODEL.DIS
+        return cls(in_ch, d.DIM, d.N_LAYERS, d.NORM)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.net(x)]

@@ -1,0 +1,85 @@
+"""CycleGAN's ResNet translator (Zhu et al., ICCV 2017, appendix 7.2; Johnson et al. 2016):
+``c7s1-k, d2k, d4k, R4k x n, u2k, uk, c7s1-C_out``, instance norm, reflection padding, tanh.
+Also the generator of SPGAN, PTGAN and CamStyle (``resnet_9blocks``) and, with a 6-channel
+input (image + pose map), of PN-GAN."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..blocks import Conv2dBlock, ResBlocks, init_weights
+from .build import GENERATOR_REGISTRY
+
+
+@GENERATOR_REGISTRY.register()
+class ResnetGenerator(nn.Module):
+    """Image-to-image translator ``(N, in_ch, H, W) -> (N, out_ch, H, W)`` in ``[-1, 1]``.
+
+    Layers (CycleGAN appendix 7.2, ``k = dim``): a 7x7 conv (reflect padding) with ``k``
+    filters; ``n_down`` stride-2 3x3 convs doubling the width (``d2k, d4k``); ``n_blocks``
+    residual blocks (two 3x3 convs, reflect padding, instance norm, ReLU); ``n_down``
+    stride-2 3x3 transposed convs halving it (``u2k, uk``); a 7x7 conv to ``out_ch`` and tanh.
+    Every conv but the last has instance norm (no affine) and ReLU. ``H`` and ``W`` must be
+    divisible by ``2 ** n_down`` (4 by default).
+
+    CycleGAN uses ``n_blocks`` 6 at 128x128 and 9 at 256x256 (``resnet_6blocks`` /
+    ``resnet_9blocks``), ``dim`` 64. Inputs are images scaled to ``[-1, 1]``
+    (``INPUT.PIXEL_MEAN`` = ``INPUT.PIXEL_STD`` = 0.5); channel counts are free: 1 (infrared),
+    3 (RGB), 6 (RGB + a 3-channel pose image, PN-GAN).
+    Weights start N(0, 0.02) (CycleGAN's ``init_type normal``).
+    """
+
+    def __init__(
+        self, in_ch: int = 3, out_ch: int = 3, dim: int = 64, n_blocks: int = 9, n_down: int = 2
+    ):
+        super().__init__()
+        if n_blocks < 0 or n_down < 0:
+            raise ValueError(f"n_blocks ({n_blocks}) and n_down ({n_down}) must be >= 0")
+        self.n_down = n_down
+        layers: list[nn.Module] = [Conv2dBlock(in_ch, dim, 7, 1, 3, norm="in", activation="relu")]
+        ch = dim
+        for _ in range(n_down):
+            layers.append(
+                Conv2dBlock(ch, 2 * ch, 3, 2, 1, norm="in", activation="relu", pad_type="zeros")
+            )
+            ch *= 2
+        layers.append(ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect"))
+        for _ in range(n_down):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 3, 2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(ch // 2),
+                nn.ReLU(),
+            ]
+            ch //= 2
+        layers.append(Conv2dBlock(ch, out_ch, 7, 1, 3, norm="none", activation="tanh"))
+        self.net = nn.Sequential(*layers)
+        init_weights(self, "gaussian", 0.02)
+        for m in self.modules():  # init_weights covers Conv2d / Linear only
+            if isinstance(m, nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
+        """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE}`` (the
+        keys of :func:`dgnet_plugin.config.offline.add_cyclegan_config`); the keyword
+        arguments override the channel counts (a translator between 1- and 3-channel
+        domains)."""
+        g = cfg.MODEL.GEN
+        return cls(
+            in_channels if in_channels is not None else g.IN_CHANNELS,
+            out_channels if out_channels is not None else g.OUT_CHANNELS,
+            g.DIM,
+            g.N_BLOCKS,
+            g.N_DOWNSAMPLE,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2**self.n_down
+        if x.shape[-2] % f or x.shape[-1] % f:
+            raise ValueError(
+                f"ResnetGenerator: image size {tuple(x.shape[-2:])} must be divisible by {f} "
+                f"(2 ** n_down); change INPUT.SIZE_TRAIN"
+            )
+        return self.net(x)

@@ -1,0 +1,191 @@
+"""PN-GAN: the pose-conditioned generator's shapes and gradients, the training pairs on the
+real keypoints, the test-time fused features, the configs, and every stage end to end on
+real CUHK03 crops (a tiny subset) through ``tools/train_net.py``."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import REPO, SHARED_DATA, cli_opts, make_tiny_market
+from torch import nn
+
+import dgnet_plugin  # noqa: F401
+from dgnet_plugin.config import ConfigError, load_cfg_file
+from dgnet_plugin.data.pose import POSE_CHANNELS, build_keypoint_provider
+from dgnet_plugin.data.transforms import build_transforms
+from dgnet_plugin.evaluation import fuse_features
+from dgnet_plugin.methods.pngan.data import PosePairDataset
+from dgnet_plugin.methods.pngan.fusion import PoseViewsReID, renormalize, split_views, view_features
+from dgnet_plugin.methods.pngan.gan import PoseGAN
+
+POSES_CSV = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")
+DEMO = str(REPO / "configs" / "pngan_cuhk03_cpu_demo.yml")
+
+
+def _demo_cfg(*opts):
+    return load_cfg_file(DEMO, ["POSE.SOURCE", POSES_CSV, *opts])
+
+
+def test_pose_conditioned_generator_shapes_and_gradients():
+    cfg = _demo_cfg("MODEL.GEN.DIM", "8", "MODEL.DIS.DIM", "8", "INPUT.SIZE_TRAIN", "(64, 32)")
+    gan = PoseGAN.from_config(cfg)
+    # the paper's generator: 7x7 conv, 2 stride-2 convs, 9 residual blocks, 2 up, 7x7 + tanh
+    assert gan.gen.net[0].conv.in_channels == 3 + POSE_CHANNELS == 39
+    assert len(gan.gen.net[3].blocks) == 9
+    x = torch.rand(2, 3, 64, 32) * 2 - 1
+    pose = torch.rand(2, POSE_CHANNELS, 64, 32).requires_grad_(True)
+    y = gan(x, pose)
+    assert y.shape == (2, 3, 64, 32) and y.abs().max() <= 1
+    outs = gan.dis(y)
+    assert isinstance(outs, list) and outs[0].shape[:2] == (2, 1)
+    # the output depends on the pose map (the condition reaches G's output)
+    y.sum().backward()
+    assert pose.grad is not None and pose.grad.abs().sum() > 0
+    assert all(p.grad is None for p in gan.dis.parameters())
+
+
+def test_pose_pairs_on_the_real_keypoints(tiny_market):
+    from dgnet_plugin.data import load_train_set
+
+    cfg = _demo_cfg("DATASETS.ROOT", str(tiny_market))
+    items, _ = load_train_set(cfg)
+    gcfg = _demo_cfg("INPUT.PIXEL_MEAN", "(0.5, 0.5, 0.5)", "INPUT.PIXEL_STD", "(0.5, 0.5, 0.5)")
+    ds = PosePairDataset(
+        items, build_keypoint_provider(POSES_CSV), build_transforms(gcfg, False), (64, 32), cfg.POSE
+    )
+    assert 0 < len(ds) <= len(items)  # images without a pose are left out
+    i = 0
+    j = next(k for k in ds.by_pid[ds.items[0][1]] if k != 0)
+    s = ds[(i, j)]
+    assert s["img"].shape == s["target"].shape == (3, 64, 32)
+    assert s["pose"].shape == (POSE_CHANNELS, 64, 32)
+    assert -1 <= s["img"].min() and s["img"].max() <= 1  # [-1, 1]
+    # the pose map is the target's: its nose heat map peaks where the target's nose is
+    kp, (w, h) = ds.keypoints[j]
+    r, c = divmod(int(s["pose"][0].argmax()), 32)
+    assert abs(c + 0.5 - kp[0, 0] * 32 / w) <= 1 and abs(r + 0.5 - kp[0, 1] * 64 / h) <= 1
+    assert s["pid"] == ds.items[j][1]
+
+
+class _MeanReID(nn.Module):
+    """A stand-in re-ID network: the per-channel mean of the image (D = 3)."""
+
+    feature_parts = (3,)
+
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+class _PoseTint(nn.Module):
+    """A stand-in generator: the image plus the mean of the pose map (so every pose gives a
+    different image)."""
+
+    def forward(self, x):
+        return (x[:, :3] + x[:, 3:].mean(1, keepdim=True)).clamp(-1, 1)
+
+
+def test_fused_test_time_features():
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    gan = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    poses = torch.stack([torch.full((POSE_CHANNELS, 16, 8), 0.1 * k) for k in range(8)])
+    views = PoseViewsReID(_MeanReID(), _PoseTint(), poses, gan, imagenet)
+    assert views.feature_parts == (3,) * 9
+    x = torch.randn(4, 3, 32, 16)
+    out = views(x)
+    assert out.shape == (4, 9 * 3)
+    original, per_pose = split_views(out, 8)
+    assert torch.allclose(original, x.mean((2, 3)))
+    # view k: the image in [-1, 1] at the generator's size, + 0.1 k, back to ImageNet statistics
+    g = F.interpolate(renormalize(x, *imagenet, *gan), size=(16, 8), mode="bilinear")
+    y = F.interpolate((g + 0.3).clamp(-1, 1), size=(32, 16), mode="bilinear")
+    assert torch.allclose(per_pose[:, 3], renormalize(y, *gan, *imagenet).mean((2, 3)), atol=1e-5)
+    # fusion: average / max of the (normalised) views; original+avg concatenates both halves
+    avg = view_features(original, per_pose, "avg")
+    assert torch.allclose(avg, F.normalize(fuse_features(per_pose, "avg"), dim=1))
+    mx = view_features(original, per_pose, "max")
+    assert torch.allclose(mx, F.normalize(F.normalize(per_pose, dim=2).amax(1), dim=1))
+    both = view_features(original, per_pose, "original+max")
+    assert both.shape == (4, 6) and torch.allclose(both[:, 3:], mx)
+    assert torch.allclose(both[:, :3], F.normalize(original, dim=1))
+    with pytest.raises(ValueError, match="unknown"):
+        view_features(original, per_pose, "median")
+
+
+def test_pngan_configs_build_and_bad_values_are_refused():
+    from dgnet_plugin.config.validate import validate_config
+    from dgnet_plugin.methods.pngan import RULES
+
+    for name in ("pngan_r50", "pngan_cuhk03_cpu_demo"):
+        cfg = load_cfg_file(str(REPO / "configs" / f"{name}.yml"))
+        assert cfg.ENGINE.NAME == "PNGANEngine" and cfg.MODEL.GEN.NAME == "ResnetGenerator"
+        assert cfg.MODEL.GEN.N_BLOCKS == 9 and cfg.POSE.NUM_CANONICAL == 8
+        assert cfg.LOSS.LABEL.GENERATED == "hard" and cfg.LOSS.POSE_L1 == 10.0
+        validate_config(cfg, RULES)
+    with pytest.raises(ConfigError, match="POSE.SOURCE"):
+        validate_config(_demo_cfg("POSE.SOURCE", ""), RULES)
+    with pytest.raises(ConfigError, match="PNGAN.TEST_FEATURES"):
+        validate_config(_demo_cfg("PNGAN.TEST_FEATURES", "('mean',)"), RULES)
+
+
+TINY = [
+    "MODEL.GEN.DIM", "8", "MODEL.GEN.N_BLOCKS", "2", "MODEL.DIS.DIM", "8",
+    "GAN.SIZE", "(32, 16)", "GAN.MAX_ITER", "2", "GAN.DECAY_START", "1",
+    "GAN.IMS_PER_BATCH", "4", "GAN.CHECKPOINT_PERIOD", "0", "GAN.VIS_PERIOD", "0",
+    "PNGAN.NUM_SOURCES", "3", "PNGAN.TEST_FEATURES", "('original+avg', 'max')",
+    "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.CHECKPOINT_PERIOD", "0",
+    "DATALOADER.IMS_PER_BATCH", "8", "GENERATED.PER_BATCH", "4", "GENERATED.BATCH_SIZE", "8",
+    "VIS.NUM_IMAGES", "2", "POSE.SOURCE", POSES_CSV,
+]  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_pngan_all_stages_on_real_crops(tmp_path):
+    from train_net import cli
+
+    root = make_tiny_market(tmp_path / "data", n_train_ids=6, n_test_ids=3)
+    out = tmp_path / "out"
+    assert cli(["--config-file", DEMO, *cli_opts(root, out, 32), *TINY]) == 0
+
+    poses = json.loads((out / "canonical_poses.json").read_text())
+    assert len(poses["centres"]) == 8 and (out / "canonical_poses.jpg").is_file()
+    assert (out / "pose_gan" / "images" / "pose_transfer_00000002.jpg").is_file()
+    # 3 sources x 8 canonical poses, with their provenance and their identity
+    with open(out / "generated" / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 24
+    assert {r["target"] for r in rows} == {f"pose{k}" for k in range(8)}
+    assert all(r["source"].endswith(".jpg") and int(r["source_pid"]) > 0 for r in rows)
+    assert rows[0]["generator"] == "pngan pose generator"
+    assert rows[0]["file"].startswith(f"bounding_box_train/{int(rows[0]['source_pid']):04d}_c")
+    log = (out / "log.txt").read_text()
+    assert " real + 24 generated images" in log
+    table = log[log.rindex("Evaluation at iteration 2") :]
+    for row in (
+        "real + pose-normalised, image feature",
+        "baseline (real images only)",
+        "original + pose-normalised (avg)",
+        "pose-normalised, max fusion",
+    ):
+        assert row in table, row
+
+
+def test_fusion_rows_on_a_subset_of_test_identities():
+    from torch.utils.data import DataLoader
+
+    from dgnet_plugin.data.pairs import ImageListDataset
+    from dgnet_plugin.methods.pngan.engine import subset_test_sets
+
+    def loader(items):
+        return DataLoader(ImageListDataset(items, transform=None), batch_size=4)
+
+    query = [("q1.jpg", 5, 0), ("q2.jpg", 3, 1), ("q3.jpg", 9, 0)]
+    gallery = [("g1.jpg", 3, 1), ("g2.jpg", 9, 0), ("g3.jpg", 5, 1), ("g0.jpg", 0, 0)]
+    sets = {"market": {"query": loader(query), "gallery": loader(gallery)}}
+    sub = subset_test_sets(sets, 2)["market"]  # the two lowest query identities: 3 and 5
+    assert [it[0] for it in sub["query"].dataset.items] == ["q1.jpg", "q2.jpg"]
+    assert [it[0] for it in sub["gallery"].dataset.items] == ["g1.jpg", "g3.jpg", "g0.jpg"]
+    assert sub["query"].batch_size == 4
