@@ -37,6 +37,8 @@ def vi_items(folder: str = "sysu_mm01_example") -> list[dict]:
 
 #: ``KEY VALUE`` options that switch every DG-Net loss term on from iteration 0 (no warm-up).
 NO_WARMUP_OPTS = ["LOSS.WARM_ITER", "0", "LOSS.WARM_TEACHER_ITER", "0", "LOSS.WARM_SCALE", "1.0"]
+#: DG-Net without a teacher: no primary-feature term, and Ea not started from a teacher
+NO_TEACHER = ["LOSS.TEACHER_MAX", "0", "MODEL.TEACHER.INIT_EA", "False"]
 
 
 def cli_opts(root, out, test_batch: int = 64) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, cli_opts, make_tiny_market
+from conftest import CUHK03_MARKET, MOBILENET_WEIGHTS, REPO, cli_opts, make_tiny_market
 
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import load_cfg_file
@@ -82,6 +82,12 @@ def test_a_bad_label_mode_is_refused_before_any_work(tmp_path, capsys):
 
     config = str(REPO / "configs" / "camstyle_cpu_demo.yml")
     opts = ["OUTPUT_DIR", str(tmp_path / "out"), "LOSS.LABEL.GENERATED", "soft"]
+    opts += [
+        "DATASETS.ROOT",
+        str(CUHK03_MARKET),
+        "MODEL.BACKBONE.PRETRAIN_PATH",
+        str(MOBILENET_WEIGHTS),
+    ]
     assert cli(["--config-file", config, *opts]) == 2
     assert "LOSS.LABEL.GENERATED = 'soft' is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "out" / "gan_c1_c2").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import REPO, cli_opts
+from conftest import NO_TEACHER, REPO, cli_opts
 from torch import nn
 
 from dgnet_plugin.config import ConfigError
@@ -332,7 +332,7 @@ def test_a_user_error_in_spawned_processes_is_the_exit_status(tiny_market, tmp_p
     """--num-gpus 2 with a global batch that does not split: each process stops with the
     config error, and the launcher returns its exit status 2."""
     args = ["--config-file", DEMO, "--num-gpus", "2"]
-    args += [*deterministic_dgnet_opts(tiny_market, tmp_path, 3), "LOSS.TEACHER_MAX", "0"]
+    args += [*deterministic_dgnet_opts(tiny_market, tmp_path, 3), *NO_TEACHER]
     args += WARMUP_ENDS_AT_ITERATION_2
     assert train_net.cli(args) == 2
     assert "must be divisible by the number of processes (2)" in capfd.readouterr().err

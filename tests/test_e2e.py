@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import train_net
-from conftest import MOBILENET_WEIGHTS, NO_WARMUP_OPTS, REPO, cli_opts
+from conftest import MOBILENET_WEIGHTS, NO_TEACHER, NO_WARMUP_OPTS, REPO, cli_opts
 
 from dgnet_plugin.utils.events import read_json_lines
 
@@ -231,7 +231,7 @@ def test_corrupt_image_is_a_clear_error(tiny_market, tmp_path, capsys):
     for p in (root / "bounding_box_train").iterdir():  # every training image is unreadable
         p.unlink()
         p.write_bytes(b"garbage")
-    args = ["--config-file", DEMO, *cli_opts(root, tmp_path / "out"), "LOSS.TEACHER_MAX", "0"]
+    args = ["--config-file", DEMO, *cli_opts(root, tmp_path / "out"), *NO_TEACHER]
     assert train_net.cli(args) == 2
     assert "cannot decode image" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ import generation_quality
 import pytest
 import torch
 import torchvision.transforms as T
-from conftest import CUHK03_MARKET, REPO, make_tiny_market, small_cfg
+from conftest import CUHK03_MARKET, NO_TEACHER, REPO, make_tiny_market, small_cfg
 from PIL import Image
 from torch import nn
 from torchvision.utils import save_image
@@ -403,7 +403,7 @@ def test_generation_quality_cli_prints_ours_and_the_papers(tmp_path, monkeypatch
 def test_training_saves_swap_grids_on_disk_and_in_tensorboard(tiny_market, tmp_path):
     from dgnet_plugin.engine import build_engine
 
-    cfg = small_cfg(tiny_market, tmp_path, "VIS.NUM_IMAGES", "3", "LOSS.TEACHER_MAX", "0")
+    cfg = small_cfg(tiny_market, tmp_path, "VIS.NUM_IMAGES", "3", *NO_TEACHER)
     cfg.freeze()
     engine = build_engine(cfg)
 

@@ -122,7 +122,8 @@ def test_dgnet_warm_up_longer_than_the_run_is_refused_before_any_work(tmp_path):
     from dgnet_plugin.config import get_method, load_cfg_file
 
     cfg = load_cfg_file(
-        str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"), ["SOLVER.MAX_ITER", "50"]
+        str(REPO / "configs" / "dgnet_cuhk03_cpu_demo.yml"),
+        ["SOLVER.MAX_ITER", "50", "LOSS.WARM_ITER", "100"],
     )
     with pytest.raises(ConfigError, match=r"LOSS.WARM_ITER = 100 is not allowed \(the warm-up"):
         validate_config(cfg, get_method("dgnet").config_rules)

@@ -52,7 +52,7 @@ def colour_histogram_distance(a01: torch.Tensor, b01: torch.Tensor, bins: int = 
     n, c = a01.shape[:2]
 
     def hist(t):
-        idx = (t.clamp(0, 1) * bins).long().clamp(max=bins - 1).flatten(2)  # (N, C, HW)
+        idx = (t.nan_to_num(0.0).clamp(0, 1) * bins).long().clamp(max=bins - 1).flatten(2)
         h = torch.zeros(n, c, bins, device=t.device)
         h.scatter_add_(2, idx, torch.ones_like(t.flatten(2)))
         return h / h.sum(2, keepdim=True)
