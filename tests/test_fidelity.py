@@ -164,3 +164,37 @@ def test_init_ea_refuses_a_teacher_of_another_shape():
     other.MODEL.HEADS.EMBED_DIM = 64
     with pytest.raises(ConfigError, match="INIT_EA.*EMBED_DIM"):
         init_appearance_encoder(model.reid, build_model(other, K))
+
+
+@pytest.mark.parametrize("norm", ["BN", "FrozenBN"])
+def test_frozen_bn_keeps_the_teachers_statistics_in_ea(norm):
+    """The CPU demo's MODEL.NORM FrozenBN with INIT_EA: after a training step (real, erased
+    and generated images through Ea) Ea's BN running statistics are still the teacher's, and
+    BN's affine weights still learn; with plain BN (official) the statistics move."""
+    from dgnet_plugin.methods.dgnet.teacher import init_appearance_encoder
+    from dgnet_plugin.modeling.norm import convert_norm
+
+    torch.manual_seed(2)
+    model = build(fused=True)
+    teacher = build_model(tiny_cfg("IDEBaseline"), K)
+    with torch.no_grad():  # a teacher with non-trivial statistics
+        teacher.train()(batch(3)["img"])
+    convert_norm(model.reid, norm, "cpu", 1)
+    init_appearance_encoder(model.reid, teacher)
+    model.train()
+    a, b = batch(21), batch(22)
+    out = model(a, b)
+    weights = {k: 1.0 for k in DGNET_LOSS_TERMS}
+    loss = model.generator_losses(out, weights, teacher.eval())
+    sum(loss.values()).backward()
+    want = bn_state(teacher.backbone)
+    got = bn_state(model.reid.backbone)
+    moved = [k for k in want if "running" in k and not torch.equal(got[k], want[k])]
+    if norm == "FrozenBN":
+        assert not moved
+        bn_weights = [
+            m.weight for m in model.reid.backbone.modules() if "BatchNorm" in type(m).__name__
+        ]
+        assert bn_weights and all(w.grad is not None for w in bn_weights)
+    else:
+        assert len(moved) == len([k for k in want if "running" in k])

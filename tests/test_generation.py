@@ -440,8 +440,33 @@ def test_reconstruction_and_swap_measures_on_a_generator_whose_output_is_known()
     s = swap_measures(FakeDGNet(), x, *ID)
     assert s["swap_grey_ssim_to_structure"] > s["swap_grey_ssim_to_appearance"]
     assert s["swap_colour_distance_to_appearance"] < s["swap_colour_distance_to_structure"]
+    assert s["swap_chroma_distance_to_appearance"] < s["swap_chroma_distance_to_structure"]
+    # by hand: 3 of the 4 swaps; swap 0 (image 0's small rectangle, 18 of the 72 central px,
+    # in image 3's yellow) has a mean chroma nearer image 0's red over 18 px than image 3's
+    # yellow over 40 px: the measure averages colour over the region, area included
+    assert s["swap_chroma_closer_to_appearance"] == 0.75
     # by hand: same pixel counts, one channel's mass moved between two bins -> 2/3 of channels
     a, b = image(0)[None], image(1)[None]  # red vs green rectangles of 40 px each
     assert colour_histogram_distance(a, a).item() == 0.0
     assert colour_histogram_distance(a, b).item() == pytest.approx(2 * 40 / (H * W) / 3)
     assert strong_blur(x).shape == x.shape
+
+
+def test_central_chroma_by_hand():
+    """BT.601 chroma: grey -> (0.5, 0.5), pure red -> (0.5 - 0.168736, 1.0); only the central
+    region (rows H/8..7H/8, columns W/4..3W/4) counts."""
+    from dgnet_plugin.methods.dgnet.generation.quality import central_chroma, chroma_distance
+
+    grey = torch.full((1, 3, H, W), 0.3)
+    red = torch.zeros(1, 3, H, W)
+    red[:, 0] = 1.0
+    assert central_chroma(grey)[0].tolist() == pytest.approx([0.5, 0.5])
+    assert central_chroma(red)[0].tolist() == pytest.approx([0.331264, 1.0])
+    assert chroma_distance(red, grey).item() == pytest.approx((0.168736**2 + 0.5**2) ** 0.5)
+    border = grey.clone()  # red outside the central region only: no change
+    border[:, :, : H // 8] = red[:, :, : H // 8]
+    border[:, :, :, : W // 4] = red[:, :, :, : W // 4]
+    assert chroma_distance(border, grey).item() == pytest.approx(0.0, abs=1e-6)
+    half = grey.clone()  # the central region half red (its left half), half grey
+    half[:, :, H // 8 : H - H // 8, W // 4 : W // 2] = red[:, :, H // 8 : H - H // 8, W // 4 : W // 2]
+    assert central_chroma(half)[0].tolist() == pytest.approx([0.5 - 0.168736 / 2, 0.75])
