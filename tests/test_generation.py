@@ -468,5 +468,6 @@ def test_central_chroma_by_hand():
     border[:, :, :, : W // 4] = red[:, :, :, : W // 4]
     assert chroma_distance(border, grey).item() == pytest.approx(0.0, abs=1e-6)
     half = grey.clone()  # the central region half red (its left half), half grey
-    half[:, :, H // 8 : H - H // 8, W // 4 : W // 2] = red[:, :, H // 8 : H - H // 8, W // 4 : W // 2]
+    rows, cols = slice(H // 8, H - H // 8), slice(W // 4, W // 2)
+    half[:, :, rows, cols] = red[:, :, rows, cols]
     assert central_chroma(half)[0].tolist() == pytest.approx([0.5 - 0.168736 / 2, 0.75])
