@@ -247,6 +247,9 @@ def test_the_generated_images_are_measured_at_the_end(trained):
         assert -1.0 <= recs[-1][f"generation/{k}"] <= 1.0
     for k in ("colour_distance_to_appearance", "colour_distance_to_structure"):
         assert 0.0 <= recs[-1][f"generation/swap_{k}"] <= 1.0
+    for k in ("chroma_distance_to_appearance", "chroma_distance_to_structure"):
+        assert 0.0 <= recs[-1][f"generation/swap_{k}"] <= 0.75  # BT.601 chroma: at most ~0.71
+    assert 0.0 <= recs[-1]["generation/swap_chroma_closer_to_appearance"] <= 1.0
     assert "Generated images at iteration 6" in (out / "log.txt").read_text()
 
 
