@@ -60,6 +60,35 @@ def cli_opts(root, out, test_batch: int = 64) -> list[str]:
     ]
 
 
+def vi_proxy_opts(vi: Path, tests: str | None = None) -> list[str]:
+    """``KEY VALUE`` options of a tiny cross-modality run on the VI proxy that
+    ``DATASETS.VI_PROXY`` builds under ``vi`` (from the real CUHK03 crops and the real
+    SYSU-MM01/RegDB samples; 6 train and 3 test identities): batches of 3 identities x 1
+    image, training on the proxy, 2 evaluation trials. ``tests`` is the ``DATASETS.TESTS``
+    value (default: the proxy itself)."""
+    proxy = f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)"
+    return [
+        "DATALOADER.NUM_IDS",
+        "3",
+        "DATALOADER.NUM_INSTANCES",
+        "1",
+        "DATASETS.VI_PROXY.SOURCE",
+        str(SHARED_DATA / "cuhk03_64x128"),
+        "DATASETS.VI_PROXY.SAMPLES",
+        str(VI_REID),
+        "DATASETS.VI_PROXY.ROOT",
+        str(vi),
+        "DATASETS.VI_PROXY.NUM_IDS",
+        "(6, 3)",
+        "DATASETS.NAMES",
+        proxy,
+        "DATASETS.TESTS",
+        tests or proxy,
+        "TEST.CROSS_MODALITY.TRIALS",
+        "2",
+    ]
+
+
 # CI's 2-core machine: 2 threads. On a machine shared with other jobs, oversubscribed cores
 # make 2-thread runs many times slower: set DGNET_TEST_THREADS=1 there.
 torch.set_num_threads(int(os.environ.get("DGNET_TEST_THREADS", "2")))

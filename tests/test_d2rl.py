@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import MOBILENET_WEIGHTS, REPO, SHARED_DATA, VI_REID
+from conftest import MOBILENET_WEIGHTS, REPO, VI_REID, vi_proxy_opts
 
 import dgnet_plugin  # noqa: F401 (registers the methods)
 from dgnet_plugin.config import load_cfg_file
@@ -154,24 +154,7 @@ def test_d2rl_trains_and_evaluates_through_the_tools(tmp_path):
         "1",
         "MODEL.D2RL.WARMUP_REID_ITER",
         "1",
-        "DATALOADER.NUM_IDS",
-        "3",
-        "DATALOADER.NUM_INSTANCES",
-        "1",
-        "DATASETS.VI_PROXY.SOURCE",
-        str(SHARED_DATA / "cuhk03_64x128"),
-        "DATASETS.VI_PROXY.SAMPLES",
-        str(VI_REID),
-        "DATASETS.VI_PROXY.ROOT",
-        str(vi),
-        "DATASETS.VI_PROXY.NUM_IDS",
-        "(6, 3)",
-        "DATASETS.NAMES",
-        f"('sysu_mm01@{vi}/SYSU-MM01-proxy',)",
-        "DATASETS.TESTS",
-        f"('sysu_mm01@{vi}/SYSU-MM01-samples', 'regdb@{vi}/RegDB-samples')",
-        "TEST.CROSS_MODALITY.TRIALS",
-        "2",
+        *vi_proxy_opts(vi, f"('sysu_mm01@{vi}/SYSU-MM01-samples', 'regdb@{vi}/RegDB-samples')"),
         "TEST.IMS_PER_BATCH",
         "64",
         "VIS.PERIOD",

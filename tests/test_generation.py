@@ -23,6 +23,13 @@ from torch import nn
 from torchvision.utils import save_image
 
 from dgnet_plugin.data import MarketLayout
+from dgnet_plugin.data.generated import (
+    MANIFEST_COLUMNS,
+    GeneratedSetError,
+    is_complete,
+    read_generated_set,
+    read_manifest,
+)
 from dgnet_plugin.evaluation import generation_quality as quality_mod
 from dgnet_plugin.evaluation.generation_quality import (
     InceptionWeightsError,
@@ -32,10 +39,9 @@ from dgnet_plugin.evaluation.generation_quality import (
     ssim_diversity,
 )
 from dgnet_plugin.methods.dgnet.generation import (
-    MANIFEST_COLUMNS,
+    GENERATOR,
     interpolate_appearance,
     interpolate_structure,
-    read_manifest,
     strip,
     swap_grid,
     swap_images,
@@ -162,21 +168,22 @@ def run_writer(src, out, **kw):
 def test_dataset_writer_names_manifest_and_content(tmp_path):
     src = fake_market(tmp_path / "src")
     out = tmp_path / "gen"
-    stats = run_writer(src, out, seed=3, progress=False)
+    stats = run_writer(src, out, seed=3, num_workers=2, progress=False)  # 2 reading threads
     assert stats == {"total": 8, "written": 8, "skipped": 0, "real_linked": 0}
     names = sorted(p.name for p in (out / "bounding_box_train").iterdir())
     pid_cam = ["0001_c1", "0001_c2", "0002_c1", "0003_c2"]
     assert names == [f"{pid_cam[i]}s0_{i:06d}_{k:02d}.jpg" for i in range(4) for k in range(2)]
-    rows = read_manifest(str(out / "manifest.csv"))
-    assert len(rows) == 8 and tuple(rows[0]) == MANIFEST_COLUMNS
+    rows = read_manifest(str(out))  # the core generated-set manifest
+    assert len(rows) == 8 and tuple(rows[0]) == MANIFEST_COLUMNS and is_complete(str(out))
     sources = sorted(str(p) for p in (src / "bounding_box_train").iterdir())
     for r in rows:
         serial = int(os.path.basename(r["file"]).split("_")[2])
         assert r["file"].startswith("bounding_box_train/")
-        assert r["appearance_source"] == sources[serial]  # file name = appearance's pid/cam
-        assert r["structure_source"] in sources and r["structure_source"] != sources[serial]
-        assert r["checkpoint"] == "fake.pth"
-        j = sources.index(r["structure_source"])
+        assert r["source"] == sources[serial]  # appearance; file name = its pid/cam
+        assert f"{int(r['source_pid']):04d}_c{r['source_camid']}" == pid_cam[serial]
+        assert r["target"] in sources and r["target"] != sources[serial]  # structure
+        assert (r["generator"], r["checkpoint"]) == (GENERATOR, "fake.pth")
+        j = sources.index(r["target"])
         got = TF(Image.open(out / r["file"]))
         assert got.shape == (3, H, W)
         err = {(a, b): (got - painted(a, b)).abs().mean() for a in range(4) for b in range(4)}
@@ -184,6 +191,9 @@ def test_dataset_writer_names_manifest_and_content(tmp_path):
     assert (out / "query").is_symlink() and (out / "bounding_box_test").is_symlink()
     ds = MarketLayout(root=str(out), verbose=False)
     assert len(ds.train) == 8 and ds.num_train_pids == 3 and len(ds.query) == 1
+    samples = read_generated_set(str(out))  # the offline methods' reader, with provenance
+    assert [s["pid"] for s in samples] == [1, 1, 1, 1, 2, 2, 3, 3]
+    assert all(s["generated"] and s["generator"] == GENERATOR for s in samples)
 
 
 def test_dataset_writer_resumes_without_duplicates(tmp_path):
@@ -201,9 +211,9 @@ def test_dataset_writer_resumes_without_duplicates(tmp_path):
     third = run_writer(src, out, progress=False)
     assert third["written"] == 1 and (out / "bounding_box_train" / victim).is_file()
     assert (out / "manifest.csv").read_bytes() == manifest
-    with pytest.raises(ValueError, match="another checkpoint"):
+    with pytest.raises(GeneratedSetError, match="checkpoint 'fake.pth'.*'other.pth'"):
         run_writer(src, out, checkpoint="other.pth", progress=False)
-    with pytest.raises(ValueError, match="--seed"):
+    with pytest.raises(GeneratedSetError, match="seed"):  # other structure partners
         run_writer(src, out, seed=1, progress=False)
 
 
@@ -217,7 +227,7 @@ def test_dataset_writer_include_real_and_no_test_sets(tmp_path):
     assert (out / "query").is_dir() and not (out / "query").is_symlink()
     ds = MarketLayout(root=str(out), verbose=False)
     assert len(ds.train) == 12 and ds.num_train_pids == 3
-    assert len(read_manifest(str(out / "manifest.csv"))) == 8  # real images are not listed
+    assert len(read_manifest(str(out))) == 8  # real images are not listed
 
 
 # --------------------------------------------------------------------------- SSIM
@@ -242,6 +252,22 @@ def test_ssim_diversity_on_tensor_groups_and_on_a_written_folder(tmp_path):
     r = ssim_diversity(str(tmp_path / "gen"))
     assert r["groups"] == 4 and r["pairs"] == 4 and 0 < r["ssim"] <= 1
     assert ssim_diversity(str(tmp_path / "gen"), max_pairs=2)["pairs"] == 2
+
+
+def test_generated_images_group_by_source_in_the_old_dgnet_manifest_too(tmp_path):
+    from dgnet_plugin.evaluation.generation_quality import group_generated
+
+    src = fake_market(tmp_path / "src")
+    out = tmp_path / "gen"
+    run_writer(src, out, progress=False)
+    rows = read_manifest(str(out))
+    new = sorted(map(sorted, group_generated(str(out))))
+    assert len(new) == 4 and all(len(g) == 2 for g in new)  # 4 appearance images x 2 draws
+    # a DG-Net set written before DG-Net used the core writer: appearance_source, ...
+    with open(out / "manifest.csv", "w") as f:
+        f.write("file,appearance_source,structure_source,checkpoint\n")
+        f.writelines(f"{r['file']},{r['source']},{r['target']},x\n" for r in rows)
+    assert sorted(map(sorted, group_generated(str(out)))) == new
 
 
 # --------------------------------------------------------------------------- FID
@@ -368,14 +394,14 @@ def test_generate_interpolate_and_dataset_cli_on_real_images(tiny_checkpoint, tm
     args = ["dataset", *common, "--source", str(src), "--output-dir", str(out)]
     assert generate.cli([*args, "--num-workers", "0", "--batch-size", "8"]) == 0
     n_real = len(list((src / "bounding_box_train").iterdir()))
-    rows = read_manifest(str(out / "manifest.csv"))
+    rows = read_manifest(str(out))
     assert len(rows) == n_real
     assert {r["checkpoint"] for r in rows} == {os.path.abspath(tiny_checkpoint)}
     ds = MarketLayout(root=str(out), verbose=False)
     assert len(ds.train) == n_real and ds.num_train_pids == 2
     assert Image.open(out / rows[0]["file"]).size == (32, 64)
     assert generate.cli([*args, "--num-workers", "0"]) == 0  # resumed: nothing new
-    assert len(read_manifest(str(out / "manifest.csv"))) == n_real
+    assert len(read_manifest(str(out))) == n_real
     missing = ["swap", *common[:2], "--weights", str(tmp_path / "none.pth"), "--images", "x"]
     assert generate.cli(missing) == 2
 

@@ -1,8 +1,9 @@
 """Config fragments of the offline generate-then-train pipeline (CamStyle, SPGAN, PTGAN,
 LSRO, PN-GAN), shared by their method packages: each method's ``add_<name>_config`` calls
-:func:`add_cyclegan_config` and/or :func:`add_generated_reid_config` and then sets its own
-values. Defaults are CycleGAN's (Zhu et al. 2017; ``junyanz/pytorch-CycleGAN-and-pix2pix``
-as forked by CamStyle) and CamStyle's re-ID recipe.
+:func:`add_cyclegan_config` and/or :func:`add_generated_reid_config` (the cross-domain ones,
+SPGAN and PTGAN, :func:`add_translate_then_train_config`) and then sets its own values.
+Defaults are CycleGAN's (Zhu et al. 2017; ``junyanz/pytorch-CycleGAN-and-pix2pix`` as forked
+by CamStyle) and CamStyle's re-ID recipe.
 
 The stage that trains the translator runs the method's config with the ``GAN`` node turned
 into ``SOLVER.MAX_ITER``, ``DATALOADER.IMS_PER_BATCH``, ``INPUT.SIZE_TRAIN`` ... of its own
@@ -128,6 +129,24 @@ _D.DOMAINS.SPLIT.TARGET_TEST_PIDS = (1156, 1467)
 def add_domain_config(cfg: CN) -> CN:
     """Add the cross-domain keys (``DOMAINS``) that ``cfg`` lacks."""
     return merge_missing(cfg, _D)
+
+
+def add_translate_then_train_config(cfg: CN, engine: str) -> CN:
+    """The cross-domain recipe SPGAN and PTGAN share: the CycleGAN translator keys
+    (:func:`add_cyclegan_config`, ``LOSS.CYCLE`` 10), the generated-data re-ID keys and the
+    ``DOMAINS`` keys; then IDE (``IDEBaseline``) trained on the translated source images only
+    (``GENERATED.ONLY``) with their hard source labels, evaluated on the target domain.
+    ``ENGINE.NAME`` becomes ``engine`` when empty. The method sets its own keys and its
+    ``LOSS.IDENTITY`` after this call."""
+    add_cyclegan_config(cfg)
+    add_generated_reid_config(cfg)
+    add_domain_config(cfg)
+    cfg.ENGINE.NAME = cfg.ENGINE.NAME or engine
+    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "IDEBaseline"
+    cfg.LOSS.CYCLE = 10.0
+    cfg.LOSS.LABEL.REAL, cfg.LOSS.LABEL.GENERATED = "hard", "hard"
+    cfg.GENERATED.ONLY = True
+    return cfg
 
 
 _M = CN()

@@ -13,8 +13,9 @@ A generated set is a Market-layout folder (so ``market_layout@<folder>`` loads i
 columns: ``file`` (relative to the root), ``source`` (the image translated, absolute path;
 empty for an unconditional generator), ``source_pid`` (its Market pid, -1 = no identity),
 ``source_camid`` (its camera, 1-based as in Market names), ``target`` (the camera, domain or
-pose it was translated to, e.g. ``c2``, ``target``, ``pose3``), ``generator`` (what made it,
-e.g. ``cyclegan c1->c2``) and ``checkpoint`` (the weights file).
+pose it was translated to, e.g. ``c2``, ``target``, ``pose3``; for DG-Net the absolute path of
+the image whose structure it took), ``generator`` (what made it, e.g. ``cyclegan c1->c2``)
+and ``checkpoint`` (the weights file).
 """
 
 from __future__ import annotations
@@ -141,13 +142,14 @@ def write_generated_set(
         batch_size: entries per ``translate`` call.
 
     Files that exist and have a manifest row are skipped; a file written by an interrupted
-    run after its last manifest update gets its row; each image is written to a temporary
+    run after its last manifest update gets its row; a listed file that was lost is written
+    again without a second row; each image is written to a temporary
     name and renamed, so no partial JPEG is left. When every entry is there, ``COMPLETE.json``
     is written. Returns ``{"total", "written", "skipped"}``.
 
     Raises:
         GeneratedSetError: ``out_dir`` holds rows of another generator or checkpoint (or
-            another source for the same file): write to a new folder.
+            another source or target for the same file): write to a new folder.
     """
     out = os.path.abspath(out_dir)
     os.makedirs(os.path.join(out, TRAIN_DIR), exist_ok=True)
@@ -156,15 +158,15 @@ def write_generated_set(
     for e in entries:
         old = rows.get(e["file"])
         gen_e, ckpt_e = str(e.get("generator", generator)), str(e.get("checkpoint", checkpoint))
-        if old is not None and (
-            old["generator"] != gen_e
-            or old["checkpoint"] != ckpt_e
-            or old["source"] != str(e.get("source", ""))
+        src_e, tgt_e = str(e.get("source", "")), str(e.get("target", ""))
+        if old is not None and (gen_e, ckpt_e, src_e, tgt_e) != tuple(
+            old[c] for c in ("generator", "checkpoint", "source", "target")
         ):
             raise GeneratedSetError(
                 f"'{out}' already holds '{e['file']}' from generator '{old['generator']}', "
-                f"checkpoint '{old['checkpoint']}', source '{old['source']}'; this run uses "
-                f"'{gen_e}', '{ckpt_e}', '{e.get('source', '')}': write to a new folder"
+                f"checkpoint '{old['checkpoint']}', source '{old['source']}', target "
+                f"'{old['target']}'; this run uses '{gen_e}', '{ckpt_e}', '{src_e}', '{tgt_e}' "
+                "(another generator, checkpoint, seed or source?): write to a new folder"
             )
     exists = [os.path.exists(os.path.join(out, e["file"])) for e in entries]
     pending = [e for e, done in zip(entries, exists) if not done]
@@ -178,6 +180,8 @@ def write_generated_set(
 
         def record(done):
             for e in done:
+                if e["file"] in rows:  # rewritten after a loss: its row is there already
+                    continue
                 row = {c: str(e.get(c, "")) for c in MANIFEST_COLUMNS[:5]}
                 row["generator"] = str(e.get("generator", generator))
                 row["checkpoint"] = str(e.get("checkpoint", checkpoint))

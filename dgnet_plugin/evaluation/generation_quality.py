@@ -95,10 +95,11 @@ def group_generated(folder: str) -> list[list[str]]:
     if manifest is not None:
         base = os.path.dirname(manifest)
         with open(manifest, newline="") as f:
-            source = {
-                os.path.normpath(os.path.join(base, r["file"])): r["appearance_source"]
-                for r in csv.DictReader(f)
-            }
+            reader = csv.DictReader(f)
+            # ``source``: the core manifest (data.generated); ``appearance_source``: DG-Net
+            # sets written before DG-Net used the core writer
+            column = "source" if "source" in (reader.fieldnames or ()) else "appearance_source"
+            source = {os.path.normpath(os.path.join(base, r["file"])): r[column] for r in reader}
         for p in paths:
             if os.path.normpath(p) in source:  # real images linked in are not generated
                 groups[source[os.path.normpath(p)]].append(p)

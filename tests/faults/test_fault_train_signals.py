@@ -1,10 +1,12 @@
 """Faults on a real training run of tools/train_net.py (the IDE engine on the real CUHK03
 subset, tiny images): SIGTERM / SIGINT / SIGKILL at several points (one while checkpoints are
 being written), then --resume compared with an uninterrupted run; two runs into one folder;
-a diverging run; a changed learning rate on --resume; a fresh start over checkpoints."""
+a diverging run; a changed learning rate on --resume; a fresh start over checkpoints; a disk
+that fills up after the first checkpoint (simulated without root: ENOSPC from the writes)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import train_net
 from conftest import REPO, cli_opts
 
-from dgnet_plugin.utils.events import read_json_lines, setup_logger
+from dgnet_plugin.utils.events import read_json_lines
 
 IDE = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
 ITERS = 8
@@ -162,26 +165,75 @@ def test_resume_with_a_changed_learning_rate_is_refused_and_a_fresh_start_needs_
     assert train_net.cli(["--config-file", IDE, "--overwrite", *opts(tiny_market, out)]) == 0
 
 
+class _FullDiskFile:
+    """A file opened for writing on :func:`full_disk_after_one_checkpoint`'s disk: its
+    writes use up the free space, and one that does not fit raises ``ENOSPC`` as a full
+    disk's ``write(2)`` does (nothing of that chunk is written)."""
+
+    def __init__(self, f, disk: dict):
+        self._f, self._disk, self._written = f, disk, 0
+
+    def write(self, data) -> int:
+        n = len(data.encode() if isinstance(data, str) else memoryview(data).cast("B"))
+        if self._disk["free"] is not None and n > self._disk["free"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if self._disk["free"] is not None:
+            self._disk["free"] -= n
+        self._written += n
+        return self._f.write(data)
+
+    def close(self) -> None:
+        if self._disk["free"] is None and self._written > 1 << 20:  # the first checkpoint
+            self._disk["free"] = self._written // 2
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
 @pytest.fixture
-def tiny_filesystem(tmp_path):
-    """A 1 MiB tmpfs (a full disk after the first few writes)."""
-    mnt = tmp_path / "tinyfs"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs needs root here: {done.stderr.decode().strip()}")
-    yield mnt
-    setup_logger(None)  # close log.txt on the mount
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+def full_disk_after_one_checkpoint(tmp_path, monkeypatch):
+    """A folder whose disk has room for one checkpoint and a half, root-free: the files that
+    ``os.fdopen`` opens for writing below it (the checkpointer's temp files, written by
+    ``torch.save`` and renamed when complete) share the free space, which is unlimited
+    until the first file over 1 MiB (a checkpoint) is closed and half its size after."""
+    folder = tmp_path / "disk"
+    disk: dict = {"free": None}
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        if "w" in mode and os.readlink(f"/proc/self/fd/{fd}").startswith(f"{folder}/"):
+            return _FullDiskFile(f, disk)
+        return f
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    return folder
 
 
 @pytest.mark.e2e
-def test_a_full_disk_is_one_line_naming_the_path(tiny_market, tiny_filesystem, capsys):
-    out = tiny_filesystem / "run"
+def test_a_full_disk_is_one_line_naming_the_path_and_the_intact_checkpoint(
+    tiny_market, full_disk_after_one_checkpoint, monkeypatch, capsys
+):
+    out = full_disk_after_one_checkpoint / "run"
     args = opts(tiny_market, out, "SOLVER.CHECKPOINT_PERIOD", "1")
     assert train_net.cli(["--config-file", IDE, *args]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write {out}" in err and "No space left on device" in err, err
+    first = out / "model_0000001.pth"
+    assert f"cannot write {out / 'model_0000002.pth'}: No space left on device" in err, err
+    assert f"{first} is intact; free space or fix permissions, then --resume" in err, err
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+    assert not (out / "model_0000002.pth").exists()
+    assert (out / "last_checkpoint").read_text().strip() == first.name
+    assert torch.load(first, weights_only=True)["iteration"] == 1
+    monkeypatch.undo()  # space freed: the run resumes from the intact checkpoint (one step)
+    short = opts(tiny_market, out, "SOLVER.MAX_ITER", "2")
+    assert train_net.cli(["--config-file", IDE, "--resume", *short]) == 0
+    assert sorted(losses(out)) == [1, 2]
+    assert "Resumed from " + str(first) in (out / "log.txt").read_text()

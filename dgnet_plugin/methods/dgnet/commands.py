@@ -93,7 +93,7 @@ def _dataset_args(d) -> None:
         action="store_true",
         help="also symlink the real training images (train on real + generated)",
     )
-    d.add_argument("--num-workers", type=int, default=2, help="image-reading processes")
+    d.add_argument("--num-workers", type=int, default=2, help="image-reading threads")
 
 
 def _dataset(args, model, cfg) -> dict:

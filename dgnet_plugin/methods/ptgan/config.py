@@ -1,16 +1,12 @@
-"""``add_ptgan_config``: PTGAN's keys (Wei et al., CVPR 2018) on top of the shared CycleGAN,
-cross-domain, mask and generated-data re-ID fragments."""
+"""``add_ptgan_config``: PTGAN's keys (Wei et al., CVPR 2018) on top of the shared
+cross-domain translate-then-train recipe (CycleGAN, domains, generated-data re-ID) and the
+mask keys."""
 
 from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import (
-    add_cyclegan_config,
-    add_domain_config,
-    add_generated_reid_config,
-    add_mask_config,
-)
+from ...config.offline import add_mask_config, add_translate_then_train_config
 
 _P = CN()
 _P.PTGAN = CN()
@@ -23,14 +19,8 @@ def add_ptgan_config(cfg: CN) -> CN:
     """PTGAN's translator: CycleGAN's style loss (LSGAN + ``LOSS.CYCLE`` 10; no plain
     identity mapping) + ``PTGAN.ID_WEIGHT`` x the foreground-masked identity term, masks from
     ``MASKS``; then IDE on the transferred source images with hard source labels."""
-    add_cyclegan_config(cfg)
-    add_generated_reid_config(cfg)
-    add_domain_config(cfg)
+    add_translate_then_train_config(cfg, engine="PTGANEngine")
     add_mask_config(cfg)
     merge_missing(cfg, _P)
-    cfg.ENGINE.NAME = cfg.ENGINE.NAME or "PTGANEngine"
-    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "IDEBaseline"
-    cfg.LOSS.CYCLE, cfg.LOSS.IDENTITY = 10.0, 0.0
-    cfg.LOSS.LABEL.REAL, cfg.LOSS.LABEL.GENERATED = "hard", "hard"
-    cfg.GENERATED.ONLY = True
+    cfg.LOSS.IDENTITY = 0.0
     return cfg

@@ -1,11 +1,11 @@
-"""``add_spgan_config``: SPGAN's keys (Deng et al., CVPR 2018) on top of the shared CycleGAN,
-cross-domain and generated-data re-ID fragments."""
+"""``add_spgan_config``: SPGAN's keys (Deng et al., CVPR 2018) on top of the shared
+cross-domain translate-then-train recipe (CycleGAN, domains, generated-data re-ID)."""
 
 from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_cyclegan_config, add_domain_config, add_generated_reid_config
+from ...config.offline import add_translate_then_train_config
 
 _S = CN()
 _S.SPGAN = CN()
@@ -20,13 +20,7 @@ def add_spgan_config(cfg: CN) -> CN:
     """SPGAN's translator recipe (CycleGAN + identity mapping 5 + contrastive 2, margin 2;
     ``SPGAN/train_spgan_demo.py``), then IDE on the translated source images with hard source
     labels (``GENERATED.ONLY``), evaluated on the target domain."""
-    add_cyclegan_config(cfg)
-    add_generated_reid_config(cfg)
-    add_domain_config(cfg)
+    add_translate_then_train_config(cfg, engine="SPGANEngine")
     merge_missing(cfg, _S)
-    cfg.ENGINE.NAME = cfg.ENGINE.NAME or "SPGANEngine"
-    cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "IDEBaseline"
-    cfg.LOSS.CYCLE, cfg.LOSS.IDENTITY = 10.0, 5.0
-    cfg.LOSS.LABEL.REAL, cfg.LOSS.LABEL.GENERATED = "hard", "hard"
-    cfg.GENERATED.ONLY = True
+    cfg.LOSS.IDENTITY = 5.0
     return cfg

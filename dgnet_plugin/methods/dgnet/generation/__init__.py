@@ -14,33 +14,25 @@ from .common import (
     load_dgnet,
     structure_codes,
 )
-from .dataset_writer import (
-    MANIFEST,
-    MANIFEST_COLUMNS,
-    draw_partners,
-    generated_name,
-    read_manifest,
-    write_dataset,
-)
+from .dataset_writer import GENERATOR, draw_partners, plan, swap_translator, write_dataset
 from .interpolate import interpolate_appearance, interpolate_structure, save_strip, strip
 from .swap import save_swap_grid, swap_grid, swap_images
 
 __all__ = [
-    "MANIFEST",
-    "MANIFEST_COLUMNS",
+    "GENERATOR",
     "appearance_codes",
     "decode",
     "draw_partners",
-    "generated_name",
     "interpolate_appearance",
     "interpolate_structure",
     "load_dgnet",
-    "read_manifest",
+    "plan",
     "save_strip",
     "save_swap_grid",
     "strip",
     "structure_codes",
     "swap_grid",
     "swap_images",
+    "swap_translator",
     "write_dataset",
 ]

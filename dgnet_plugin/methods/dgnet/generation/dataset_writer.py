@@ -1,4 +1,5 @@
-"""A DG-Market-style synthetic training set in the Market-1501 layout.
+"""A DG-Market-style synthetic training set in the Market-1501 layout, written by the core
+generated-set writer (:func:`dgnet_plugin.data.generated.write_generated_set`).
 
 For every training image ``i`` of a Market-layout root (``bounding_box_train/``, junk pid -1
 left out) and ``k = 0..K-1``, one image ``G(s_j, f_i)`` with the appearance of ``i`` and the
@@ -13,41 +14,38 @@ collide with real Market names when ``include_real`` links the real images in as
 Partners ``j != i`` are drawn uniformly with a ``torch.Generator`` seeded by ``seed``, so a
 run is reproducible and a resumed run draws the same pairs.
 
-``<out>/manifest.csv`` has one row per generated file: ``file`` (relative to ``<out>``),
-``appearance_source``, ``structure_source`` (absolute paths) and ``checkpoint``. ``query/``
-and ``bounding_box_test/`` are symlinks to the source's (``test_sets="symlink"``), copies
-(``"copy"``) or absent (``"none"``), so that ``MarketLayout(root=out)`` (``DATASETS.ROOT
-<out> DATASETS.NAMES ('market_layout',)``) loads the folder directly.
+``<out>/manifest.csv`` is the core generated-set manifest
+(:data:`~dgnet_plugin.data.generated.MANIFEST_COLUMNS`), one row per generated file:
+``source`` is the appearance image ``i`` (absolute path; ``source_pid``, ``source_camid``
+its pid and 1-based camera), ``target`` the structure image ``j`` (absolute path),
+``generator`` :data:`GENERATOR` and ``checkpoint`` the weights. ``COMPLETE.json`` marks a
+finished set. ``query/`` and ``bounding_box_test/`` are symlinks to the source's
+(``test_sets="symlink"``), copies (``"copy"``) or absent (``"none"``), so that
+``MarketLayout(root=out)`` (``DATASETS.ROOT <out> DATASETS.NAMES ('market_layout',)``) loads
+the folder directly, and :func:`~dgnet_plugin.data.generated.read_generated_set` reads it
+with its provenance.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
 import os
-import shutil
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision.utils import save_image
 
 from ....data.datasets import DatasetNotFoundError, read_image, scan_market_folder
-from ....data.generated import link_test_sets
-from ....utils.events import progress_bar
+from ....data.generated import (
+    TRAIN_DIR,
+    GeneratedSetError,
+    generated_file_name,
+    link_test_sets,
+    write_generated_set,
+)
 from ....utils.visualization import denormalize
 from .common import appearance_codes, decode, model_device, structure_codes
 
-logger = logging.getLogger("dgnet_plugin")
-
-MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ("file", "appearance_source", "structure_source", "checkpoint")
-TRAIN_DIR = "bounding_box_train"
-
-
-def generated_name(pid: int, cam: int, serial: int, k: int) -> str:
-    """``{pid:04d}_c{cam}s0_{serial:06d}_{k:02d}.jpg``; ``cam`` is 1-based."""
-    return f"{pid:04d}_c{cam}s0_{serial:06d}_{k:02d}.jpg"
+#: the manifest's ``generator`` of DG-Net's swaps
+GENERATOR = "dgnet appearance/structure swap"
 
 
 def draw_partners(n: int, per_image: int, seed: int) -> torch.Tensor:
@@ -61,8 +59,10 @@ def draw_partners(n: int, per_image: int, seed: int) -> torch.Tensor:
 
 
 def plan(source_root: str, per_image: int, seed: int) -> list[dict]:
-    """Every output of :func:`write_dataset` in order: dicts with ``file`` (relative to the
-    output root), ``appearance_source`` and ``structure_source`` (absolute paths)."""
+    """Every output of :func:`write_dataset` in order, as entries of the core writer:
+    ``file`` (relative to the output root), ``source`` (the appearance image, absolute
+    path), ``source_pid``, ``source_camid`` (1-based) and ``target`` (the structure image,
+    absolute path)."""
     folder = os.path.join(os.path.abspath(source_root), TRAIN_DIR)
     if not os.path.isdir(folder):
         raise DatasetNotFoundError(
@@ -76,39 +76,39 @@ def plan(source_root: str, per_image: int, seed: int) -> list[dict]:
         for k, j in enumerate(partners[i]):
             out.append(
                 {
-                    "file": f"{TRAIN_DIR}/{generated_name(pid, cam0 + 1, i, k)}",
-                    "appearance_source": path,
-                    "structure_source": items[j][0],
+                    "file": generated_file_name(pid, cam0 + 1, i, f"{k:02d}"),
+                    "source": path,
+                    "source_pid": pid,
+                    "source_camid": cam0 + 1,
+                    "target": items[j][0],
                 }
             )
     return out
 
 
-def read_manifest(path: str) -> list[dict]:
-    """The rows of a ``manifest.csv`` (``[]`` when it does not exist)."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-            raise ValueError(
-                f"'{path}' has columns {reader.fieldnames}, expected {list(MANIFEST_COLUMNS)}; "
-                "it was not written by the dataset writer: move it away or pick another output"
-            )
-        return list(reader)
+def swap_translator(model, transform, mean, std, num_workers: int = 0):
+    """The ``translate`` callable of the core writer for DG-Net: reads each entry's
+    appearance (``source``) and structure (``target``) image with ``transform`` (PIL ->
+    ImageNet-normalised ``(3, H, W)``; ``num_workers`` reading threads), returns
+    ``G(s_target, f_source)`` as ``(B, 3, H, W)`` in ``[0, 1]`` (``mean``, ``std`` undone)."""
+    device = model_device(model)
 
+    def load(path: str) -> torch.Tensor:
+        return transform(read_image(path))
 
-class _PairDataset(Dataset):
-    def __init__(self, entries, transform):
-        self.entries, self.transform = entries, transform
+    def translate(batch: list[dict]) -> torch.Tensor:
+        paths = [e["source"] for e in batch] + [e["target"] for e in batch]
+        if num_workers > 0:
+            with ThreadPoolExecutor(num_workers) as pool:
+                images = list(pool.map(load, paths))
+        else:
+            images = [load(p) for p in paths]
+        x = torch.stack(images).to(device)
+        app, struct = x[: len(batch)], x[len(batch) :]
+        fake = decode(model, structure_codes(model, struct), appearance_codes(model, app))
+        return denormalize(fake, mean, std)
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, i: int):
-        e = self.entries[i]
-        app = self.transform(read_image(e["appearance_source"]))
-        return app, self.transform(read_image(e["structure_source"])), i
+    return translate
 
 
 def _link_real(source_root: str, out: str, generated: set[str]) -> int:
@@ -117,7 +117,7 @@ def _link_real(source_root: str, out: str, generated: set[str]) -> int:
     for path, _, _ in scan_market_folder(folder, relabel=False, drop_junk=True):
         rel = f"{TRAIN_DIR}/{os.path.basename(path)}"
         if rel in generated:
-            raise ValueError(
+            raise GeneratedSetError(
                 f"real image '{path}' has the name of a generated image; rename it (generated "
                 "images use the sequence number s0)"
             )
@@ -157,86 +157,36 @@ def write_dataset(
         per_image: ``K``, generated images per training image.
         seed: seed of the structure partners.
         checkpoint: recorded in the manifest (the weights path).
+        num_workers: image-reading threads (0: read in this thread).
         test_sets: ``symlink`` / ``copy`` the source's ``query/`` and ``bounding_box_test/``,
             or ``none``.
         include_real: also symlink the real training images into ``bounding_box_train/``
-            (train on real + generated with one ``DATASETS.ROOT``).
+            (train on real + generated with one ``DATASETS.ROOT``; they get no manifest row).
 
-    Files that already exist are skipped; manifest rows are added only for files that have
-    none, so a second identical run writes nothing and leaves the manifest unchanged. Images
-    are written to a temporary name and renamed, so an interrupted run leaves no partial JPEG.
+    Resuming is the core writer's: files that exist are skipped, manifest rows are added only
+    for files that have none (a second identical run writes nothing and leaves the manifest
+    unchanged), images are written to a temporary name and renamed.
 
     Returns ``{"total", "written", "skipped", "real_linked"}``.
 
     Raises:
-        ValueError: ``out_dir`` holds a manifest written with another checkpoint or seed.
+        ValueError: ``per_image`` < 1.
+        GeneratedSetError: ``out_dir`` holds rows written with another checkpoint or seed.
     """
     if per_image < 1:
         raise ValueError(f"per_image (--per-image) must be >= 1, got {per_image}")
     out = os.path.abspath(out_dir)
-    os.makedirs(os.path.join(out, TRAIN_DIR), exist_ok=True)
-    manifest_path = os.path.join(out, MANIFEST)
     entries = plan(source_root, per_image, seed)
-    rows = {r["file"]: r for r in read_manifest(manifest_path)}
-    checkpoint = str(checkpoint)
-    for e in entries:
-        old = rows.get(e["file"])
-        if old is None:
-            continue
-        if old["checkpoint"] != checkpoint or old["structure_source"] != e["structure_source"]:
-            raise ValueError(
-                f"'{out}' already holds '{e['file']}' generated from checkpoint "
-                f"'{old['checkpoint']}' with structure '{old['structure_source']}', but this run "
-                f"uses checkpoint '{checkpoint}' and draws '{e['structure_source']}' (another "
-                "checkpoint, --seed or source?); write to a new --output-dir"
-            )
+    os.makedirs(os.path.join(out, TRAIN_DIR), exist_ok=True)
     link_test_sets(source_root, out, test_sets)
     real_linked = _link_real(source_root, out, {e["file"] for e in entries}) if include_real else 0
-
-    exists = [os.path.exists(os.path.join(out, e["file"])) for e in entries]
-    pending = [e for e, done in zip(entries, exists) if not done]
-    # files written by an interrupted run after its last manifest update
-    orphans = [e for e, done in zip(entries, exists) if done and e["file"] not in rows]
-    new_file = not os.path.isfile(manifest_path)
-    with open(manifest_path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        if new_file:
-            writer.writeheader()
-
-        def record(done):
-            for e in done:
-                if e["file"] not in rows:
-                    rows[e["file"]] = {**e, "checkpoint": checkpoint}
-                    writer.writerow(rows[e["file"]])
-            f.flush()
-
-        record(orphans)
-        device = model_device(model)
-        loader = DataLoader(
-            _PairDataset(pending, transform), batch_size=batch_size, num_workers=num_workers
-        )
-        tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=out)
-        try:
-            bar = progress_bar(total=len(pending), desc="generate", disable=not progress)
-            for app, struct, idx in loader:
-                f_app = appearance_codes(model, app.to(device))
-                fake = decode(model, structure_codes(model, struct.to(device)), f_app)
-                fake = denormalize(fake, mean, std).cpu()
-                done = [pending[i] for i in idx.tolist()]
-                for img, e in zip(fake, done):
-                    tmp = os.path.join(tmp_dir, os.path.basename(e["file"]))
-                    save_image(img, tmp)
-                    os.replace(tmp, os.path.join(out, e["file"]))
-                record(done)
-                bar.update(len(done))
-            bar.close()
-        finally:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-    stats = {
-        "total": len(entries),
-        "written": len(pending),
-        "skipped": len(entries) - len(pending),
-        "real_linked": real_linked,
-    }
-    logger.info("Synthetic set in %s: %s", out, stats)
-    return stats
+    stats = write_generated_set(
+        out,
+        entries,
+        swap_translator(model, transform, mean, std, num_workers),
+        GENERATOR,
+        checkpoint,
+        batch_size,
+        progress,
+    )
+    return {**stats, "real_linked": real_linked}
