@@ -28,6 +28,7 @@ METHOD = register_method(
         config_rules=(
             non_negative("MODEL.D2RL.WARMUP_GEN_ITER"),
             non_negative("MODEL.D2RL.WARMUP_REID_ITER"),
+            non_negative("SOLVER.WARMUP_ITERS"),
             positive("SOLVER.GEN.LR", integer=False),
             positive("SOLVER.DIS.LR", integer=False),
         ),
