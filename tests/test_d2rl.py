@@ -168,6 +168,19 @@ def test_reid_lr_warms_up_from_the_first_reid_iteration():
     assert lrs[4:] == pytest.approx([0.5, 1.0, 1.0, 1.0, 0.1, 0.1])
 
 
+def test_heads_key_names_t_f_layers_only():
+    from dgnet_plugin.config import ConfigError
+    from dgnet_plugin.config.validate import validate_config
+    from dgnet_plugin.methods.d2rl import METHOD
+
+    cfg = load_cfg_file(str(REPO / "configs" / "d2rl_cpu_demo.yml"), TINY)
+    validate_config(cfg, METHOD.config_rules)
+    cfg.defrost()
+    cfg.MODEL.D2RL.HEADS = ("classifier", "backbone")
+    with pytest.raises(ConfigError, match="MODEL.D2RL.HEADS"):
+        validate_config(cfg, METHOD.config_rules)
+
+
 @pytest.mark.e2e
 def test_d2rl_trains_and_evaluates_through_the_tools(tmp_path):
     import generate

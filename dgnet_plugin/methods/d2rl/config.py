@@ -38,6 +38,9 @@ _D.MODEL.D2RL.TEST_FEATURE = "fc"
 # paper trains jointly and gives no warm-up]
 _D.MODEL.D2RL.WARMUP_GEN_ITER = 0
 _D.MODEL.D2RL.WARMUP_REID_ITER = 0
+# T_F's layers trained at SOLVER.REID.HEADS_LR_FACTOR x the backbone's LR (torchreid's
+# staged LR; any of fc, embed, classifier) [ours]
+_D.MODEL.D2RL.HEADS = ("fc", "embed", "classifier")
 # In the joint phase the re-ID losses reach the translators through the generated channels
 # [D2RL]; False detaches them (an ablation) [ours]
 _D.MODEL.D2RL.REID_GRAD_TO_GEN = True

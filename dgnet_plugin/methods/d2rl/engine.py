@@ -106,10 +106,10 @@ def reid_lr_scheduler(optimizer, cfg):
 class D2RLEngine(IterationTrainer):
     """Trains :class:`~.meta_arch.D2RL` (module docstring). Update phases: ``dis`` (Adam,
     ``SOLVER.DIS``), ``gen`` (Adam, ``SOLVER.GEN``), ``reid`` (``SOLVER.REID``, SGD by
-    default, heads at ``HEADS_LR_FACTOR`` x, a linear warm-up over ``SOLVER.WARMUP_ITERS``
-    from T_F's first iteration ``WARMUP_GEN_ITER``); x ``SOLVER.GAMMA`` (translators,
-    discriminators) / ``REID_GAMMA`` (T_F) at each iteration of ``SOLVER.STEPS``.
-    One process (the cross-modality loader's limit)."""
+    default, the layers of ``MODEL.D2RL.HEADS`` at ``HEADS_LR_FACTOR`` x, a linear warm-up
+    over ``SOLVER.WARMUP_ITERS`` from T_F's first iteration ``WARMUP_GEN_ITER``); x
+    ``SOLVER.GAMMA`` (translators, discriminators) / ``REID_GAMMA`` (T_F) at each iteration
+    of ``SOLVER.STEPS``. One process (the cross-modality loader's limit)."""
 
     REQUIRES = ("gen", "dis", "reid")
     AMP_PHASES = ("dis", "gen")
@@ -122,7 +122,7 @@ class D2RLEngine(IterationTrainer):
         for name, net in (("gen", m.gen), ("dis", torch.nn.ModuleList([m.dis_v, m.dis_i]))):
             opt = build_adam(net, getattr(cfg.SOLVER, name.upper()), dev)
             self.register_optimizer(name, opt, build_iter_scheduler(opt, steps, g))
-        opt = build_reid_optimizer(cfg, m.reid_net, ["fc", "embed", "classifier"], dev)
+        opt = build_reid_optimizer(cfg, m.reid_net, list(cfg.MODEL.D2RL.HEADS), dev)
         self.register_optimizer("reid", opt, reid_lr_scheduler(opt, cfg))
         self._stream = None
         self._vis_batch = None
