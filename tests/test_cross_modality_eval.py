@@ -159,3 +159,54 @@ def test_table_shows_mean_std_and_labelled_reported_numbers():
     table = format_cross_modality_table(rows)
     assert "12.50 ± 1.25" in table
     assert "D2RL (reported)" in table and "28.90" in table and "AGW (reported)" in table
+
+
+def test_official_rand_perm_cam_structure_picks_the_listed_files(tmp_path):
+    """``rand_perm_cam.mat`` as the SYSU-MM01 evaluation code documents and public readers
+    index it: a (6, 1) cell over cameras; each a (533, 1) cell over the raw identity numbers
+    (1-based; empty where the identity has no image in that camera); each a (trials, n)
+    double array whose rows are permutations of the image numbers 1..n of ``cam<c>/<pid>/``
+    (``0001.jpg`` ...). Trial t takes the first 1 (single-shot) or 10 (multi-shot) numbers of
+    row t. The gallery here is laid out as ``SYSUMM01._scan`` lists it: camera, then
+    identity, then file name order."""
+    from scipy.io import savemat
+
+    rng = np.random.RandomState(7)
+    counts = {(6, 1): 3, (6, 2): 12, (6, 4): 1, (10, 1): 11, (10, 5): 2, (533, 2): 4}
+    perm = {key: np.stack([rng.permutation(n) + 1 for _ in range(10)]) for key, n in counts.items()}
+    paths, g_pids, g_cams = [], [], []
+    for cam in (1, 2, 4, 5):
+        for pid in (6, 10, 533):
+            for k in range(1, counts.get((pid, cam), 0) + 1):
+                paths.append(f"cam{cam}/{pid:04d}/{k:04d}.jpg")
+                g_pids.append(pid)
+                g_cams.append(cam - 1)
+    cell = np.empty((6, 1), dtype=object)
+    for cam in range(1, 7):
+        inner = np.empty((533, 1), dtype=object)
+        for pid in range(1, 534):
+            inner[pid - 1, 0] = perm.get((pid, cam), np.zeros((0, 0))).astype(np.float64)
+        cell[cam - 1, 0] = inner
+    savemat(tmp_path / "rand_perm_cam.mat", {"rand_perm_cam": cell})
+    loaded = load_rand_perm_cam(str(tmp_path / "rand_perm_cam.mat"))
+    assert len(loaded) == 6 and all(len(c) == 533 for c in loaded)
+    paths, g_pids, g_cams = np.array(paths), np.array(g_pids), np.array(g_cams)
+    for trial in (0, 3, 9):
+        for mode, cams in (("all", (1, 2, 4, 5)), ("indoor", (1, 2))):
+            for shot, n_shot in (("single", 1), ("multi", 10)):
+                got = sysu_gallery_trial(g_pids, g_cams, mode, shot, trial, loaded)
+                want = sorted(
+                    f"cam{cam}/{pid:04d}/{int(k):04d}.jpg"
+                    for (pid, cam), p in perm.items()
+                    if cam in cams
+                    for k in p[trial, :n_shot]
+                )
+                assert sorted(paths[got].tolist()) == want, (trial, mode, shot)
+    # identity 6 in camera 2 (12 images): multi-shot takes 10 of them, single-shot 1
+    multi = sysu_gallery_trial(g_pids, g_cams, "all", "multi", 0, loaded)
+    assert ((g_pids[multi] == 6) & (g_cams[multi] == 1)).sum() == 10
+    # a permutation naming an image that is not in the gallery is refused
+    keep = paths != "cam1/0006/0003.jpg"
+    trial = int(np.flatnonzero(perm[(6, 1)][:, 0] == 3)[0])
+    with pytest.raises(ValueError, match="image 3 of identity 6 camera 1"):
+        sysu_gallery_trial(g_pids[keep], g_cams[keep], "all", "single", trial, loaded)

@@ -10,7 +10,12 @@ from conftest import MOBILENET_WEIGHTS, REPO, VI_REID, vi_proxy_opts
 
 import dgnet_plugin  # noqa: F401 (registers the methods)
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.methods.d2rl.engine import d2rl_phase, reid_losses, unit_translation_losses
+from dgnet_plugin.methods.d2rl.engine import (
+    d2rl_phase,
+    reid_losses,
+    reid_lr_scheduler,
+    unit_translation_losses,
+)
 from dgnet_plugin.modeling import build_model
 from dgnet_plugin.modeling.generators import UNITTranslator
 from dgnet_plugin.utils.events import read_json_lines
@@ -133,6 +138,47 @@ def test_eval_forward_unifies_by_channel_count(model):
 def test_phases():
     assert [d2rl_phase(i, 2, 1) for i in range(4)] == ["gen", "gen", "reid", "joint"]
     assert d2rl_phase(0, 0, 0) == "joint"
+
+
+def test_reid_lr_warms_up_from_the_first_reid_iteration():
+    """T_F starts at WARMUP_GEN_ITER (here 4): its LR ramps linearly over WARMUP_ITERS (2)
+    from there (a ramp counted from iteration 0 would be over before T_F trains), then
+    x REID_GAMMA at SOLVER.STEPS (8)."""
+    cfg = load_cfg_file(
+        str(REPO / "configs" / "d2rl_cpu_demo.yml"),
+        [
+            *TINY,
+            "MODEL.D2RL.WARMUP_GEN_ITER",
+            "4",
+            "SOLVER.WARMUP_ITERS",
+            "2",
+            "SOLVER.STEPS",
+            "(8,)",
+            "SOLVER.REID_GAMMA",
+            "0.1",
+        ],
+    )
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = reid_lr_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[4:] == pytest.approx([0.5, 1.0, 1.0, 1.0, 0.1, 0.1])
+
+
+def test_heads_key_names_t_f_layers_only():
+    from dgnet_plugin.config import ConfigError
+    from dgnet_plugin.config.validate import validate_config
+    from dgnet_plugin.methods.d2rl import METHOD
+
+    cfg = load_cfg_file(str(REPO / "configs" / "d2rl_cpu_demo.yml"), TINY)
+    validate_config(cfg, METHOD.config_rules)
+    cfg.defrost()
+    cfg.MODEL.D2RL.HEADS = ("classifier", "backbone")
+    with pytest.raises(ConfigError, match="MODEL.D2RL.HEADS"):
+        validate_config(cfg, METHOD.config_rules)
 
 
 @pytest.mark.e2e

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 
 from ..utils import torchreid_compat as tr
@@ -73,6 +75,16 @@ def build_adam(model, solver_cfg, device: torch.device | None = None):
         adam_beta2=solver_cfg.BETAS[1],
     )
     return with_fast_impl(opt, device)
+
+
+def warmup_multistep_factor(it: int, warmup: int, steps, gamma: float, start: int = 0) -> float:
+    """LR factor at iteration ``it``: ``(it - start + 1) / warmup`` during a linear warm-up of
+    ``warmup`` iterations from iteration ``start`` (AGW's warm-up; ``start``: where a
+    network's own training begins, e.g. D2RL's T_F after the translators' warm-up), times
+    ``gamma`` per milestone of ``steps`` passed (iterations, counted from 0)."""
+    k = max(it - start, 0)
+    w = min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
+    return w * gamma ** bisect.bisect_right(list(steps), it)
 
 
 def build_iter_scheduler(optimizer, steps, gamma):

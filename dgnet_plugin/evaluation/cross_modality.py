@@ -20,6 +20,8 @@ deviation over trials as ``<metric>_std``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from tabulate import tabulate
@@ -231,6 +233,46 @@ def mean_over_trials(per_trial: list[dict]) -> dict:
     """``[{setting: metrics}]`` of several trials (e.g. RegDB's 10 split trials, one model
     each) -> ``{setting: {metric: mean, metric_std: std, trials}}``."""
     return {s: _mean_std([t[s] for t in per_trial]) for s in per_trial[0]}
+
+
+_TRIAL_NAME = re.compile(r"^(regdb)_trial_\d+")
+
+
+def trial_setting(name: str) -> str:
+    """The setting a result belongs to once its split trial is dropped: ``"regdb_trial_3@
+    RegDB visible->thermal"`` and ``"regdb@RegDB visible->thermal"`` (trial 1) ->
+    ``"regdb@RegDB visible->thermal"``; other names unchanged."""
+    return _TRIAL_NAME.sub(r"\1", name)
+
+
+def aggregate_trials(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Mean and standard deviation over runs, one model per split trial (RegDB's protocol:
+    10 trials, each trained and tested on its own split): ``runs`` = one ``{setting: {metric:
+    value}}`` per run (the last evaluation of its ``metrics.json``; settings named with
+    their trial, :func:`trial_setting`) -> ``{setting: {metric: mean, metric_std: std,
+    trials}}`` (:func:`mean_over_trials`) over the settings every run has. A run's own
+    ``*_std`` / ``trials`` entries (its gallery trials) are dropped: the std is over runs.
+
+    Raises:
+        ValueError: no runs, or no setting common to all of them.
+    """
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    per = [
+        {
+            trial_setting(s): {
+                k: v for k, v in m.items() if k != "trials" and not k.endswith("_std")
+            }
+            for s, m in run.items()
+        }
+        for run in runs
+    ]
+    common = [s for s in per[0] if all(s in p for p in per[1:])]
+    if not common:
+        raise ValueError(
+            f"the {len(runs)} runs share no evaluated setting (first run: {sorted(per[0])})"
+        )
+    return mean_over_trials([{s: p[s] for s in common} for p in per])
 
 
 TABLE_METRICS = ("Rank-1", "Rank-10", "Rank-20", "mAP", "mINP")

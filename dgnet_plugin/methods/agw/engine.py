@@ -6,21 +6,12 @@ over ``SOLVER.WARMUP_ITERS`` then x ``SOLVER.REID_GAMMA`` at each of ``SOLVER.ST
 
 from __future__ import annotations
 
-import bisect
-
 import torch
 
 from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
-from ...engine.optim import build_reid_optimizer
+from ...engine.optim import build_reid_optimizer, warmup_multistep_factor
 from ...losses import id_loss, weighted_regularized_triplet_loss
-
-
-def warmup_multistep_factor(it: int, warmup: int, steps, gamma: float) -> float:
-    """LR factor at iteration ``it``: ``(it + 1) / warmup`` during the warm-up (AGW's linear
-    warm-up), times ``gamma`` per milestone of ``steps`` passed."""
-    w = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
-    return w * gamma ** bisect.bisect_right(list(steps), it)
 
 
 @ENGINE_REGISTRY.register()

@@ -9,7 +9,7 @@ visible-infrared data of ``DATASETS.VI_PROXY`` is built (the CUHK03 proxy, the r
 """
 
 from ...config import Method, register_method
-from ...config.validate import non_negative, positive
+from ...config.validate import Rule, non_negative, positive
 from ...data.vi_proxy import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
@@ -28,6 +28,12 @@ METHOD = register_method(
         config_rules=(
             non_negative("MODEL.D2RL.WARMUP_GEN_ITER"),
             non_negative("MODEL.D2RL.WARMUP_REID_ITER"),
+            non_negative("SOLVER.WARMUP_ITERS"),
+            Rule(
+                "MODEL.D2RL.HEADS",
+                lambda v, cfg: set(v) <= {"fc", "embed", "classifier"},
+                "T_F layers among fc, embed, classifier",
+            ),
             positive("SOLVER.GEN.LR", integer=False),
             positive("SOLVER.DIS.LR", integer=False),
         ),

@@ -38,9 +38,18 @@ _D.MODEL.D2RL.TEST_FEATURE = "fc"
 # paper trains jointly and gives no warm-up]
 _D.MODEL.D2RL.WARMUP_GEN_ITER = 0
 _D.MODEL.D2RL.WARMUP_REID_ITER = 0
+# T_F's layers trained at SOLVER.REID.HEADS_LR_FACTOR x the backbone's LR (torchreid's
+# staged LR; any of fc, embed, classifier) [ours]
+_D.MODEL.D2RL.HEADS = ("fc", "embed", "classifier")
 # In the joint phase the re-ID losses reach the translators through the generated channels
 # [D2RL]; False detaches them (an ablation) [ours]
 _D.MODEL.D2RL.REID_GRAD_TO_GEN = True
+
+_D.SOLVER = CN()
+# linear warm-up of T_F's LR over its first WARMUP_ITERS iterations (from the end of
+# WARMUP_GEN_ITER) [AGW; ours for D2RL]: Adam with the heads at 10x and no warm-up blew up
+# the identity logits in the CPU demo (cross-entropy 8.4 > ln 200 at iteration 120)
+_D.SOLVER.WARMUP_ITERS = 0
 
 _D.LOSS = CN()
 _D.LOSS.GAN_W = 1.0  # [UNIT code] gan_w

@@ -27,7 +27,12 @@ import torch
 
 from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
-from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
+from ...engine.optim import (
+    build_adam,
+    build_iter_scheduler,
+    build_reid_optimizer,
+    warmup_multistep_factor,
+)
 from ...losses import (
     id_loss,
     lsgan_dis_loss,
@@ -86,12 +91,25 @@ def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, w) -> dict:
     }
 
 
+def reid_lr_scheduler(optimizer, cfg):
+    """T_F's per-iteration LR factor: a linear warm-up over ``SOLVER.WARMUP_ITERS`` from T_F's
+    first iteration (``MODEL.D2RL.WARMUP_GEN_ITER``), times ``SOLVER.REID_GAMMA`` at each
+    iteration of ``SOLVER.STEPS``."""
+    s, start = cfg.SOLVER, cfg.MODEL.D2RL.WARMUP_GEN_ITER
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: warmup_multistep_factor(it, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, start),
+    )
+
+
 @ENGINE_REGISTRY.register()
 class D2RLEngine(IterationTrainer):
     """Trains :class:`~.meta_arch.D2RL` (module docstring). Update phases: ``dis`` (Adam,
     ``SOLVER.DIS``), ``gen`` (Adam, ``SOLVER.GEN``), ``reid`` (``SOLVER.REID``, SGD by
-    default, heads at ``HEADS_LR_FACTOR`` x); per-iteration MultiStepLR at ``SOLVER.STEPS``.
-    One process (the cross-modality loader's limit)."""
+    default, the layers of ``MODEL.D2RL.HEADS`` at ``HEADS_LR_FACTOR`` x, a linear warm-up
+    over ``SOLVER.WARMUP_ITERS`` from T_F's first iteration ``WARMUP_GEN_ITER``); x
+    ``SOLVER.GAMMA`` (translators, discriminators) / ``REID_GAMMA`` (T_F) at each iteration
+    of ``SOLVER.STEPS``. One process (the cross-modality loader's limit)."""
 
     REQUIRES = ("gen", "dis", "reid")
     AMP_PHASES = ("dis", "gen")
@@ -104,10 +122,8 @@ class D2RLEngine(IterationTrainer):
         for name, net in (("gen", m.gen), ("dis", torch.nn.ModuleList([m.dis_v, m.dis_i]))):
             opt = build_adam(net, getattr(cfg.SOLVER, name.upper()), dev)
             self.register_optimizer(name, opt, build_iter_scheduler(opt, steps, g))
-        opt = build_reid_optimizer(cfg, m.reid_net, ["fc", "embed", "classifier"], dev)
-        self.register_optimizer(
-            "reid", opt, build_iter_scheduler(opt, steps, cfg.SOLVER.REID_GAMMA)
-        )
+        opt = build_reid_optimizer(cfg, m.reid_net, list(cfg.MODEL.D2RL.HEADS), dev)
+        self.register_optimizer("reid", opt, reid_lr_scheduler(opt, cfg))
         self._stream = None
         self._vis_batch = None
 
