@@ -379,3 +379,38 @@ def test_run_stages_in_order_reuses_finished_and_runs_one(tmp_path):
     run_stages(stages, ctx, only=MAIN_STAGE)  # the engine's own training: nothing here
     with pytest.raises(ConfigError, match="gan, generate, train"):
         run_stages(stages, ctx, only="nope")
+
+
+def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):
+    """A translator stage's ``--resume`` compares only the SOLVER keys its engine reads
+    (``SOLVER_KEYS``): a changed re-ID learning rate or LR step is not refused there, a
+    changed translator learning rate is; an engine without ``SOLVER_KEYS`` (the re-ID run)
+    still refuses the re-ID change."""
+    from conftest import REPO
+
+    from dgnet_plugin.config import ConfigError, load_cfg_file
+    from dgnet_plugin.config.offline import gan_stage_opts
+    from dgnet_plugin.engine.run import check_resume_config, engine_solver_keys
+
+    demo = str(REPO / "configs" / "camstyle_cpu_demo.yml")
+    gan_opts = [*gan_stage_opts(load_cfg_file(demo)), "ENGINE.NAME", "CamStyleCycleGANEngine"]
+    gan_opts += ["MODEL.META_ARCHITECTURE", "CycleGAN"]
+    old = load_cfg_file(demo, gan_opts)
+    (tmp_path / "config.yaml").write_text(old.dump())
+    keys = engine_solver_keys(old)
+    assert keys == ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+
+    reid_changed = load_cfg_file(demo, [*gan_opts, "SOLVER.REID.BASE_LR", "0.001",
+                                        "SOLVER.STEPS", "(123,)"])  # fmt: skip
+    check_resume_config(reid_changed, str(tmp_path), keys)  # not refused
+    with pytest.raises(ConfigError, match=r"SOLVER.REID.BASE_LR: 0.00035 -> 0.001"):
+        check_resume_config(reid_changed, str(tmp_path), None)  # every SOLVER key counts
+
+    gen_changed = load_cfg_file(demo, [*gan_opts, "SOLVER.GEN.LR", "0.001"])
+    with pytest.raises(ConfigError, match=r"SOLVER.GEN.LR: 0.0002 -> 0.001"):
+        check_resume_config(gen_changed, str(tmp_path), keys)
+    longer = load_cfg_file(demo, [*gan_opts, "SOLVER.MAX_ITER", "999"])
+    check_resume_config(longer, str(tmp_path), keys)  # lengthening stays allowed
+
+    reid = load_cfg_file(demo)  # the main engine (CamStyleEngine) reads every SOLVER key
+    assert engine_solver_keys(reid) is None

@@ -90,10 +90,16 @@ class IterationTrainer(TrainerBase):
         REQUIRES: attributes the meta-architecture must have (checked at build time, with a
             message naming ``ENGINE.NAME`` and ``MODEL.META_ARCHITECTURE``).
         AMP_PHASES: the backward/step phases of one iteration (one GradScaler each, fp16).
+        SOLVER_KEYS: the ``SOLVER`` keys or sub-nodes (dotted, e.g. ``SOLVER.GEN``) that
+            this engine's optimisers and schedules read; a ``--resume`` refuses a change of
+            these only (:func:`~dgnet_plugin.engine.run.check_resume_config`). ``None``: all
+            of ``SOLVER``. A translator stage sets it, so that its run resumes when only the
+            re-ID stage's ``SOLVER.REID`` / ``STEPS`` changed.
     """
 
     REQUIRES: tuple[str, ...] = ()
     AMP_PHASES: tuple[str, ...] = ("main",)
+    SOLVER_KEYS: tuple[str, ...] | None = None
 
     def __init__(self, cfg):
         super().__init__()

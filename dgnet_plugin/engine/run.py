@@ -38,10 +38,13 @@ class DatasetProblemError(UserError, ValueError):
     """The dataset scan found a folder that cannot be evaluated (no query has a match)."""
 
 
-def check_resume_config(cfg, output_dir: str) -> None:
+def check_resume_config(cfg, output_dir: str, keys: tuple[str, ...] | None = None) -> None:
     """On ``--resume``: compare ``SOLVER`` with the ``config.yaml`` the run wrote. Changes of
     :data:`RESUMABLE_SOLVER_KEYS` are logged; any other change is refused, since the
     optimiser and scheduler states come from the checkpoint and would silently differ.
+    ``keys``: only these ``SOLVER`` keys or sub-nodes count (the engine's
+    ``SOLVER_KEYS``, e.g. ``("SOLVER.GEN", "SOLVER.DIS")`` for a translator stage); a change
+    elsewhere in ``SOLVER`` is logged as not used by this run. ``None``: all of ``SOLVER``.
 
     Raises:
         ConfigError: listing every changed key with its old and new value.
@@ -51,6 +54,13 @@ def check_resume_config(cfg, output_dir: str) -> None:
         return
     # a key the old run did not have (added by a later release) takes its default: not a change
     diffs = [d for d in diff_solver(old, cfg) if d[1] is not None]
+    if keys is not None:
+        used = [d for d in diffs if _under(d[0], keys + RESUMABLE_SOLVER_KEYS)]
+        unused = [d for d in diffs if d not in used]
+        if unused:
+            logger.info("Resuming: changed SOLVER values this engine does not read: %s",
+                        format_diff(unused))  # fmt: skip
+        diffs = used
     allowed = [d for d in diffs if d[0] in RESUMABLE_SOLVER_KEYS]
     refused = [d for d in diffs if d[0] not in RESUMABLE_SOLVER_KEYS]
     if refused:
@@ -62,6 +72,19 @@ def check_resume_config(cfg, output_dir: str) -> None:
         )
     if allowed:
         logger.warning("Resuming with changed %s", format_diff(allowed))
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the dotted ``key`` is one of ``prefixes`` or lies under one of them."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def engine_solver_keys(cfg) -> tuple[str, ...] | None:
+    """The ``SOLVER_KEYS`` of the engine ``ENGINE.NAME`` names (``None``: all of ``SOLVER``)."""
+    from ..utils.registry import lookup
+    from .build import ENGINE_REGISTRY
+
+    return lookup(ENGINE_REGISTRY, cfg.ENGINE.NAME, "ENGINE.NAME").SOLVER_KEYS
 
 
 def scan_datasets(cfg) -> None:
@@ -121,7 +144,7 @@ def open_run(cfg, resume: bool, overwrite: bool = False, extra_rules=()):
                 logger.info("Removed stale file %s", path)
             check_fresh_start(out, resume, overwrite)
         if resume:
-            check_resume_config(cfg, out)
+            check_resume_config(cfg, out, engine_solver_keys(cfg))
         yield
 
 

@@ -71,6 +71,8 @@ class PNGANGeneratorEngine(IterationTrainer):
 
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("gen", "dis")
+    # its Adams and precision; not the re-ID stage's SOLVER.REID / STEPS (same config file)
+    SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
 
     def __init__(self, cfg):
         super().__init__(cfg)
