@@ -76,12 +76,16 @@ def main(argv=None) -> int:
     ap.add_argument("output_dirs", nargs="+", help="OUTPUT_DIRs written by tools/train_net.py")
     ap.add_argument("-o", "--output", help="write the table to this Markdown file as well")
     args = ap.parse_args(argv)
-    table = leaderboard(args.output_dirs)
-    print(table, end="")
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
+    emit(leaderboard(args.output_dirs), args.output)
     return 0
+
+
+def emit(table: str, output: str | None) -> None:
+    """Print ``table`` (ending in a newline); also write it to the Markdown file ``output``."""
+    print(table, end="")
+    if output:
+        with open(output, "w") as f:
+            f.write(table)
 
 
 if __name__ == "__main__":

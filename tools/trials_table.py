@@ -20,12 +20,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from leaderboard import last_evaluation, method_title  # noqa: E402
+from leaderboard import emit, last_evaluation, method_title  # noqa: E402
 
 from dgnet_plugin.evaluation.cross_modality import (  # noqa: E402
     aggregate_trials,
     format_cross_modality_table,
 )
+from dgnet_plugin.utils.cli import run_cli  # noqa: E402
 
 
 def trials_table(output_dirs: list[str], model: str | None = None) -> str:
@@ -52,16 +53,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="row name (default: the method's title, '(ours)')")
     ap.add_argument("-o", "--output", help="write the table to this Markdown file as well")
     args = ap.parse_args(argv)
-    try:
-        table = trials_table(args.output_dirs, args.model) + "\n"
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(table, end="")
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
-    return 0
+    return run_cli(
+        lambda a: emit(trials_table(a.output_dirs, a.model) + "\n", a.output),
+        args,
+        extra_errors=(ValueError,),
+    )
 
 
 if __name__ == "__main__":
