@@ -12,8 +12,8 @@ from conftest import MOBILENET_WEIGHTS, REPO, vi_proxy_opts
 
 import dgnet_plugin  # noqa: F401 (registers the methods)
 from dgnet_plugin.config import load_cfg_file
+from dgnet_plugin.engine.optim import warmup_multistep_factor
 from dgnet_plugin.losses import weighted_regularized_triplet_loss
-from dgnet_plugin.methods.agw.engine import warmup_multistep_factor
 from dgnet_plugin.modeling import build_model
 from dgnet_plugin.modeling.blocks import NonLocalBlock
 from dgnet_plugin.modeling.heads import gem_pool

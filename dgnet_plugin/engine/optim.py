@@ -87,6 +87,15 @@ def warmup_multistep_factor(it: int, warmup: int, steps, gamma: float, start: in
     return w * gamma ** bisect.bisect_right(list(steps), it)
 
 
+def build_warmup_scheduler(optimizer, warmup: int, steps, gamma: float, start: int = 0):
+    """Per-iteration LR schedule :func:`warmup_multistep_factor` (a linear warm-up over
+    ``warmup`` iterations from ``start``, then x ``gamma`` at each iteration of ``steps``);
+    the engine steps it every iteration."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: warmup_multistep_factor(it, warmup, steps, gamma, start)
+    )
+
+
 def build_iter_scheduler(optimizer, steps, gamma):
     """MultiStepLR whose milestones are iterations (the engine steps it every iteration)."""
     return tr.optim.build_lr_scheduler(

@@ -10,7 +10,7 @@ import torch
 
 from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
-from ...engine.optim import build_reid_optimizer, warmup_multistep_factor
+from ...engine.optim import build_reid_optimizer, build_warmup_scheduler
 from ...losses import id_loss, weighted_regularized_triplet_loss
 
 
@@ -25,9 +25,7 @@ class AGWEngine(IterationTrainer):
         self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
         opt = build_reid_optimizer(cfg, self.model, ["head"], self.device)
         s = cfg.SOLVER
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda it: warmup_multistep_factor(it, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA)
-        )
+        sched = build_warmup_scheduler(opt, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA)
         self.register_optimizer("model", opt, sched)
         self._stream = None
 

@@ -31,7 +31,7 @@ from ...engine.optim import (
     build_adam,
     build_iter_scheduler,
     build_reid_optimizer,
-    warmup_multistep_factor,
+    build_warmup_scheduler,
 )
 from ...losses import (
     id_loss,
@@ -95,10 +95,9 @@ def reid_lr_scheduler(optimizer, cfg):
     """T_F's per-iteration LR factor: a linear warm-up over ``SOLVER.WARMUP_ITERS`` from T_F's
     first iteration (``MODEL.D2RL.WARMUP_GEN_ITER``), times ``SOLVER.REID_GAMMA`` at each
     iteration of ``SOLVER.STEPS``."""
-    s, start = cfg.SOLVER, cfg.MODEL.D2RL.WARMUP_GEN_ITER
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda it: warmup_multistep_factor(it, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, start),
+    s = cfg.SOLVER
+    return build_warmup_scheduler(
+        optimizer, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, cfg.MODEL.D2RL.WARMUP_GEN_ITER
     )
 
 
