@@ -25,7 +25,7 @@ from ..losses import (
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError
 from ..utils.visualization import save_grid
-from .defaults import IterationTrainer, resolve_device
+from .defaults import GAN_SOLVER_KEYS, IterationTrainer, resolve_device
 from .loading import read_state_dict
 from .optim import build_adam, build_linear_decay_scheduler
 
@@ -64,8 +64,7 @@ class CycleGANTrainer(IterationTrainer):
 
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("gen", "dis")
-    # its Adams and precision; not the re-ID stage's SOLVER.REID / STEPS (same config file)
-    SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+    SOLVER_KEYS = GAN_SOLVER_KEYS
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -76,6 +76,12 @@ def resolve_device(name) -> torch.device:
     return torch.device(name)
 
 
+#: ``SOLVER_KEYS`` of a generator/discriminator stage (CycleGAN translators, LSRO's DCGAN,
+#: PN-GAN's pose GAN): its two Adams and its precision, not the re-ID stage's ``SOLVER.REID``
+#: / ``STEPS`` that live in the same config file.
+GAN_SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+
+
 class IterationTrainer(TrainerBase):
     """Base of the package's engines. Builds data, model and (for re-ID models) test sets.
 
@@ -94,7 +100,7 @@ class IterationTrainer(TrainerBase):
             this engine's optimisers and schedules read; a ``--resume`` refuses a change of
             these only (:func:`~dgnet_plugin.engine.run.check_resume_config`). ``None``: all
             of ``SOLVER``. A translator stage sets it, so that its run resumes when only the
-            re-ID stage's ``SOLVER.REID`` / ``STEPS`` changed.
+            re-ID stage's ``SOLVER.REID`` / ``STEPS`` changed (:data:`GAN_SOLVER_KEYS`).
     """
 
     REQUIRES: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...data import build_train_loader
-from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.optim import build_adam
 from ...losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
 from ...modeling.discriminators import build_discriminator
@@ -50,8 +50,7 @@ class LSRODCGANEngine(IterationTrainer):
 
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("dis", "gen")
-    # its Adams and precision; not the re-ID stage's SOLVER.REID / STEPS (same config file)
-    SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+    SOLVER_KEYS = GAN_SOLVER_KEYS
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -12,7 +12,7 @@ from torch import nn
 from ...data.build import build_group_loader
 from ...data.pose import POSE_CHANNELS, build_keypoint_provider
 from ...data.transforms import build_transforms
-from ...engine import ENGINE_REGISTRY, IterationTrainer
+from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.cyclegan import adversarial_losses
 from ...engine.optim import build_adam, build_linear_decay_scheduler
 from ...losses import recon_l1_loss
@@ -71,8 +71,7 @@ class PNGANGeneratorEngine(IterationTrainer):
 
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("gen", "dis")
-    # its Adams and precision; not the re-ID stage's SOLVER.REID / STEPS (same config file)
-    SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+    SOLVER_KEYS = GAN_SOLVER_KEYS
 
     def __init__(self, cfg):
         super().__init__(cfg)
