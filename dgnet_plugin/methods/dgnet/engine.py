@@ -250,13 +250,14 @@ class GenerationQuality(HookBase):
 
     def after_step(self) -> None:
         t = self.trainer
-        finite = all(torch.isfinite(v).all() for v in (t.step_outputs or {}).values())
         if (
             self.period > 0
             and t.iter % self.period == 0
             and t.iter < t.max_iter
-            and finite  # a diverged step: the NaN stop reports it, nothing to measure
             and comm.is_main_process()
+            # a diverged step: the NaN stop reports it, nothing to measure (checked only on a
+            # measuring step: each check reads the losses back from the device)
+            and all(torch.isfinite(v).all() for v in (t.step_outputs or {}).values())
         ):
             self.measure()
 
