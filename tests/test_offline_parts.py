@@ -47,6 +47,26 @@ def test_resnet_generator_full_width_at_256x128_and_bad_size():
         g(torch.randn(1, 3, 66, 32))
 
 
+def test_resnet_generator_nearest_upsampling_has_no_checkerboard():
+    """``upsample="nearest"`` (resize-convolution, Odena et al. 2016): same shapes, no
+    transposed conv, and a constant feature map upsamples to a constant interior, where a
+    stride-2 3x3 transposed conv prints a period-2 pattern (uneven kernel overlap)."""
+    g = ResnetGenerator(3, 3, dim=8, n_blocks=2, upsample="nearest")
+    assert g(torch.randn(2, 3, 64, 32)).shape == (2, 3, 64, 32)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    x = torch.ones(1, 32, 8, 8)
+    torch.manual_seed(0)
+    for mode, checkerboard in (("transpose", True), ("nearest", False)):
+        g = ResnetGenerator(3, 3, dim=8, n_blocks=2, upsample=mode)
+        up = g.net[4] if mode == "transpose" else torch.nn.Sequential(g.net[4], g.net[5])
+        y = up(x)[0, :, 2:-2, 2:-2]  # away from the zero-padded border
+        assert y.shape[-2:] == (12, 12)
+        spread = (y - y.mean((-2, -1), keepdim=True)).abs().amax().item()
+        assert (spread > 1e-3) == checkerboard, (mode, spread)
+    with pytest.raises(ValueError, match="MODEL.GEN.UPSAMPLE"):
+        ResnetGenerator(3, 3, dim=8, upsample="bilinear")
+
+
 def test_patchgan_shapes_and_70x70_receptive_field():
     assert patchgan_receptive_field(3) == 70
     d = PatchGANDiscriminator(3, dim=8, n_layers=3)
@@ -406,8 +426,8 @@ def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"SOLVER.REID.BASE_LR: 0.00035 -> 0.001"):
         check_resume_config(reid_changed, str(tmp_path), None)  # every SOLVER key counts
 
-    gen_changed = load_cfg_file(demo, [*gan_opts, "SOLVER.GEN.LR", "0.001"])
-    with pytest.raises(ConfigError, match=r"SOLVER.GEN.LR: 0.0002 -> 0.001"):
+    gen_changed = load_cfg_file(demo, [*gan_opts, "SOLVER.GEN.LR", "0.002"])
+    with pytest.raises(ConfigError, match=r"SOLVER.GEN.LR: 0.001 -> 0.002"):
         check_resume_config(gen_changed, str(tmp_path), keys)
     longer = load_cfg_file(demo, [*gan_opts, "SOLVER.MAX_ITER", "999"])
     check_resume_config(longer, str(tmp_path), keys)  # lengthening stays allowed

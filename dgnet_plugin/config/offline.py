@@ -27,6 +27,7 @@ _G.MODEL.GEN.OUT_CHANNELS = 3
 _G.MODEL.GEN.DIM = 64  # ngf
 _G.MODEL.GEN.N_BLOCKS = 9  # resnet_9blocks (6 for 128x128 images)
 _G.MODEL.GEN.N_DOWNSAMPLE = 2
+_G.MODEL.GEN.UPSAMPLE = "transpose"  # CycleGAN's transposed convs | nearest (resize-conv)
 _G.MODEL.DIS = CN()
 _G.MODEL.DIS.NAME = "PatchGANDiscriminator"
 _G.MODEL.DIS.DIM = 64  # ndf

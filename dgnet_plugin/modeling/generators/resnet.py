@@ -11,6 +11,8 @@ from torch import nn
 from ..blocks import Conv2dBlock, ResBlocks, init_weights
 from .build import GENERATOR_REGISTRY
 
+UPSAMPLE_MODES = ("transpose", "nearest")
+
 
 @GENERATOR_REGISTRY.register()
 class ResnetGenerator(nn.Module):
@@ -23,6 +25,12 @@ class ResnetGenerator(nn.Module):
     Every conv but the last has instance norm (no affine) and ReLU. ``H`` and ``W`` must be
     divisible by ``2 ** n_down`` (4 by default).
 
+    ``upsample="nearest"`` replaces each transposed conv by a nearest-neighbour 2x upsampling
+    and a 3x3 conv (resize-convolution; Odena et al., "Deconvolution and Checkerboard
+    Artifacts", Distill 2016): not CycleGAN's layer, an option for narrow generators trained
+    briefly, whose transposed convs print a visible checkerboard (measured in the CamStyle
+    CPU demo: ``configs/camstyle_cpu_demo.yml``).
+
     CycleGAN uses ``n_blocks`` 6 at 128x128 and 9 at 256x256 (``resnet_6blocks`` /
     ``resnet_9blocks``), ``dim`` 64. Inputs are images scaled to ``[-1, 1]``
     (``INPUT.PIXEL_MEAN`` = ``INPUT.PIXEL_STD`` = 0.5); channel counts are free: 1 (infrared),
@@ -31,11 +39,22 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(
-        self, in_ch: int = 3, out_ch: int = 3, dim: int = 64, n_blocks: int = 9, n_down: int = 2
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        dim: int = 64,
+        n_blocks: int = 9,
+        n_down: int = 2,
+        upsample: str = "transpose",
     ):
         super().__init__()
         if n_blocks < 0 or n_down < 0:
             raise ValueError(f"n_blocks ({n_blocks}) and n_down ({n_down}) must be >= 0")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(
+                f"upsample '{upsample}' (MODEL.GEN.UPSAMPLE) is unknown; choose one of "
+                f"{', '.join(UPSAMPLE_MODES)}"
+            )
         self.n_down = n_down
         layers: list[nn.Module] = [Conv2dBlock(in_ch, dim, 7, 1, 3, norm="in", activation="relu")]
         ch = dim
@@ -46,11 +65,11 @@ class ResnetGenerator(nn.Module):
             ch *= 2
         layers.append(ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect"))
         for _ in range(n_down):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 3, 2, padding=1, output_padding=1),
-                nn.InstanceNorm2d(ch // 2),
-                nn.ReLU(),
-            ]
+            if upsample == "transpose":
+                up = [nn.ConvTranspose2d(ch, ch // 2, 3, 2, padding=1, output_padding=1)]
+            else:
+                up = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch // 2, 3, 1, 1)]
+            layers += [*up, nn.InstanceNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
         layers.append(Conv2dBlock(ch, out_ch, 7, 1, 3, norm="none", activation="tanh"))
         self.net = nn.Sequential(*layers)
@@ -62,10 +81,10 @@ class ResnetGenerator(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
-        """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE}`` (the
-        keys of :func:`dgnet_plugin.config.offline.add_cyclegan_config`); the keyword
-        arguments override the channel counts (a translator between 1- and 3-channel
-        domains)."""
+        """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE,
+        UPSAMPLE}`` (the keys of :func:`dgnet_plugin.config.offline.add_cyclegan_config`);
+        the keyword arguments override the channel counts (a translator between 1- and
+        3-channel domains)."""
         g = cfg.MODEL.GEN
         return cls(
             in_channels if in_channels is not None else g.IN_CHANNELS,
@@ -73,6 +92,7 @@ class ResnetGenerator(nn.Module):
             g.DIM,
             g.N_BLOCKS,
             g.N_DOWNSAMPLE,
+            g.UPSAMPLE,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
