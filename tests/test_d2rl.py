@@ -132,7 +132,7 @@ def test_eval_forward_unifies_by_channel_count(model):
         fv = m(torch.randn(2, 3, 32, 16))
         fi = m(torch.randn(2, 1, 32, 16))
         f4 = m(torch.randn(2, 4, 32, 16))
-    assert fv.shape == fi.shape == f4.shape == (2, 32)  # FC-1024 output (here FC_DIM 32)
+    assert fv.shape == fi.shape == f4.shape == (2, 8)  # the demo tests on FC-128 (EMBED_DIM 8)
     with pytest.raises(ValueError, match="3-channel visible or 1-channel infrared"):
         m(torch.randn(2, 2, 32, 16))
 
