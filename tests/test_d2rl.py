@@ -10,12 +10,14 @@ from conftest import MOBILENET_WEIGHTS, REPO, VI_REID, vi_proxy_opts
 
 import dgnet_plugin  # noqa: F401 (registers the methods)
 from dgnet_plugin.config import load_cfg_file
+from dgnet_plugin.losses import id_loss, triplet_loss
 from dgnet_plugin.methods.d2rl.engine import (
     d2rl_phase,
     reid_losses,
     reid_lr_scheduler,
     unit_translation_losses,
 )
+from dgnet_plugin.methods.d2rl.meta_arch import D2RLReID
 from dgnet_plugin.modeling import build_model
 from dgnet_plugin.modeling.generators import UNITTranslator
 from dgnet_plugin.utils.events import read_json_lines
@@ -130,9 +132,84 @@ def test_eval_forward_unifies_by_channel_count(model):
         fv = m(torch.randn(2, 3, 32, 16))
         fi = m(torch.randn(2, 1, 32, 16))
         f4 = m(torch.randn(2, 4, 32, 16))
-    assert fv.shape == fi.shape == f4.shape == (2, 32)  # FC-1024 output (here FC_DIM 32)
+    assert fv.shape == fi.shape == f4.shape == (2, 8)  # the demo tests on FC-128 (EMBED_DIM 8)
     with pytest.raises(ValueError, match="3-channel visible or 1-channel infrared"):
         m(torch.randn(2, 2, 32, 16))
+
+
+class _TinyBackbone(torch.nn.Module):
+    out_channels = 6
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+
+    def forward(self, u):
+        return self.conv(u)
+
+
+def _neck_grads(net, loss) -> dict:
+    net.zero_grad()
+    loss.backward()
+    names = ("backbone", "fc", "embed", "bottleneck", "classifier")
+    return {n: _grads(getattr(net, n)) for n in names if hasattr(net, n)}
+
+
+@pytest.mark.parametrize("neck", ["paper", "bnneck"])
+def test_t_f_necks_shapes_and_which_layers_each_loss_reaches(neck):
+    torch.manual_seed(0)
+    net = D2RLReID(_TinyBackbone(), num_classes=5, fc_dim=16, embed_dim=8, neck=neck).train()
+    u, pids = torch.randn(6, 4, 32, 16), torch.tensor([0, 0, 1, 1, 2, 2])
+    out = net(u)
+    assert out["fc"].shape == (6, 16) and out["embed"].shape == (6, 8)
+    assert out["logits"].shape == (6, 5)
+    ce = _neck_grads(net, id_loss(net(u)["logits"], pids))
+    tri = _neck_grads(net, triplet_loss(net(u)["embed"], pids, 10.0))  # margin: never 0
+    if neck == "paper":  # D2RL 3.3: FC-N_p and FC-128 both on the FC-1024 output
+        assert "bn" not in out and not hasattr(net, "bottleneck")
+        assert net.classifier.in_features == 16 and net.classifier.bias is not None
+        assert ce == {"backbone": True, "fc": True, "embed": False, "classifier": True}
+        assert tri == {"backbone": True, "fc": True, "embed": True, "classifier": False}
+    else:  # BNNeck: CE through the BN of the FC-128 embedding, the triplet before it
+        assert out["bn"].shape == (6, 8) and net.classifier.bias is None
+        assert not net.bottleneck.bias.requires_grad
+        # the classified feature is the normalised embedding itself (no ReLU: negatives kept)
+        assert torch.allclose(out["bn"].mean(0), torch.zeros(8), atol=1e-5)
+        assert (out["bn"] < 0).any()
+        assert all(ce.values())
+        assert tri == {
+            "backbone": True,
+            "fc": True,
+            "embed": True,
+            "bottleneck": False,
+            "classifier": False,
+        }
+    with pytest.raises(ValueError, match="MODEL.D2RL.NECK"):
+        D2RLReID(_TinyBackbone(), 5, neck="bn")
+
+
+def test_the_default_neck_is_the_papers_and_bn_needs_the_bnneck():
+    from dgnet_plugin.config import ConfigError, get_cfg
+    from dgnet_plugin.config.validate import validate_config
+    from dgnet_plugin.methods.d2rl import METHOD
+
+    cfg = get_cfg("d2rl")
+    assert (cfg.MODEL.D2RL.NECK, cfg.MODEL.D2RL.TEST_FEATURE) == ("paper", "fc")
+    full = load_cfg_file(str(REPO / "configs" / "d2rl_r50_sysu.yml"))
+    assert full.MODEL.D2RL.NECK == "paper"  # the full recipe keeps the paper's head
+    demo = load_cfg_file(str(REPO / "configs" / "d2rl_cpu_demo.yml"), TINY, freeze=False)
+    for neck, feature, ok in (("paper", "bn", False), ("bnneck", "bn", True), ("x", "fc", False)):
+        demo.MODEL.D2RL.NECK, demo.MODEL.D2RL.TEST_FEATURE = neck, feature
+        if ok:
+            validate_config(demo, METHOD.config_rules)
+        else:
+            with pytest.raises(ConfigError, match="MODEL.D2RL"):
+                validate_config(demo, METHOD.config_rules)
+    demo.MODEL.D2RL.NECK, demo.MODEL.D2RL.TEST_FEATURE = "bnneck", "bn"
+    m = build_model(demo, 5).eval()
+    assert m.feature_parts == (8,)  # EMBED_DIM 8 in TINY
+    with torch.no_grad():
+        assert m(torch.randn(2, 1, 32, 16)).shape == (2, 8)
 
 
 def test_phases():

@@ -9,12 +9,12 @@ visible-infrared data of ``DATASETS.VI_PROXY`` is built (the CUHK03 proxy, the r
 """
 
 from ...config import Method, register_method
-from ...config.validate import Rule, non_negative, positive
+from ...config.validate import Rule, non_negative, one_of, positive
 from ...data.vi_proxy import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
 from .engine import D2RLEngine
-from .meta_arch import D2RL
+from .meta_arch import D2RL, NECKS
 
 METHOD = register_method(
     Method(
@@ -31,8 +31,14 @@ METHOD = register_method(
             non_negative("SOLVER.WARMUP_ITERS"),
             Rule(
                 "MODEL.D2RL.HEADS",
-                lambda v, cfg: set(v) <= {"fc", "embed", "classifier"},
-                "T_F layers among fc, embed, classifier",
+                lambda v, cfg: set(v) <= {"fc", "embed", "bottleneck", "classifier"},
+                "T_F layers among fc, embed, bottleneck, classifier",
+            ),
+            one_of("MODEL.D2RL.NECK", NECKS),
+            Rule(
+                "MODEL.D2RL.TEST_FEATURE",
+                lambda v, cfg: v in ("fc", "embed") or (v, cfg.MODEL.D2RL.NECK) == ("bn", "bnneck"),
+                "fc | embed, or bn with MODEL.D2RL.NECK bnneck",
             ),
             positive("SOLVER.GEN.LR", integer=False),
             positive("SOLVER.DIS.LR", integer=False),

@@ -31,7 +31,11 @@ _D.MODEL.DIS.NUM_SCALES = 3  # [UNIT]
 _D.MODEL.D2RL = CN()
 _D.MODEL.D2RL.FC_DIM = 1024  # [D2RL, unconfirmed] FC-1024
 _D.MODEL.D2RL.EMBED_DIM = 128  # [D2RL, unconfirmed] FC-128 (triplet)
-# test feature: fc (the FC-1024 output, BN + ReLU) | embed (the FC-128 triplet embedding) [ours]
+# T_F's neck: paper (FC-N_p on the FC-1024 output) [D2RL] | bnneck (batch norm on the FC-128
+# triplet embedding, then a bias-free FC-N_p) [ours, after AGW / BoT's BNNeck]
+_D.MODEL.D2RL.NECK = "paper"
+# test feature: fc (the FC-1024 output, BN + ReLU) | embed (the FC-128 triplet embedding) |
+# bn (the batch-normalised embedding; NECK bnneck only) [ours]
 _D.MODEL.D2RL.TEST_FEATURE = "fc"
 # Training phases: image level only for WARMUP_GEN_ITER iterations, then the feature level
 # only (translators fixed) for WARMUP_REID_ITER, then both jointly, end to end [ours: the
@@ -39,8 +43,8 @@ _D.MODEL.D2RL.TEST_FEATURE = "fc"
 _D.MODEL.D2RL.WARMUP_GEN_ITER = 0
 _D.MODEL.D2RL.WARMUP_REID_ITER = 0
 # T_F's layers trained at SOLVER.REID.HEADS_LR_FACTOR x the backbone's LR (torchreid's
-# staged LR; any of fc, embed, classifier) [ours]
-_D.MODEL.D2RL.HEADS = ("fc", "embed", "classifier")
+# staged LR; any of fc, embed, bottleneck, classifier) [ours]
+_D.MODEL.D2RL.HEADS = ("fc", "embed", "bottleneck", "classifier")
 # In the joint phase the re-ID losses reach the translators through the generated channels
 # [D2RL]; False detaches them (an ablation) [ours]
 _D.MODEL.D2RL.REID_GRAD_TO_GEN = True

@@ -26,33 +26,60 @@ from ...modeling.meta_arch import META_ARCH_REGISTRY
 VIS, IR = "a", "b"  # the translator's domains
 
 
+NECKS = ("paper", "bnneck")
+
+
 class D2RLReID(nn.Module):
     """T_F: backbone with a 4-channel first convolution (the IR filter initialised with the
     mean of the RGB filters, :func:`~dgnet_plugin.modeling.backbones.build.adapt_first_conv`),
     global average pooling, FC-1024 (+ BN + ReLU, ours), then FC-128 (the triplet embedding)
-    and FC-N_p (the identity logits) on the FC-1024 output (D2RL section 3.3).
+    and one of two necks (``MODEL.D2RL.NECK``):
+
+    - ``"paper"`` (D2RL section 3.3): FC-N_p (the identity logits) on the FC-1024 output;
+    - ``"bnneck"`` [ours, after AGW / BoT's BNNeck]: a batch norm (bias frozen at 0) on the
+      FC-128 embedding, then a bias-free FC-N_p; the triplet loss keeps the embedding before
+      the batch norm, the cross-entropy reads the normalised one (no ReLU in between).
 
     ``forward(u)``: ``u`` ``(N, 4, H, W)`` -> ``{fc (N, 1024), embed (N, 128), logits (N,
-    N_p)}``.
+    N_p)}``, with ``bn`` ``(N, 128)`` (the normalised embedding) for ``"bnneck"``.
+
+    Raises:
+        ValueError: another ``neck``.
     """
 
-    def __init__(self, backbone, num_classes: int, fc_dim=1024, embed_dim=128):
+    def __init__(self, backbone, num_classes: int, fc_dim=1024, embed_dim=128, neck="paper"):
         super().__init__()
+        if neck not in NECKS:
+            raise ValueError(f"MODEL.D2RL.NECK '{neck}': one of {', '.join(NECKS)}")
         self.backbone = backbone
+        self.neck = neck
         self.fc = nn.Sequential(
             nn.Linear(backbone.out_channels, fc_dim), nn.BatchNorm1d(fc_dim), nn.ReLU()
         )
         self.embed = nn.Linear(fc_dim, embed_dim)
-        self.classifier = nn.Linear(fc_dim, max(num_classes, 1))
         for m in (self.fc[0], self.embed):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
             nn.init.zeros_(m.bias)
+        if neck == "paper":
+            self.classifier = nn.Linear(fc_dim, max(num_classes, 1))
+            nn.init.zeros_(self.classifier.bias)
+        else:
+            self.bottleneck = nn.BatchNorm1d(embed_dim)
+            self.bottleneck.bias.requires_grad_(False)
+            self.classifier = nn.Linear(embed_dim, max(num_classes, 1), bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
+
+    def feature_dim(self, name: str) -> int:
+        """Width of the output ``name`` (fc | embed | bn)."""
+        return self.fc[0].out_features if name == "fc" else self.embed.out_features
 
     def forward(self, u: torch.Tensor) -> dict:
         h = self.fc(global_pool(self.backbone(u), "avg"))
-        return {"fc": h, "embed": self.embed(h), "logits": self.classifier(h)}
+        e = self.embed(h)
+        if self.neck == "paper":
+            return {"fc": h, "embed": e, "logits": self.classifier(h)}
+        bn = self.bottleneck(e)
+        return {"fc": h, "embed": e, "bn": bn, "logits": self.classifier(bn)}
 
 
 @META_ARCH_REGISTRY.register()
@@ -71,13 +98,16 @@ class D2RL(nn.Module):
 
     def __init__(self, gen, dis_v, dis_i, reid_net, stats, test_feature: str = "fc"):
         super().__init__()
-        if test_feature not in ("fc", "embed"):
-            raise ValueError(f"MODEL.D2RL.TEST_FEATURE '{test_feature}': fc | embed")
+        allowed = ("fc", "embed") + (("bn",) if reid_net.neck == "bnneck" else ())
+        if test_feature not in allowed:
+            raise ValueError(
+                f"MODEL.D2RL.TEST_FEATURE '{test_feature}' with MODEL.D2RL.NECK "
+                f"'{reid_net.neck}': one of {' | '.join(allowed)} (bn needs the bnneck)"
+            )
         self.gen, self.dis_v, self.dis_i, self.reid_net = gen, dis_v, dis_i, reid_net
         self.stats = stats  # {3: (mean, std), 1: (mean, std)} of the loaders
         self.test_feature = test_feature
-        dim = reid_net.fc[0].out_features if test_feature == "fc" else reid_net.embed.out_features
-        self.feature_parts = (dim,)
+        self.feature_parts = (reid_net.feature_dim(test_feature),)
 
     @property
     def dis(self) -> nn.ModuleList:
@@ -100,7 +130,7 @@ class D2RL(nn.Module):
                 f"MODEL.BACKBONE.IN_CHANNELS={cfg.MODEL.BACKBONE.IN_CHANNELS}: D2RL's re-ID "
                 "network reads the 4-channel [RGB; IR] image; set it to 4"
             )
-        reid = D2RLReID(build_backbone(cfg), num_classes, d.FC_DIM, d.EMBED_DIM)
+        reid = D2RLReID(build_backbone(cfg), num_classes, d.FC_DIM, d.EMBED_DIM, d.NECK)
         stats = {
             c: (
                 channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN"),
