@@ -20,7 +20,7 @@ from dgnet_plugin.data.transforms import build_transforms
 from dgnet_plugin.evaluation import fuse_features
 from dgnet_plugin.methods.pngan.data import PosePairDataset
 from dgnet_plugin.methods.pngan.fusion import PoseViewsReID, renormalize, split_views, view_features
-from dgnet_plugin.methods.pngan.gan import PoseGAN
+from dgnet_plugin.methods.pngan.gan import PoseGAN, self_pairs
 
 POSES_CSV = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")
 DEMO = str(REPO / "configs" / "pngan_cuhk03_cpu_demo.yml")
@@ -69,6 +69,42 @@ def test_pose_pairs_on_the_real_keypoints(tiny_market):
     r, c = divmod(int(s["pose"][0].argmax()), 32)
     assert abs(c + 0.5 - kp[0, 0] * 32 / w) <= 1 and abs(r + 0.5 - kp[0, 1] * 64 / h) <= 1
     assert s["pid"] == ds.items[j][1]
+
+
+def test_self_pairs_put_the_source_in_its_own_pose_as_the_target(tiny_market):
+    from dgnet_plugin.data import load_train_set
+
+    cfg = _demo_cfg("DATASETS.ROOT", str(tiny_market))
+    items, _ = load_train_set(cfg)
+    ds = PosePairDataset(
+        items, build_keypoint_provider(POSES_CSV), build_transforms(cfg, False), (64, 32),
+        cfg.POSE, source_pose=True,
+    )  # fmt: skip
+    j = next(k for k in ds.by_pid[ds.items[0][1]] if k != 0)
+    s = ds[(0, j)]
+    assert torch.equal(s["img_pose"], ds.pose_map(0)) and not torch.equal(s["img_pose"], s["pose"])
+    plain = PosePairDataset(
+        items, build_keypoint_provider(POSES_CSV), build_transforms(cfg, False), (64, 32), cfg.POSE
+    )
+    assert "img_pose" not in plain[(0, j)]  # only rendered when asked for
+
+    n = 64
+    batch = {
+        "img": torch.full((n, 3, 4, 2), 1.0),
+        "target": torch.full((n, 3, 4, 2), 2.0),
+        "img_pose": torch.full((n, 36, 4, 2), 3.0),
+        "pose": torch.full((n, 36, 4, 2), 4.0),
+    }
+    x, t, p = self_pairs(batch, 0.0, 0, 5)  # the paper: the batch as drawn
+    assert t is batch["target"] and p is batch["pose"]
+    x, t, p = self_pairs(batch, 1.0, 0, 5)
+    assert torch.equal(t, batch["img"]) and torch.equal(p, batch["img_pose"])
+    x, t, p = self_pairs(batch, 0.25, 0, 5)
+    own = t[:, 0, 0, 0] == 1.0
+    assert 4 <= int(own.sum()) <= 28  # about a quarter of 64
+    assert torch.equal(own, p[:, 0, 0, 0] == 3.0)  # the target and its pose change together
+    assert torch.equal(self_pairs(batch, 0.25, 0, 5)[1], t)  # seeded by (seed, iteration)
+    assert not torch.equal(self_pairs(batch, 0.25, 0, 6)[1], t)
 
 
 class _MeanReID(nn.Module):
@@ -129,6 +165,8 @@ def test_pngan_configs_build_and_bad_values_are_refused():
         validate_config(_demo_cfg("POSE.SOURCE", ""), RULES)
     with pytest.raises(ConfigError, match="PNGAN.TEST_FEATURES"):
         validate_config(_demo_cfg("PNGAN.TEST_FEATURES", "('mean',)"), RULES)
+    with pytest.raises(ConfigError, match="PNGAN.SELF_PAIRS"):
+        validate_config(_demo_cfg("PNGAN.SELF_PAIRS", "1.5"), RULES)
 
 
 TINY = [
@@ -138,7 +176,7 @@ TINY = [
     "PNGAN.NUM_SOURCES", "3", "PNGAN.TEST_FEATURES", "('original+avg', 'max')",
     "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.CHECKPOINT_PERIOD", "0",
     "DATALOADER.IMS_PER_BATCH", "8", "GENERATED.PER_BATCH", "4", "GENERATED.BATCH_SIZE", "8",
-    "VIS.NUM_IMAGES", "2", "POSE.SOURCE", POSES_CSV,
+    "VIS.NUM_IMAGES", "2", "POSE.SOURCE", POSES_CSV, "PNGAN.SELF_PAIRS", "0.5",
 ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ the pose-normalised views at test time."""
 
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
-from ...config.validate import Rule, non_negative, one_of, positive
+from ...config.validate import Rule, non_negative, one_of, positive, probability
 from .config import add_pngan_config
 from .engine import FEATURE_ROWS, PNGANEngine
 from .gan import PNGANGeneratorEngine, PoseGAN
@@ -25,6 +25,7 @@ RULES = (
         positive("POSE.LIMB_SIGMA", integer=False),
         non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
         non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
+        probability("PNGAN.SELF_PAIRS"),
         one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
         Rule(
             "PNGAN.TEST_FEATURES",

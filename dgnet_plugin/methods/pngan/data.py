@@ -29,10 +29,15 @@ class PosePairDataset(Dataset):
 
     Only images with a pose are kept (``provider`` returns one for them); ``by_pid`` groups the
     kept indices by identity, for a sampler drawing ``(i, j)`` pairs. ``__getitem__`` takes such
-    a pair, or an index (then the target is the image itself).
+    a pair, or an index (then the target is the image itself). ``source_pose``: samples also
+    hold ``img_pose``, the source's own pose map ``(36, H, W)`` (for self pairs,
+    ``PNGAN.SELF_PAIRS``).
     """
 
-    def __init__(self, items, provider: KeypointProvider, transform, size, pose_cfg):
+    def __init__(
+        self, items, provider: KeypointProvider, transform, size, pose_cfg, source_pose=False
+    ):
+        self.source_pose = bool(source_pose)
         self.transform, self.size = transform, (int(size[0]), int(size[1]))
         self.sigma, self.limb_sigma = pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA
         self.min_visibility = pose_cfg.MIN_VISIBILITY
@@ -57,12 +62,15 @@ class PosePairDataset(Dataset):
 
     def __getitem__(self, key) -> dict:
         i, j = key if isinstance(key, tuple | list) else (key, key)
-        return {
+        out = {
             "img": self.transform(read_image(self.items[i][0])),
             "target": self.transform(read_image(self.items[j][0])),
             "pose": self.pose_map(j),
             "pid": int(self.items[i][1]),
         }
+        if self.source_pose:
+            out["img_pose"] = out["pose"] if i == j else self.pose_map(i)
+        return out
 
 
 def compute_canonical_poses(pose_cfg, train_items) -> dict:

@@ -54,6 +54,19 @@ def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     return torch.stack([joints, limbs, torch.zeros_like(joints)], dim=1) * 2 - 1
 
 
+def self_pairs(batch: dict, fraction: float, seed: int, iteration: int):
+    """``(source, target, target pose)`` of a pair batch, where each pair's target becomes the
+    source itself in its own pose (``batch["img"]``, ``batch["img_pose"]``) with probability
+    ``fraction`` (``PNGAN.SELF_PAIRS``), drawn from a generator seeded by ``(seed,
+    iteration)`` (a resumed run draws the same pairs). ``fraction`` 0: the batch unchanged."""
+    x, target, pose = batch["img"], batch["target"], batch["pose"]
+    if fraction <= 0:
+        return x, target, pose
+    g = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+    own = (torch.rand(x.shape[0], generator=g) < fraction).to(x.device)[:, None, None, None]
+    return x, torch.where(own, x, target), torch.where(own, batch["img_pose"], pose)
+
+
 @ENGINE_REGISTRY.register()
 class PNGANGeneratorEngine(IterationTrainer):
     """One PN-GAN generator iteration, on pairs ``(x_i, x_j)`` of one identity (``x_j`` drawn
@@ -62,6 +75,9 @@ class PNGANGeneratorEngine(IterationTrainer):
     1. generator: ``L_GAN(G(x_i, p_j))`` (LSGAN, ``LOSS.GAN_MODE``) ``+ LOSS.POSE_L1 *
        ||G(x_i, p_j) - x_j||_1`` (the official code's weight 10);
     2. discriminator: ``(L_D(x_j) + L_D(G(x_i, p_j))) / 2``.
+
+    With ``PNGAN.SELF_PAIRS`` > 0 that fraction of the pairs has the source itself as the
+    target, in its own pose (:func:`self_pairs`; not in the paper).
 
     Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)), linear decay to 0 from
     ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
@@ -87,6 +103,7 @@ class PNGANGeneratorEngine(IterationTrainer):
             build_transforms(cfg, is_train=False),
             tuple(cfg.INPUT.SIZE_TEST),
             cfg.POSE,
+            source_pose=cfg.PNGAN.SELF_PAIRS > 0,
         )
         self._stream = None
 
@@ -96,7 +113,7 @@ class PNGANGeneratorEngine(IterationTrainer):
             groups = list(self.pairs.by_pid.values())
             self._stream = build_group_loader(cfg, self.pairs, groups, start=iteration)
         batch = self.to_device(next(self._stream))
-        x, target, pose = batch["img"], batch["target"], batch["pose"]
+        x, target, pose = self_pairs(batch, cfg.PNGAN.SELF_PAIRS, cfg.SEED, iteration)
         m.dis.requires_grad_(False)
         with self.autocast():
             fake = m(x, pose)
