@@ -14,7 +14,7 @@ from ...data.vi_proxy import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
 from .engine import D2RLEngine
-from .meta_arch import D2RL, NECKS
+from .meta_arch import D2RL, HEAD_LAYERS, NECKS, feature_choices
 
 METHOD = register_method(
     Method(
@@ -31,13 +31,13 @@ METHOD = register_method(
             non_negative("SOLVER.WARMUP_ITERS"),
             Rule(
                 "MODEL.D2RL.HEADS",
-                lambda v, cfg: set(v) <= {"fc", "embed", "bottleneck", "classifier"},
-                "T_F layers among fc, embed, bottleneck, classifier",
+                lambda v, cfg: set(v) <= set(HEAD_LAYERS),
+                f"T_F layers among {', '.join(HEAD_LAYERS)}",
             ),
             one_of("MODEL.D2RL.NECK", NECKS),
             Rule(
                 "MODEL.D2RL.TEST_FEATURE",
-                lambda v, cfg: v in ("fc", "embed") or (v, cfg.MODEL.D2RL.NECK) == ("bn", "bnneck"),
+                lambda v, cfg: v in feature_choices(cfg.MODEL.D2RL.NECK),
                 "fc | embed, or bn with MODEL.D2RL.NECK bnneck",
             ),
             positive("SOLVER.GEN.LR", integer=False),

@@ -27,6 +27,15 @@ VIS, IR = "a", "b"  # the translator's domains
 
 
 NECKS = ("paper", "bnneck")
+#: T_F's layers after the backbone (``MODEL.D2RL.HEADS`` picks those trained at
+#: ``SOLVER.REID.HEADS_LR_FACTOR`` x; ``bottleneck`` exists with the bnneck only)
+HEAD_LAYERS = ("fc", "embed", "bottleneck", "classifier")
+
+
+def feature_choices(neck: str) -> tuple[str, ...]:
+    """The ``MODEL.D2RL.TEST_FEATURE`` values T_F with ``neck`` has: fc, embed, and bn (the
+    batch-normalised embedding) with the bnneck."""
+    return ("fc", "embed") + (("bn",) if neck == "bnneck" else ())
 
 
 class D2RLReID(nn.Module):
@@ -98,7 +107,7 @@ class D2RL(nn.Module):
 
     def __init__(self, gen, dis_v, dis_i, reid_net, stats, test_feature: str = "fc"):
         super().__init__()
-        allowed = ("fc", "embed") + (("bn",) if reid_net.neck == "bnneck" else ())
+        allowed = feature_choices(reid_net.neck)
         if test_feature not in allowed:
             raise ValueError(
                 f"MODEL.D2RL.TEST_FEATURE '{test_feature}' with MODEL.D2RL.NECK "
