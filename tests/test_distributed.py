@@ -322,6 +322,84 @@ def test_gathers_reductions_broadcasts_and_a_failure_over_two_processes(tmp_path
     assert r0["shard"] == [0, 1, 2, 3] and r1["shard"] == [4, 5, 6]
 
 
+def _grad_worker(out_dir: str) -> None:
+    from dgnet_plugin.engine.precision import MixedPrecision
+    from dgnet_plugin.utils import comm
+
+    with distributed_session("cpu"):
+        rank = comm.get_rank()
+        torch.manual_seed(0)
+        net, wrapped = nn.Linear(3, 2), nn.Linear(3, 2)  # same start on both ranks
+        amp = MixedPrecision("off", "cpu")
+        amp.ddp_params.update(id(p) for p in wrapped.parameters())  # as IterationTrainer.ddp
+        opt = torch.optim.SGD([*net.parameters(), *wrapped.parameters()], lr=1.0)
+        x = torch.arange(12.0).view(4, 3) / 10
+        half = x[2 * rank : 2 * rank + 2]  # each rank: its half of the global batch of 4
+        amp.backward_step(net(half).pow(2).mean() + wrapped(half).pow(2).mean(), opt)
+        torch.save({"net": net.state_dict(), "wrapped": wrapped.state_dict()},
+                   Path(out_dir) / f"grad{rank}.pt")  # fmt: skip
+
+
+def test_backward_step_averages_gradients_an_engine_did_not_wrap_in_ddp(tmp_path):
+    """Engines without DistributedDataParallel (CycleGAN, the offline re-ID engines, D2RL,
+    the DCGAN...): the optimiser step of 2 processes is the step of 1 process on the global
+    batch; parameters that a DDP wrapper averages are left to it."""
+    launch(_grad_worker, 2, args=(str(tmp_path),))
+    r0, r1 = (torch.load(tmp_path / f"grad{r}.pt") for r in range(2))
+    torch.manual_seed(0)
+    ref, ref_wrapped = nn.Linear(3, 2), nn.Linear(3, 2)
+    x = torch.arange(12.0).view(4, 3) / 10
+    # the mean of the two ranks' half-batch means = the loss of one process on all 4 rows
+    loss = (ref(x[:2]).pow(2).mean() + ref(x[2:]).pow(2).mean()) / 2
+    loss.backward()
+    for p in ref.parameters():
+        p.data -= p.grad
+    for r in (r0, r1):
+        for k, v in ref.state_dict().items():
+            torch.testing.assert_close(r["net"][k], v)
+    # the registered (DDP) parameters: untouched here, so each rank stepped on its own half
+    assert not torch.allclose(r0["wrapped"]["weight"], r1["wrapped"]["weight"])
+    ref_wrapped(x[:2]).pow(2).mean().backward()
+    w = ref_wrapped.weight
+    torch.testing.assert_close(r0["wrapped"]["weight"], w - w.grad)
+
+
+def _stages_worker(out_dir: str) -> None:
+    from dgnet_plugin.config import get_cfg
+    from dgnet_plugin.engine.stages import Stage, StageContext, run_stages
+    from dgnet_plugin.utils import comm
+
+    out = Path(out_dir)
+
+    def run(name):
+        def f(ctx):
+            with open(out / f"{name}.txt", "a") as fh:  # several writers would append twice
+                fh.write(f"{comm.get_rank()}\n")
+
+        return f
+
+    with distributed_session("cpu"):
+        cfg = get_cfg()
+        cfg.OUTPUT_DIR = str(out / f"run{comm.get_rank()}")
+        stages = [
+            # done on rank 1 only: rank 0's answer (not done) must hold for both
+            Stage("generate", run("generate"), lambda ctx: comm.get_rank() == 1),
+            Stage("train_gan", run("train_gan"), lambda ctx: False, every_process=True),
+            Stage("finished", run("finished"), lambda ctx: comm.get_rank() == 0),
+        ]
+        run_stages(stages, StageContext(cfg, "x.yml", []))
+
+
+def test_stages_over_two_processes_write_once_and_train_everywhere(tmp_path):
+    """--num-gpus 2 / torchrun with an offline pipeline: a file-writing stage runs on rank 0
+    alone (the generated set is written once), a training stage on every process (a
+    distributed run of its own), and rank 0 decides which stages are finished."""
+    launch(_stages_worker, 2, args=(str(tmp_path),))
+    assert (tmp_path / "generate.txt").read_text().split() == ["0"]
+    assert sorted((tmp_path / "train_gan.txt").read_text().split()) == ["0", "1"]
+    assert not (tmp_path / "finished.txt").exists()  # rank 0 says it is done: nobody reruns it
+
+
 def test_num_gpus_inside_torchrun_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="torchrun"):

@@ -17,9 +17,11 @@ metrics, re-ranking and ranked-list pictures) through :mod:`dgnet_plugin.utils.t
 
 Several processes (torchrun, ``--num-gpus``; see :mod:`.launch`): every rank runs the same
 loop on its share of each global batch. Networks start identical (rank 0's parameters and
-buffers are broadcast at the start of :meth:`train`, after building and loading); engines
-average gradients with ``DistributedDataParallel`` (:meth:`ddp`, one wrapper per update
-phase, made in :meth:`prepare_distributed`). Only rank 0 writes the console log,
+buffers are broadcast at the start of :meth:`train`, after building and loading); gradients
+are averaged over processes, by ``DistributedDataParallel`` wrappers where an engine makes
+them (:meth:`ddp`, one per update phase, in :meth:`prepare_distributed`: DG-Net, IDE) and
+otherwise by ``MixedPrecision.backward_step`` before each optimiser step (one
+``all_reduce`` of the flattened gradients). Only rank 0 writes the console log,
 ``log.txt``, ``metrics.json``, TensorBoard, the progress bar, sample grids and checkpoints;
 evaluation extracts features on every rank (a shard each) and ranks them on rank 0.
 """
@@ -191,6 +193,7 @@ class IterationTrainer(TrainerBase):
         if not comm.is_distributed():
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
+        self.amp.ddp_params.update(id(p) for p in module.parameters())
         return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=broadcast_buffers)
 
     def prepare_distributed(self) -> None:

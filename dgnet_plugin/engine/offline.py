@@ -66,7 +66,10 @@ def training_stage(
         extra = ["OUTPUT_DIR", run_dir(ctx.cfg), *opts(ctx.cfg)]
         launch_training(ctx.config_file, ctx.opts + extra, resume=True, pipeline=False)
 
-    return Stage(name, run, lambda ctx: run_finished(run_dir(ctx.cfg)), description)
+    def done(ctx: StageContext) -> bool:
+        return run_finished(run_dir(ctx.cfg))
+
+    return Stage(name, run, done, description, every_process=True)
 
 
 def baseline_stage() -> Stage:

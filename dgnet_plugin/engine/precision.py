@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..utils import comm
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -56,6 +57,9 @@ class MixedPrecision:
         self.scalers: dict[str, torch.amp.GradScaler] = (
             {p: torch.amp.GradScaler(device_type) for p in phases} if mode == "fp16" else {}
         )
+        #: ids of the parameters whose gradients a ``DistributedDataParallel`` wrapper
+        #: averages (registered by :meth:`IterationTrainer.ddp`); see :meth:`backward_step`
+        self.ddp_params: set[int] = set()
 
     @classmethod
     def for_device(cls, mode: str, device: torch.device, phases: Sequence[str] = ("main",)):
@@ -70,22 +74,42 @@ class MixedPrecision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward_step(self, loss: torch.Tensor, *optimizers, phase: str = "main") -> None:
-        """``loss.backward()`` (with DDP, the gradients are averaged over processes during
-        it), then ``step()`` of each optimiser (gradients zeroed by the caller). Under fp16:
-        scaled backward, ``scaler.step`` of each optimiser (skipped when its gradients are not
+        """``loss.backward()``, then ``step()`` of each optimiser (gradients zeroed by the
+        caller). Several processes: a ``DistributedDataParallel`` wrapper averages its
+        parameters' gradients during the backward; the gradients of every other parameter of
+        ``optimizers`` are averaged over processes before the step (one ``all_reduce`` per
+        call), so an engine that wraps nothing still takes the step of the global batch
+        (every rank must produce gradients for the same parameters). Under fp16: scaled
+        backward, ``scaler.step`` of each optimiser (skipped when its gradients are not
         finite: the averaged gradients are the same on every rank, so every rank skips the
         same steps), then one ``scaler.update``. No host synchronisation with fused
         optimisers (:func:`~dgnet_plugin.engine.optim.with_fast_impl` on CUDA)."""
         scaler = self.scalers.get(phase)
         if scaler is None:
             loss.backward()
+            self.average_gradients(optimizers)
             for opt in optimizers:
                 opt.step()
             return
         scaler.scale(loss).backward()
+        self.average_gradients(optimizers)
         for opt in optimizers:
             scaler.step(opt)
         scaler.update()
+
+    def average_gradients(self, optimizers) -> None:
+        """Average over processes the gradients of the parameters of ``optimizers`` that no
+        DDP wrapper averaged (:attr:`ddp_params`); nothing in a single process."""
+        if not comm.is_distributed():
+            return
+        groups: dict[tuple, list[torch.Tensor]] = {}
+        for opt in optimizers:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None and id(p) not in self.ddp_params:
+                        groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
+        for grads in groups.values():
+            comm.all_reduce_mean_(grads)
 
     def checkpointables(self) -> dict[str, torch.amp.GradScaler]:
         """The scalers, for the checkpointer (``grad_scaler_<phase>``; none unless fp16)."""

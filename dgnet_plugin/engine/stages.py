@@ -8,6 +8,13 @@ order; ``--stage NAME`` runs one. Each stage knows when it is finished (``done``
 stage is reused (logged, not rerun), an interrupted one continues where it stopped (a
 training stage resumes from its newest checkpoint, a generation stage skips the images it
 wrote). Stage outputs live under the main run's ``OUTPUT_DIR``.
+
+Several processes (``--num-gpus N`` or torchrun; on CPU, gloo processes: the CPU demos' way
+to use every core): a training stage (``every_process``) is a distributed run of its own
+that every process joins; any other stage (generation, domain split, pose clustering) is
+done by rank 0 alone while the others wait at a barrier (the process group's timeout, 30
+min by default, bounds that wait). Rank 0 decides whether a stage is finished and tells the
+others, so every process takes the same path.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import ConfigError
+from ..utils import comm
 from ..utils.events import setup_logger
 
 logger = logging.getLogger("dgnet_plugin")
@@ -45,12 +53,15 @@ class Stage:
         run: ``f(ctx)``: does the work, continuing an interrupted run (resumable).
         done: ``f(ctx) -> bool``: the stage's output is complete (then it is reused).
         description: one line for the log and ``--stage`` errors.
+        every_process: with several processes, every one runs it (a distributed training
+            run); ``False``: rank 0 alone runs it, the others wait (file writing stages).
     """
 
     name: str
     run: Callable[[StageContext], None]
     done: Callable[[StageContext], bool]
     description: str = ""
+    every_process: bool = False
 
 
 def stage_names(stages: list[Stage]) -> list[str]:
@@ -68,6 +79,8 @@ def check_stage_name(stages: list[Stage], name: str) -> None:
 def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) -> None:
     """Run ``stages`` in order (``only``: just the stage of that name, even when done),
     reusing finished ones; the log returns to the main run's ``OUTPUT_DIR`` after each.
+    With several processes, rank 0 decides what is finished and runs the stages that are not
+    ``every_process`` while the others wait (see the module docstring).
 
     Raises:
         ConfigError: ``only`` names no stage.
@@ -78,11 +91,16 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
         if only is not None and stage.name != only:
             continue
         tag = f"stage {k}/{len(stages) + 1} '{stage.name}'"
-        if only is None and stage.done(ctx):
+        done = only is None and comm.broadcast_object(
+            stage.done(ctx) if comm.is_main_process() else None
+        )
+        if done:
             logger.info("%s (%s) is complete: reusing it", tag, stage.description)
             continue
         logger.info("%s: %s", tag, stage.description)
         t0 = time.perf_counter()
-        stage.run(ctx)
+        if stage.every_process or comm.is_main_process():
+            stage.run(ctx)
+        comm.synchronize()
         setup_logger(ctx.cfg.OUTPUT_DIR)
         logger.info("%s finished in %.1f s", tag, time.perf_counter() - t0)

@@ -56,6 +56,21 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     return t.div_(get_world_size()).to(tensor.device)
 
 
+def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor of ``tensors`` (same dtype and device, e.g. gradients) by its
+    element-wise mean over ranks, in place, with one ``all_reduce`` of their concatenation.
+    Every rank must pass tensors of the same shapes in the same order."""
+    if not is_distributed() or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors]).to(_comm_device())
+    dist.all_reduce(flat)
+    flat = flat.div_(get_world_size()).to(tensors[0].device)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
 def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     """The element-wise maximum of ``tensor`` over ranks (a new tensor; the input is
     unchanged), e.g. a stop flag that any rank may raise."""
