@@ -213,4 +213,14 @@ class StopOnSignal(HookBase):
             raise TrainingInterrupted(self.stop.signum, t.iter, path)
 
     def after_train(self) -> None:
+        """Restore the handlers. A signal that came after the last iteration (during the final
+        checkpoint, grids or evaluation, which all finish) still ends the command: the run
+        is complete, and :class:`~dgnet_plugin.errors.TrainingInterrupted` stops a pipeline
+        from starting its next stage (``--resume`` reuses this one)."""
+        t = self.trainer
+        signum = self.stop.signum
+        if t.completed and comm.is_distributed():  # every rank got here: agree on it
+            signum = int(comm.all_reduce_max(torch.tensor([signum or 0])).item()) or None
         self.stop.__exit__(None, None, None)
+        if t.completed and signum:
+            raise TrainingInterrupted(signum, t.iter)

@@ -119,6 +119,40 @@ def test_training_interrupted_message_and_exit_code(capsys):
         GracefulStop(check_period=0)
 
 
+def test_a_signal_during_the_final_evaluation_still_ends_the_command():
+    """Ctrl-C while a finished run evaluates (or writes its final checkpoint): the evaluation
+    completes, then TrainingInterrupted ends the command, so a pipeline does not go on to
+    its next stage (it was swallowed before); without a signal nothing is raised."""
+    from dgnet_plugin.engine.hooks import StopOnSignal
+    from dgnet_plugin.engine.train_loop import HookBase, TrainerBase
+
+    class FinalEvaluation(HookBase):
+        def __init__(self, signum):
+            self.signum, self.evaluated = signum, False
+
+        def after_train(self):
+            if self.signum:
+                os.kill(os.getpid(), self.signum)  # arrives during the evaluation
+            self.evaluated = True
+
+    class Loop(TrainerBase):
+        def run_step(self, iteration):
+            return {}
+
+    before = signal.getsignal(signal.SIGINT)
+    for signum in (None, signal.SIGINT):
+        loop, evaluation = Loop(), FinalEvaluation(signum)
+        loop.register_hooks([evaluation, StopOnSignal()])
+        if signum is None:
+            loop.train(0, 3)
+        else:
+            with pytest.raises(TrainingInterrupted, match="SIGINT at iteration 3") as e:
+                loop.train(0, 3)
+            assert e.value.exit_code == 130
+        assert loop.completed and evaluation.evaluated
+        assert signal.getsignal(signal.SIGINT) is before
+
+
 # ------------------------------------------------------------------ two processes
 def _agree_worker(out_dir: str) -> None:
     from dgnet_plugin.utils import comm
