@@ -105,6 +105,15 @@ def test_self_pairs_put_the_source_in_its_own_pose_as_the_target(tiny_market):
     assert torch.equal(own, p[:, 0, 0, 0] == 3.0)  # the target and its pose change together
     assert torch.equal(self_pairs(batch, 0.25, 0, 5)[1], t)  # seeded by (seed, iteration)
     assert not torch.equal(self_pairs(batch, 0.25, 0, 6)[1], t)
+    # two processes, each with its half of the global batch, choose the one-process pairs
+    batch["img"] = 10.0 + torch.arange(n, dtype=torch.float)[:, None, None, None].expand(n, 3, 4, 2)
+    whole = self_pairs(batch, 0.5, 0, 5)[1]
+    halves = [
+        self_pairs({k: v[r * n // 2 : (r + 1) * n // 2] for k, v in batch.items()}, 0.5, 0, 5, r, 2)
+        for r in (0, 1)
+    ]
+    assert torch.equal(torch.cat([h[1] for h in halves]), whole)
+    assert not torch.equal(halves[0][1] == 2.0, halves[1][1] == 2.0)  # the shares differ
 
 
 class _MeanReID(nn.Module):

@@ -116,6 +116,23 @@ def test_limb_follows_the_segment():
     assert limb[60, 10] < 1e-6  # beyond the elbow
 
 
+def test_pose_map_tails_are_zero_not_subnormal():
+    """Far from a keypoint exp(-d^2 / 2 sigma^2) falls below float32's smallest normal number;
+    those subnormals made the rendering and the generator's first convolution ~3x slower on
+    the CPU, so the map is exactly 0 there and the formula elsewhere."""
+    kp = np.zeros((17, 3), np.float32)
+    kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(5, 55, 17), np.linspace(5, 120, 17), 1.0
+    pose = render_pose_map(kp, (128, 64), (64, 128), sigma=1.0, limb_sigma=0.7)
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((pose > 0) & (pose < tiny)).any()
+    ys, xs = torch.meshgrid(torch.arange(128) + 0.5, torch.arange(64) + 0.5, indexing="ij")
+    arg = -((xs - 5.0) ** 2 + (ys - 5.0) ** 2) / 2  # keypoint 0 at (5, 5), sigma 1
+    exact = torch.exp(arg.double())
+    keep = arg > -80
+    assert torch.allclose(pose[0][keep].double(), exact[keep], rtol=1e-5, atol=0)
+    assert (pose[0][~keep] == 0).all() and (~keep).any()
+
+
 # ------------------------------------------------------------------ keypoint providers
 def test_keypoint_file_reads_the_real_csv():
     provider = build_keypoint_provider(str(POSES_CSV))

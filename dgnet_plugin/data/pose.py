@@ -215,6 +215,14 @@ def build_keypoint_provider(source: str, device: str = "cpu") -> KeypointProvide
     )
 
 
+def _gaussian(d2: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``exp(-d2 / 2 sigma^2)``, exactly 0 where it is below ``exp(-80)`` (~2e-35): the tail
+    would otherwise be float32 subnormals, which make ``exp`` and every later multiplication
+    with the map (the generator's first convolution) many times slower on x86 CPUs."""
+    arg = -d2 / (2 * sigma**2)
+    return torch.where(arg > -80.0, torch.exp(arg.clamp_min(-80.0)), 0.0)
+
+
 def render_pose_map(
     keypoints,
     out_size: tuple[int, int],
@@ -254,18 +262,24 @@ def render_pose_map(
     ys = torch.arange(h, dtype=torch.float32) + 0.5
     xs = torch.arange(w, dtype=torch.float32) + 0.5
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
-    for k in torch.nonzero(present).flatten().tolist():
-        d2 = (gx - xy[k, 0]) ** 2 + (gy - xy[k, 1]) ** 2
-        out[k] = torch.exp(-d2 / (2 * sigma**2))
-    for i, (a, b) in enumerate(COCO_SKELETON):
-        if not (present[a] and present[b]):
-            continue
-        pa, pb = xy[a], xy[b]
-        ab = pb - pa
-        t = ((gx - pa[0]) * ab[0] + (gy - pa[1]) * ab[1]) / ab.pow(2).sum().clamp_min(1e-6)
-        t = t.clamp(0, 1)
-        d2 = (gx - (pa[0] + t * ab[0])) ** 2 + (gy - (pa[1] + t * ab[1])) ** 2
-        out[NUM_KEYPOINTS + i] = torch.exp(-d2 / (2 * limb_sigma**2))
+    # every map at once (one tensor op per step, not per keypoint or limb: ~30x faster)
+    pts = torch.nonzero(present).flatten()
+    if len(pts):
+        p = xy[pts][:, :, None, None]  # (K, 2, 1, 1)
+        d2 = (gx - p[:, 0]) ** 2 + (gy - p[:, 1]) ** 2
+        out[pts] = _gaussian(d2, sigma)
+    seen = present.tolist()
+    limbs = [i for i, (a, b) in enumerate(COCO_SKELETON) if seen[a] and seen[b]]
+    if limbs:
+        ends = torch.tensor([COCO_SKELETON[i] for i in limbs])
+        pa = xy[ends[:, 0]][:, :, None, None]  # (L, 2, 1, 1)
+        ab = xy[ends[:, 1]][:, :, None, None] - pa
+        t = ((gx - pa[:, 0]) * ab[:, 0] + (gy - pa[:, 1]) * ab[:, 1]) / ab.pow(2).sum(1).clamp_min(
+            1e-6
+        )
+        t = t.clamp(0, 1)  # the nearest point of the segment
+        d2 = (gx - (pa[:, 0] + t * ab[:, 0])) ** 2 + (gy - (pa[:, 1] + t * ab[:, 1])) ** 2
+        out[NUM_KEYPOINTS + torch.tensor(limbs)] = _gaussian(d2, limb_sigma)
     return out
 
 

@@ -19,6 +19,7 @@ from ...losses import recon_l1_loss
 from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
+from ...utils import comm
 from ...utils.visualization import save_grid
 from .data import PosePairDataset
 
@@ -54,16 +55,24 @@ def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     return torch.stack([joints, limbs, torch.zeros_like(joints)], dim=1) * 2 - 1
 
 
-def self_pairs(batch: dict, fraction: float, seed: int, iteration: int):
+def self_pairs(
+    batch: dict, fraction: float, seed: int, iteration: int, rank: int = 0, world_size: int = 1
+):
     """``(source, target, target pose)`` of a pair batch, where each pair's target becomes the
     source itself in its own pose (``batch["img"]``, ``batch["img_pose"]``) with probability
     ``fraction`` (``PNGAN.SELF_PAIRS``), drawn from a generator seeded by ``(seed,
-    iteration)`` (a resumed run draws the same pairs). ``fraction`` 0: the batch unchanged."""
+    iteration)`` (a resumed run draws the same pairs). ``fraction`` 0: the batch unchanged.
+
+    With several processes ``batch`` is process ``rank``'s contiguous share of the global
+    batch (``world_size`` equal shares): the draws are made for the whole global batch and
+    this share's are used, so N processes choose the same self pairs as one process."""
     x, target, pose = batch["img"], batch["target"], batch["pose"]
     if fraction <= 0:
         return x, target, pose
+    n = x.shape[0]
     g = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
-    own = (torch.rand(x.shape[0], generator=g) < fraction).to(x.device)[:, None, None, None]
+    draws = torch.rand(n * world_size, generator=g)[rank * n : (rank + 1) * n]
+    own = (draws < fraction).to(x.device)[:, None, None, None]
     return x, torch.where(own, x, target), torch.where(own, batch["img_pose"], pose)
 
 
@@ -113,7 +122,9 @@ class PNGANGeneratorEngine(IterationTrainer):
             groups = list(self.pairs.by_pid.values())
             self._stream = build_group_loader(cfg, self.pairs, groups, start=iteration)
         batch = self.to_device(next(self._stream))
-        x, target, pose = self_pairs(batch, cfg.PNGAN.SELF_PAIRS, cfg.SEED, iteration)
+        x, target, pose = self_pairs(
+            batch, cfg.PNGAN.SELF_PAIRS, cfg.SEED, iteration, comm.get_rank(), comm.get_world_size()
+        )
         m.dis.requires_grad_(False)
         with self.autocast():
             fake = m(x, pose)
