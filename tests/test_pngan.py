@@ -19,7 +19,13 @@ from dgnet_plugin.data.pose import POSE_CHANNELS, build_keypoint_provider
 from dgnet_plugin.data.transforms import build_transforms
 from dgnet_plugin.evaluation import fuse_features
 from dgnet_plugin.methods.pngan.data import PosePairDataset
-from dgnet_plugin.methods.pngan.fusion import PoseViewsReID, renormalize, split_views, view_features
+from dgnet_plugin.methods.pngan.fusion import (
+    PoseViewsReID,
+    evaluate_pose_fusion,
+    renormalize,
+    split_views,
+    view_features,
+)
 from dgnet_plugin.methods.pngan.gan import PoseGAN, self_pairs
 
 POSES_CSV = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")
@@ -158,6 +164,76 @@ def test_fused_test_time_features():
     assert torch.allclose(both[:, :3], F.normalize(original, dim=1))
     with pytest.raises(ValueError, match="unknown"):
         view_features(original, per_pose, "median")
+
+
+class _CountingTint(_PoseTint):
+    """:class:`_PoseTint` that counts the images it draws."""
+
+    drawn = 0
+
+    def forward(self, x):
+        type(self).drawn += x.shape[0]
+        return super().forward(x)
+
+
+def _fusion_test_sets():
+    """A query of 5 and a gallery of 7 random images (seeded), pids 0-4, cameras 0 / 1."""
+
+    class _Set(torch.utils.data.Dataset):
+        def __init__(self, n, seed, cam):
+            self.x = torch.randn(n, 3, 32, 16, generator=torch.Generator().manual_seed(seed))
+            self.cam = cam
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return {"img": self.x[i], "pid": i % 5, "camid": self.cam}
+
+    def loader(ds):
+        return torch.utils.data.DataLoader(ds, batch_size=2)
+
+    return {"toy": {"query": loader(_Set(5, 1, 0)), "gallery": loader(_Set(7, 2, 1))}}
+
+
+def _fusion(names):
+    from types import SimpleNamespace
+
+    poses = torch.stack([torch.full((POSE_CHANNELS, 16, 8), 0.1 * k) for k in range(8)])
+    gan = ((0.5,) * 3, (0.5,) * 3)
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    views = PoseViewsReID(_MeanReID(), _CountingTint(), poses, gan, imagenet)
+    t = SimpleNamespace(FLIP=False, METRIC="cosine", MEMORY_MB=512)
+    return evaluate_pose_fusion(views, _fusion_test_sets(), "cpu", t, names)
+
+
+def _fusion_worker(out_dir: str) -> None:
+    from dgnet_plugin.engine.launch import distributed_session
+    from dgnet_plugin.utils import comm
+
+    with distributed_session("cpu"):
+        res = _fusion(("original", "original+avg", "max"))
+        torch.save(
+            {"res": res, "drawn": _CountingTint.drawn}, f"{out_dir}/fusion{comm.get_rank()}.pt"
+        )
+
+
+def test_fusion_over_two_processes_shards_the_test_images_and_matches_one_process(tmp_path):
+    """PN-GAN's test-time fusion with --num-gpus 2: each process draws the pose views of its
+    share of query and gallery only (no image twice), and both get the one-process table."""
+    from dgnet_plugin.engine.launch import launch
+
+    launch(_fusion_worker, 2, args=(str(tmp_path),))
+    r0, r1 = (torch.load(tmp_path / f"fusion{r}.pt", weights_only=False) for r in range(2))
+    assert r0["drawn"] + r1["drawn"] == 8 * (5 + 7)  # 8 poses x each test image, once
+    assert r0["drawn"] == 8 * (3 + 4) and r1["drawn"] == 8 * (2 + 3)
+    _CountingTint.drawn = 0
+    one = _fusion(("original", "original+avg", "max"))
+    assert _CountingTint.drawn == 8 * 12
+    for r in (r0, r1):
+        for name, rows in one.items():
+            for metric, value in rows["toy"].items():
+                assert r["res"][name]["toy"][metric] == pytest.approx(value), (name, metric)
 
 
 def test_pngan_configs_build_and_bad_values_are_refused():
