@@ -218,9 +218,7 @@ class StopOnSignal(HookBase):
         is complete, and :class:`~dgnet_plugin.errors.TrainingInterrupted` stops a pipeline
         from starting its next stage (``--resume`` reuses this one)."""
         t = self.trainer
-        signum = self.stop.signum
-        if t.completed and comm.is_distributed():  # every rank got here: agree on it
-            signum = int(comm.all_reduce_max(torch.tensor([signum or 0])).item()) or None
+        signum = self.stop.agree() if t.completed else None  # every rank completed: agree
         self.stop.__exit__(None, None, None)
         if t.completed and signum:
             raise TrainingInterrupted(signum, t.iter)

@@ -107,6 +107,17 @@ class GracefulStop:
         if self.signum is None:
             self.signum = signum
 
+    def agree(self) -> int | None:
+        """Every rank's flag, all-reduced with MAX when ``torch.distributed`` is initialised
+        (a collective: every rank must call it): a rank that learns of a stop from another
+        adopts that rank's signal number. Returns :attr:`signum`."""
+        if comm.is_distributed():
+            flag = torch.tensor([self.signum or 0], dtype=torch.int64)
+            agreed = int(comm.all_reduce_max(flag).item())
+            if agreed and self.signum is None:
+                self.signum = agreed
+        return self.signum
+
     def should_stop(self) -> bool:
         """Whether the loop must stop now: this process's flag, or, when ``torch.distributed``
         is initialised, any rank's flag (all-reduced with MAX at every ``check_period``-th
@@ -116,10 +127,7 @@ class GracefulStop:
         if comm.is_distributed():
             if self._calls % self.check_period:
                 return False
-            flag = torch.tensor([self.signum or 0], dtype=torch.int64)
-            agreed = int(comm.all_reduce_max(flag).item())
-            if agreed and self.signum is None:
-                self.signum = agreed
+            self.agree()
         stop = self.signum is not None
         if stop and not self._announced:
             self._announced = True
