@@ -375,6 +375,8 @@ def _stages_worker(out_dir: str) -> None:
         def f(ctx):
             with open(out / f"{name}.txt", "a") as fh:  # several writers would append twice
                 fh.write(f"{comm.get_rank()}\n")
+            with open(out / f"{name}_threads_{comm.get_rank()}.txt", "w") as fh:
+                fh.write(f"{torch.get_num_threads()}")
 
         return f
 
@@ -388,6 +390,8 @@ def _stages_worker(out_dir: str) -> None:
             Stage("finished", run("finished"), lambda ctx: comm.get_rank() == 0),
         ]
         run_stages(stages, StageContext(cfg, "x.yml", []))
+        with open(out / f"after_threads_{comm.get_rank()}.txt", "w") as fh:
+            fh.write(f"{torch.get_num_threads()}")
 
 
 def test_stages_over_two_processes_write_once_and_train_everywhere(tmp_path):
@@ -398,6 +402,11 @@ def test_stages_over_two_processes_write_once_and_train_everywhere(tmp_path):
     assert (tmp_path / "generate.txt").read_text().split() == ["0"]
     assert sorted((tmp_path / "train_gan.txt").read_text().split()) == ["0", "1"]
     assert not (tmp_path / "finished.txt").exists()  # rank 0 says it is done: nobody reruns it
+    # rank 0 runs 'generate' with the threads of the waiting process too, then gives them back
+    threads = {p.stem: int(p.read_text()) for p in tmp_path.glob("*_threads_*.txt")}
+    own = threads["train_gan_threads_0"]
+    assert threads["generate_threads_0"] == min(os.cpu_count(), 2 * own)
+    assert threads["after_threads_0"] == threads["after_threads_1"] == own
 
 
 def test_num_gpus_inside_torchrun_is_refused(monkeypatch):

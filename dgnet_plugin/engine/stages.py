@@ -13,16 +13,21 @@ Several processes (``--num-gpus N`` or torchrun; on CPU, gloo processes: the CPU
 to use every core): a training stage (``every_process``) is a distributed run of its own
 that every process joins; any other stage (generation, domain split, pose clustering) is
 done by rank 0 alone while the others wait at a barrier (the process group's timeout, 30
-min by default, bounds that wait). Rank 0 decides whether a stage is finished and tells the
-others, so every process takes the same path.
+min by default, bounds that wait; the wait does not spin, so rank 0 takes the CPU threads of
+its machine's waiting processes for the stage). Rank 0 decides whether a stage is finished
+and tells the others, so every process takes the same path.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import torch
 
 from ..config import ConfigError
 from ..utils import comm
@@ -76,6 +81,23 @@ def check_stage_name(stages: list[Stage], name: str) -> None:
                           f"{', '.join(names)}")  # fmt: skip
 
 
+@contextmanager
+def threads_of_waiting_processes() -> Iterator[int]:
+    """Within the block, this process uses the CPU threads of its machine's other processes
+    (``torch.set_num_threads``: its own count times ``LOCAL_WORLD_SIZE``, at most
+    ``os.cpu_count()``), restored after: for a stage rank 0 runs alone while the others wait
+    at a barrier (a gloo barrier sleeps; on CPU the launcher gives each of N processes 1/N of
+    the cores). Yields the thread count; one process: unchanged."""
+    before = torch.get_num_threads()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if comm.is_distributed() else 1
+    n = max(before, min(os.cpu_count() or 1, before * local))
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) -> None:
     """Run ``stages`` in order (``only``: just the stage of that name, even when done),
     reusing finished ones; the log returns to the main run's ``OUTPUT_DIR`` after each.
@@ -99,8 +121,11 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
             continue
         logger.info("%s: %s", tag, stage.description)
         t0 = time.perf_counter()
-        if stage.every_process or comm.is_main_process():
+        if stage.every_process:
             stage.run(ctx)
+        elif comm.is_main_process():
+            with threads_of_waiting_processes():
+                stage.run(ctx)
         comm.synchronize()
         setup_logger(ctx.cfg.OUTPUT_DIR)
         logger.info("%s finished in %.1f s", tag, time.perf_counter() - t0)
