@@ -108,11 +108,12 @@ def test_pose_transfer_scores_by_hand():
 
 
 def test_heldout_pairs_and_pair_masks_on_the_real_data(tmp_path):
+    from conftest import REPO
+
     from dgnet_plugin.config import load_cfg_file
     from dgnet_plugin.data.build import open_dataset
     from dgnet_plugin.data.transforms import build_transforms
     from dgnet_plugin.methods.pngan.data import PosePairDataset
-    from conftest import REPO
 
     root = make_tiny_market(tmp_path / "m", n_train_ids=4, n_test_ids=6)
     provider = build_keypoint_provider(POSES_CSV)
