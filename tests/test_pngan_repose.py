@@ -142,3 +142,24 @@ def test_heldout_pairs_and_pair_masks_on_the_real_data(tmp_path):
     m = s["target_mask"][0]
     assert m[:, 12:20].mean() > m[:, :4].mean() + 0.2
     assert not torch.equal(s["target_mask"], s["img_mask"])
+
+
+def test_repose_keys_are_validated():
+    from conftest import REPO
+
+    from dgnet_plugin.config import ConfigError, load_cfg_file
+    from dgnet_plugin.config.validate import validate_config
+    from dgnet_plugin.methods.pngan import RULES
+
+    demo = str(REPO / "configs" / "pngan_cuhk03_cpu_demo.yml")
+    with pytest.raises(ConfigError, match="PNGAN.BACKGROUND_WEIGHT"):
+        validate_config(load_cfg_file(demo, ["PNGAN.BACKGROUND_WEIGHT", "-0.5"]), RULES)
+    with pytest.raises(ConfigError, match="MASKS.FOLDER"):
+        cfg = load_cfg_file(demo, ["PNGAN.BACKGROUND_WEIGHT", "0.1", "MASKS.FOLDER", ""])
+        validate_config(cfg, RULES)
+    with pytest.raises(ConfigError, match="PNGAN.SELF_PAIRS_FINAL"):
+        validate_config(load_cfg_file(demo, ["PNGAN.SELF_PAIRS_FINAL", "2.0"]), RULES)
+    # the paper's values: plain L1, a constant self-pair fraction
+    paper = load_cfg_file(str(REPO / "configs" / "pngan_r50.yml"))
+    assert paper.PNGAN.BACKGROUND_WEIGHT == 1.0 and paper.PNGAN.SELF_PAIRS_FINAL < 0
+    validate_config(paper, RULES)

@@ -246,16 +246,19 @@ class PNGANGeneratorEngine(IterationTrainer):
         self.log_scores(iteration)
 
     def score_data(self) -> dict | None:
-        """The fixed held-out set of :mod:`.scores`: 64 cross-camera pairs of the first test
-        identities' query images (``DATASETS.TESTS[0]``), their target poses (and person masks
-        with ``MASKS.FOLDER``), the mean of every 4th training image and the canonical pose
-        maps; ``None`` without a test set or canonical poses."""
+        """The fixed held-out set of :mod:`.scores`: 64 cross-camera pairs of the query images
+        of the training dataset (``DATASETS.NAMES[0]``: its test identities, never trained on),
+        their target poses (and person masks with ``MASKS.FOLDER``), the mean of every 4th
+        training image and the canonical pose maps; ``None`` without query images with poses
+        or canonical poses (the poses stage not run)."""
         cfg, tf = self.cfg, build_transforms(self.cfg, is_train=False)
         poses = os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), CANONICAL_POSES)
-        if not cfg.DATASETS.TESTS or not os.path.isfile(poses):
+        if not os.path.isfile(poses):
             return None
-        test = open_dataset(*parse_dataset_entry(cfg.DATASETS.TESTS[0], cfg.DATASETS.ROOT))
-        pairs = heldout_pairs(test.query, self.pairs.provider, 64)
+        data = open_dataset(*parse_dataset_entry(cfg.DATASETS.NAMES[0], cfg.DATASETS.ROOT))
+        pairs = heldout_pairs(data.query, self.pairs.provider, 64)
+        if not pairs:
+            return None
         size = tuple(cfg.INPUT.SIZE_TEST)
         out = {
             "source": torch.stack([tf(read_image(a)) for a, _ in pairs]),
