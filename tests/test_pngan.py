@@ -281,6 +281,7 @@ def test_pngan_all_stages_on_real_crops(tmp_path):
     gan_log = (out / "pose_gan" / "log.txt").read_text()
     assert "held-out pose transfer at iteration 2 (3 pairs): transfer_l1 " in gan_log
     assert "transfer_l1_fg" in gan_log and "pose_sensitivity" in gan_log
+    assert (out / "pose_gan" / "images" / "canonical_views_00000002.jpg").is_file()
     # 3 sources x 8 canonical poses, with their provenance and their identity
     with open(out / "generated" / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))

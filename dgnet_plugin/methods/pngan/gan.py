@@ -244,6 +244,30 @@ class PNGANGeneratorEngine(IterationTrainer):
         if self.writer is not None:
             self.writer.add_image("pose_transfer", grid, iteration)
         self.log_scores(iteration)
+        self.draw_canonical_views(iteration)
+
+    @torch.no_grad()
+    def draw_canonical_views(self, iteration: int) -> None:
+        """``images/canonical_views_<iter>.jpg``: the first ``VIS.NUM_IMAGES`` held-out
+        sources (:meth:`score_data`; first row) drawn in each canonical pose (one row per
+        pose, the pose pictured in the first column): what the generation stage does to the
+        training images, on people the generator never saw."""
+        if not self._scores:
+            return
+        src = self._scores["source"][: self.cfg.VIS.NUM_IMAGES]
+        canonical = self._scores["canonical"]
+        was = self.model.training
+        self.model.eval()
+        rows = [torch.cat([torch.full_like(src[:1], -1.0), src])]
+        for k in range(canonical.shape[0]):
+            c = canonical[k : k + 1]
+            fake = self.model(src, c.expand(src.shape[0], -1, -1, -1))
+            rows.append(torch.cat([pose_picture(c), fake]))
+        self.model.train(was)
+        path = os.path.join(self.output_dir, "images", f"canonical_views_{iteration:08d}.jpg")
+        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+        if self.writer is not None:
+            self.writer.add_image("canonical_views", grid, iteration)
 
     def score_data(self) -> dict | None:
         """The fixed held-out set of :mod:`.scores`: 64 cross-camera pairs of the query images
