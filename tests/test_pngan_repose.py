@@ -97,6 +97,7 @@ def test_pose_transfer_scores_by_hand():
     assert s["transfer_l1"] == pytest.approx(0.5) == s["source_l1"]
     assert s["mean_l1"] == pytest.approx(0.25) == s["mean_l1_fg"]
     assert s["pose_sensitivity"] == 0.0
+    assert s["source_sensitivity"] == 0.0 == s["source_spread"]  # the two sources are equal
 
     def shift(x, pose):  # adds a tenth of the pose's first channel
         return x + 0.1 * pose[:, :1].expand_as(x)
@@ -105,6 +106,15 @@ def test_pose_transfer_scores_by_hand():
     # views 0, 0.1, 0.2: pairwise L1 0.1, 0.2, 0.1 -> mean 0.4 / 3
     assert s["pose_sensitivity"] == pytest.approx(0.4 / 3)
     assert "transfer_l1_fg" not in s
+
+    def template(x, pose):  # draws the pose alone, whoever the source
+        return pose[:, :3] * 0.5
+
+    two = torch.stack([torch.zeros(3, 4, 2), torch.full((3, 4, 2), 0.3)])
+    s = pose_transfer_scores(template, two, tgt, tpose, mean, canon)
+    assert s["source_sensitivity"] == 0.0 and s["source_spread"] == pytest.approx(0.3)
+    s = pose_transfer_scores(copy, two, tgt, tpose, mean, canon)
+    assert s["source_sensitivity"] == pytest.approx(0.3) and s["pose_sensitivity"] == 0.0
 
 
 def test_heldout_pairs_and_pair_masks_on_the_real_data(tmp_path):

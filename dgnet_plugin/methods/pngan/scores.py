@@ -7,7 +7,11 @@ paper; the demo's check that the pose input is used):
   64x32: 0.32 against 0.40), so a generator that re-poses should go below the mean image's
   figure; one that only copies sits near the source's.
 - **pose sensitivity**: ``E|G(x, c_k) - G(x, c_l)|`` over the pairs ``k < l`` of canonical
-  poses for one ``x``, averaged over the sources: 0 when the pose input is ignored.
+  poses for one ``x``, averaged over the sources: 0 when the pose input is ignored;
+- **source sensitivity**: ``E|G(x_i, c_k) - G(x_{i+1}, c_k)|``, two different people
+  (consecutive sources) in the same canonical pose, averaged over the poses, beside the
+  same L1 between the real sources (``source_spread``): 0 when the generator draws every
+  person alike (a pose template without the person's appearance).
 
 Images ``(N, 3, H, W)`` in ``[-1, 1]`` (the generator's range); L1 in those units (per
 element). With foreground masks of the targets the same L1 figures are also given on the
@@ -84,7 +88,8 @@ def pose_transfer_scores(
         target_mask: optional person masks of the targets ``(N, 1, H, W)`` in ``[0, 1]``.
 
     Returns ``{transfer_l1, source_l1, mean_l1, pose_sensitivity}`` (+ ``transfer_l1_fg``,
-    ``source_l1_fg``, ``mean_l1_fg`` with a mask).
+    ``source_l1_fg``, ``mean_l1_fg`` with a mask; + ``source_sensitivity``,
+    ``source_spread`` with ``N >= 2``).
     """
     fake = generate(source, target_pose)
     means = mean.to(target)[None].expand_as(target)
@@ -101,4 +106,7 @@ def pose_transfer_scores(
     views = [generate(source, canonical[i : i + 1].expand(n, -1, -1, -1)) for i in range(k)]
     diffs = [_l1(views[a], views[b]) for a, b in itertools.combinations(range(k), 2)]
     out["pose_sensitivity"] = sum(diffs) / len(diffs)
+    if n >= 2:  # different people (source i and i + 1) in the same canonical pose
+        out["source_sensitivity"] = sum(_l1(v[:-1], v[1:]) for v in views) / k
+        out["source_spread"] = _l1(source[:-1], source[1:])
     return out
