@@ -138,7 +138,15 @@ class PNGANGeneratorEngine(IterationTrainer):
     2. discriminator: ``(L_D(x_j) + L_D(G(x_i, p_j))) / 2``.
 
     With ``PNGAN.SELF_PAIRS`` > 0 that fraction of the pairs has the source itself as the
-    target, in its own pose (:func:`self_pairs`; not in the paper).
+    target, in its own pose (:func:`self_pairs`; not in the paper), moving linearly to
+    ``PNGAN.SELF_PAIRS_FINAL`` over the stage when that is >= 0 (:func:`self_pair_fraction`).
+    With ``PNGAN.BACKGROUND_WEIGHT`` < 1 the L1 weights the target's background by it against
+    the target's person mask (``MASKS``; :func:`~dgnet_plugin.losses.
+    foreground_weighted_l1_loss`; not in the paper).
+
+    With each grid (``GAN.VIS_PERIOD`` and at the end) the stage logs the held-out figures of
+    :mod:`.scores` (``metrics.json``: ``pose_transfer/*``) and draws held-out people in the
+    canonical poses (``images/canonical_views_<iter>.jpg``).
 
     Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)), linear decay to 0 from
     ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
