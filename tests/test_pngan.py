@@ -262,6 +262,7 @@ TINY = [
     "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.CHECKPOINT_PERIOD", "0",
     "DATALOADER.IMS_PER_BATCH", "8", "GENERATED.PER_BATCH", "4", "GENERATED.BATCH_SIZE", "8",
     "VIS.NUM_IMAGES", "2", "POSE.SOURCE", POSES_CSV, "PNGAN.SELF_PAIRS", "0.5",
+    "MASKS.FOLDER", str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_masks"),
 ]  # fmt: skip
 
 
@@ -276,6 +277,11 @@ def test_pngan_all_stages_on_real_crops(tmp_path):
     poses = json.loads((out / "canonical_poses.json").read_text())
     assert len(poses["centres"]) == 8 and (out / "canonical_poses.jpg").is_file()
     assert (out / "pose_gan" / "images" / "pose_transfer_00000002.jpg").is_file()
+    # the held-out figures on the query pairs of the 3 test identities
+    gan_log = (out / "pose_gan" / "log.txt").read_text()
+    assert "held-out pose transfer at iteration 2 (3 pairs): transfer_l1 " in gan_log
+    assert "transfer_l1_fg" in gan_log and "pose_sensitivity" in gan_log
+    assert (out / "pose_gan" / "images" / "canonical_views_00000002.jpg").is_file()
     # 3 sources x 8 canonical poses, with their provenance and their identity
     with open(out / "generated" / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -18,6 +18,7 @@ from .label_assignment import LABEL_MODES, label_assignment_loss, label_targets
 from .metric import contrastive_loss, triplet_loss, weighted_regularized_triplet_loss
 from .reconstruction import (
     cycle_consistency_loss,
+    foreground_weighted_l1_loss,
     identity_mapping_loss,
     masked_identity_loss,
     recon_l1_loss,
@@ -35,6 +36,7 @@ __all__ = [
     "label_targets",
     "lsgan_dis_loss",
     "lsgan_gen_loss",
+    "foreground_weighted_l1_loss",
     "masked_identity_loss",
     "real_gradient_penalty",
     "recon_l1_loss",

@@ -79,3 +79,49 @@ def masked_identity_loss(
     d = (translated.float() - real.float()) * mask.float()
     per_image = d.pow(2).flatten(1).sum(1)
     return (per_image.clamp(min=1e-12).sqrt() / d[0].numel() ** 0.5).mean()
+
+
+def foreground_weighted_l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, background_weight: float
+) -> torch.Tensor:
+    """L1 with the target's background down-weighted: per pixel ``w = b + (1 - b) * M``
+    (``M`` the target's person mask in ``[0, 1]``, ``b`` = ``background_weight``) and
+
+        ``L = sum_{n,c,h,w} w_{n,h,w} |pred - target|_{n,c,h,w} / (C * sum_{n,h,w} w_{n,h,w})``,
+
+    the weighted mean of the absolute error. ``b = 1``: ``w = 1`` and ``L`` is the plain
+    :func:`recon_l1_loss` (PN-GAN's L1 to the target, Qian et al. 2018, Eq. 3); ``b = 0``: the
+    person alone, no gradient from background pixels. Not in the paper: PN-GAN's CPU demo
+    (``PNGAN.BACKGROUND_WEIGHT``) uses it because on CUHK03 the corridor background is most
+    of the L1 mass, which rewards drawing the average grey figure.
+
+    Args:
+        pred, target: ``(N, C, H, W)``, any range (the generator's ``[-1, 1]``).
+        mask: ``(N, 1, H, W)`` in ``[0, 1]`` (1 = person).
+        background_weight: ``b`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: shapes that do not match, or ``b`` outside ``[0, 1]``.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"foreground_weighted_l1_loss: shapes differ {tuple(pred.shape)} vs "
+            f"{tuple(target.shape)}"
+        )
+    if (
+        mask.ndim != 4
+        or mask.shape[1] != 1
+        or mask.shape[0] != pred.shape[0]
+        or (mask.shape[-2:] != pred.shape[-2:])
+    ):
+        raise ValueError(
+            f"foreground_weighted_l1_loss: mask {tuple(mask.shape)} must be (N, 1, H, W) for "
+            f"images {tuple(pred.shape)}"
+        )
+    if not 0.0 <= background_weight <= 1.0:
+        raise ValueError(
+            f"foreground_weighted_l1_loss: background_weight {background_weight} must be in [0, 1]"
+        )
+    w = background_weight + (1.0 - background_weight) * mask.float()
+    err = (pred.float() - target.float()).abs() * w
+    return err.sum() / (pred.shape[1] * w.sum()).clamp_min(1e-12)

@@ -26,6 +26,18 @@ RULES = (
         non_negative("PNGAN.NUM_SOURCES", note=" (0 = every training image)"),
         non_negative("PNGAN.FUSION_TEST_IDS", note=" (0 = every test identity)"),
         probability("PNGAN.SELF_PAIRS"),
+        Rule(
+            "PNGAN.SELF_PAIRS_FINAL",
+            lambda v, cfg: v < 0 or v <= 1,
+            "a fraction in [0, 1], or < 0 for SELF_PAIRS throughout",
+        ),
+        probability("PNGAN.BACKGROUND_WEIGHT"),
+        Rule(
+            "MASKS.FOLDER",
+            lambda v, cfg: cfg.PNGAN.BACKGROUND_WEIGHT >= 1 or bool(v or cfg.MASKS.MODEL),
+            "a folder of person masks (e.g. ../shared/data/cuhk03_pose_mask/cuhk03_masks) or "
+            "MASKS.MODEL when PNGAN.BACKGROUND_WEIGHT < 1",
+        ),
         one_of("LOSS.LABEL.GENERATED", ("hard", "lsr")),
         Rule(
             "PNGAN.TEST_FEATURES",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_cyclegan_config, add_generated_reid_config
+from ...config.offline import add_cyclegan_config, add_generated_reid_config, add_mask_config
 
 _P = CN()
 _P.ENGINE = CN()
@@ -64,6 +64,13 @@ _P.PNGAN.FUSION_TEST_IDS = 0
 # the source itself (CUHK03 pairs at 64x32: L1 0.32 against 0.40), so a short run learns a
 # grey mean figure; self pairs reward passing the source's colours through
 _P.PNGAN.SELF_PAIRS = 0.0
+# the self-pair fraction at the last generator iteration, reached linearly from SELF_PAIRS
+# (a curriculum: copy the source first, then move it); < 0 = SELF_PAIRS throughout
+_P.PNGAN.SELF_PAIRS_FINAL = -1.0
+# weight of the target's background in the generator's L1 (losses.foreground_weighted_l1_loss:
+# w = b + (1 - b) * person mask, masks from MASKS.FOLDER / MASKS.MODEL); 1 = the paper's
+# plain L1, 0 = the person alone
+_P.PNGAN.BACKGROUND_WEIGHT = 1.0
 
 
 def add_pngan_config(cfg: CN) -> CN:
@@ -74,6 +81,7 @@ def add_pngan_config(cfg: CN) -> CN:
     cfg.MODEL.DIS.NAME = cfg.MODEL.DIS.NAME or "PatchGANDiscriminator"
     add_cyclegan_config(cfg)
     add_generated_reid_config(cfg)
+    add_mask_config(cfg)
     cfg.ENGINE.NAME = cfg.ENGINE.NAME or "PNGANEngine"
     cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "IDEBaseline"
     return cfg

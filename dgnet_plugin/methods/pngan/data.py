@@ -31,13 +31,23 @@ class PosePairDataset(Dataset):
     kept indices by identity, for a sampler drawing ``(i, j)`` pairs. ``__getitem__`` takes such
     a pair, or an index (then the target is the image itself). ``source_pose``: samples also
     hold ``img_pose``, the source's own pose map ``(36, H, W)`` (for self pairs,
-    ``PNGAN.SELF_PAIRS``).
+    ``PNGAN.SELF_PAIRS``). ``masks``: a person-mask provider (:mod:`dgnet_plugin.data.masks`);
+    samples then also hold ``target_mask``, the target's mask ``(1, H, W)`` in ``[0, 1]`` (and
+    ``img_mask``, the source's, with ``source_pose``), for ``PNGAN.BACKGROUND_WEIGHT``.
     """
 
     def __init__(
-        self, items, provider: KeypointProvider, transform, size, pose_cfg, source_pose=False
+        self,
+        items,
+        provider: KeypointProvider,
+        transform,
+        size,
+        pose_cfg,
+        source_pose=False,
+        masks=None,
     ):
         self.source_pose = bool(source_pose)
+        self.masks, self.provider = masks, provider
         self.transform, self.size = transform, (int(size[0]), int(size[1]))
         self.sigma, self.limb_sigma = pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA
         self.min_visibility = pose_cfg.MIN_VISIBILITY
@@ -60,6 +70,14 @@ class PosePairDataset(Dataset):
             kp, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
         )
 
+    def render(self, path: str) -> torch.Tensor:
+        """The pose map ``(36, H, W)`` of any image with a pose in the provider (e.g. a test
+        image)."""
+        kp, src_size = self.provider(path)
+        return render_pose_map(
+            kp, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
+        )
+
     def __getitem__(self, key) -> dict:
         i, j = key if isinstance(key, tuple | list) else (key, key)
         out = {
@@ -70,6 +88,11 @@ class PosePairDataset(Dataset):
         }
         if self.source_pose:
             out["img_pose"] = out["pose"] if i == j else self.pose_map(i)
+        if self.masks is not None:
+            wh = (self.size[1], self.size[0])
+            out["target_mask"] = self.masks(self.items[j][0], wh)
+            if self.source_pose:
+                out["img_mask"] = out["target_mask"] if i == j else self.masks(self.items[i][0], wh)
         return out
 
 

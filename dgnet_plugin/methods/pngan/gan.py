@@ -4,24 +4,35 @@ with the real image in the target pose as the L1 target."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
 from torch import nn
 
-from ...data.build import build_group_loader
+from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
+from ...data.datasets import read_image
+from ...data.masks import build_mask_provider
 from ...data.pose import POSE_CHANNELS, build_keypoint_provider
 from ...data.transforms import build_transforms
 from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.cyclegan import adversarial_losses
 from ...engine.optim import build_adam, build_linear_decay_scheduler
-from ...losses import recon_l1_loss
+from ...losses import foreground_weighted_l1_loss, recon_l1_loss
 from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
 from ...utils import comm
 from ...utils.visualization import save_grid
-from .data import PosePairDataset
+from .data import (
+    CANONICAL_POSES,
+    PosePairDataset,
+    canonical_pose_maps,
+    load_canonical_poses,
+)
+from .scores import heldout_pairs, mean_image, pose_transfer_scores
+
+logger = logging.getLogger("dgnet_plugin")
 
 
 @META_ARCH_REGISTRY.register()
@@ -55,25 +66,66 @@ def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     return torch.stack([joints, limbs, torch.zeros_like(joints)], dim=1) * 2 - 1
 
 
+def self_pair_draws(
+    n: int, fraction: float, seed: int, iteration: int, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
+    """``(n,)`` bool: which of process ``rank``'s ``n`` pairs become self pairs at
+    ``iteration`` (each with probability ``fraction``), drawn from a generator seeded by
+    ``(seed, iteration)`` (a resumed run draws the same pairs) for the whole global batch of
+    ``world_size`` equal contiguous shares, of which this share's are returned (N processes
+    choose the same self pairs as one process)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+    return torch.rand(n * world_size, generator=g)[rank * n : (rank + 1) * n] < fraction
+
+
 def self_pairs(
     batch: dict, fraction: float, seed: int, iteration: int, rank: int = 0, world_size: int = 1
 ):
     """``(source, target, target pose)`` of a pair batch, where each pair's target becomes the
     source itself in its own pose (``batch["img"]``, ``batch["img_pose"]``) with probability
-    ``fraction`` (``PNGAN.SELF_PAIRS``), drawn from a generator seeded by ``(seed,
-    iteration)`` (a resumed run draws the same pairs). ``fraction`` 0: the batch unchanged.
+    ``fraction`` (``PNGAN.SELF_PAIRS``; draws of :func:`self_pair_draws`). ``fraction`` 0: the
+    batch unchanged. With several processes ``batch`` is process ``rank``'s contiguous share
+    of the global batch (``world_size`` equal shares).
 
-    With several processes ``batch`` is process ``rank``'s contiguous share of the global
-    batch (``world_size`` equal shares): the draws are made for the whole global batch and
-    this share's are used, so N processes choose the same self pairs as one process."""
+    A batch with person masks (``target_mask``, ``img_mask``): use :func:`swap_self_pairs`
+    for the masks too."""
     x, target, pose = batch["img"], batch["target"], batch["pose"]
     if fraction <= 0:
         return x, target, pose
-    n = x.shape[0]
-    g = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
-    draws = torch.rand(n * world_size, generator=g)[rank * n : (rank + 1) * n]
-    own = (draws < fraction).to(x.device)[:, None, None, None]
-    return x, torch.where(own, x, target), torch.where(own, batch["img_pose"], pose)
+    own = self_pair_draws(x.shape[0], fraction, seed, iteration, rank, world_size)
+    b = swap_self_pairs(batch, own)
+    return b["img"], b["target"], b["pose"]
+
+
+def swap_self_pairs(batch: dict, own: torch.Tensor) -> dict:
+    """``batch`` with the pairs where ``own`` ``(N,)`` is true targeting the source itself:
+    ``target`` <- ``img``, ``pose`` <- ``img_pose``, ``target_mask`` <- ``img_mask`` (when
+    the batch has masks)."""
+    own = own.to(batch["img"].device)[:, None, None, None]
+    out = dict(batch)
+    for tgt, src in (("target", "img"), ("pose", "img_pose"), ("target_mask", "img_mask")):
+        if tgt in batch and own.any():
+            out[tgt] = torch.where(own, batch[src], batch[tgt])
+    return out
+
+
+def self_pair_fraction(start: float, final: float, iteration: int, max_iter: int) -> float:
+    """The self-pair fraction at ``iteration`` of ``max_iter``: ``start``
+    (``PNGAN.SELF_PAIRS``) moving linearly to ``final`` (``PNGAN.SELF_PAIRS_FINAL``) at the last
+    iteration; ``final < 0``: ``start`` throughout."""
+    if final < 0 or max_iter <= 1:
+        return start
+    t = min(max(iteration / (max_iter - 1), 0.0), 1.0)
+    return start + (final - start) * t
+
+
+def mask_provider(cfg):
+    """The person masks of ``MASKS.FOLDER`` or ``MASKS.MODEL`` (cached in ``MASKS.CACHE``,
+    default ``<OUTPUT_DIR>/../mask_cache``)."""
+    m = cfg.MASKS
+    cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
+    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
+    return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
 
 
 @ENGINE_REGISTRY.register()
@@ -86,7 +138,15 @@ class PNGANGeneratorEngine(IterationTrainer):
     2. discriminator: ``(L_D(x_j) + L_D(G(x_i, p_j))) / 2``.
 
     With ``PNGAN.SELF_PAIRS`` > 0 that fraction of the pairs has the source itself as the
-    target, in its own pose (:func:`self_pairs`; not in the paper).
+    target, in its own pose (:func:`self_pairs`; not in the paper), moving linearly to
+    ``PNGAN.SELF_PAIRS_FINAL`` over the stage when that is >= 0 (:func:`self_pair_fraction`).
+    With ``PNGAN.BACKGROUND_WEIGHT`` < 1 the L1 weights the target's background by it against
+    the target's person mask (``MASKS``; :func:`~dgnet_plugin.losses.
+    foreground_weighted_l1_loss`; not in the paper).
+
+    With each grid (``GAN.VIS_PERIOD`` and at the end) the stage logs the held-out figures of
+    :mod:`.scores` (``metrics.json``: ``pose_transfer/*``) and draws held-out people in the
+    canonical poses (``images/canonical_views_<iter>.jpg``).
 
     Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)), linear decay to 0 from
     ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
@@ -112,9 +172,11 @@ class PNGANGeneratorEngine(IterationTrainer):
             build_transforms(cfg, is_train=False),
             tuple(cfg.INPUT.SIZE_TEST),
             cfg.POSE,
-            source_pose=cfg.PNGAN.SELF_PAIRS > 0,
+            source_pose=max(cfg.PNGAN.SELF_PAIRS, cfg.PNGAN.SELF_PAIRS_FINAL) > 0,
+            masks=mask_provider(cfg) if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
         )
         self._stream = None
+        self._scores = None
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
@@ -122,15 +184,27 @@ class PNGANGeneratorEngine(IterationTrainer):
             groups = list(self.pairs.by_pid.values())
             self._stream = build_group_loader(cfg, self.pairs, groups, start=iteration)
         batch = self.to_device(next(self._stream))
-        x, target, pose = self_pairs(
-            batch, cfg.PNGAN.SELF_PAIRS, cfg.SEED, iteration, comm.get_rank(), comm.get_world_size()
+        p = cfg.PNGAN
+        fraction = self_pair_fraction(
+            p.SELF_PAIRS, p.SELF_PAIRS_FINAL, iteration, cfg.SOLVER.MAX_ITER
         )
+        if fraction > 0:
+            own = self_pair_draws(
+                batch["img"].shape[0],
+                fraction,
+                cfg.SEED,
+                iteration,
+                comm.get_rank(),
+                comm.get_world_size(),
+            )
+            batch = swap_self_pairs(batch, own)
+        x, target, pose = batch["img"], batch["target"], batch["pose"]
         m.dis.requires_grad_(False)
         with self.autocast():
             fake = m(x, pose)
             losses = {
                 "gan": self.gan_gen_loss(m.dis(fake)),
-                "pose_l1": cfg.LOSS.POSE_L1 * recon_l1_loss(fake, target),
+                "pose_l1": cfg.LOSS.POSE_L1 * self.pose_l1(fake, target, batch),
             }
         opt["gen"].zero_grad(set_to_none=True)
         self.amp.backward_step(sum(losses.values()), opt["gen"], phase="gen")
@@ -140,6 +214,14 @@ class PNGANGeneratorEngine(IterationTrainer):
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}
+
+    def pose_l1(self, fake: torch.Tensor, target: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The L1 to the target: plain (the paper), or with the target's background weighted
+        by ``PNGAN.BACKGROUND_WEIGHT`` < 1 (:func:`foreground_weighted_l1_loss`)."""
+        b = self.cfg.PNGAN.BACKGROUND_WEIGHT
+        if b >= 1:
+            return recon_l1_loss(fake, target)
+        return foreground_weighted_l1_loss(fake, target, batch["target_mask"], b)
 
     def display_pairs(self, n: int) -> dict:
         """``n`` fixed pairs spread over the data (source ``k``, target: the next image of
@@ -169,3 +251,76 @@ class PNGANGeneratorEngine(IterationTrainer):
         grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
         if self.writer is not None:
             self.writer.add_image("pose_transfer", grid, iteration)
+        self.log_scores(iteration)
+        self.draw_canonical_views(iteration)
+
+    @torch.no_grad()
+    def draw_canonical_views(self, iteration: int) -> None:
+        """``images/canonical_views_<iter>.jpg``: the first ``VIS.NUM_IMAGES`` held-out
+        sources (:meth:`score_data`; first row) drawn in each canonical pose (one row per
+        pose, the pose pictured in the first column): what the generation stage does to the
+        training images, on people the generator never saw."""
+        if not self._scores:
+            return
+        src = self._scores["source"][: self.cfg.VIS.NUM_IMAGES]
+        canonical = self._scores["canonical"]
+        was = self.model.training
+        self.model.eval()
+        rows = [torch.cat([torch.full_like(src[:1], -1.0), src])]
+        for k in range(canonical.shape[0]):
+            c = canonical[k : k + 1]
+            fake = self.model(src, c.expand(src.shape[0], -1, -1, -1))
+            rows.append(torch.cat([pose_picture(c), fake]))
+        self.model.train(was)
+        path = os.path.join(self.output_dir, "images", f"canonical_views_{iteration:08d}.jpg")
+        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
+        if self.writer is not None:
+            self.writer.add_image("canonical_views", grid, iteration)
+
+    def score_data(self) -> dict | None:
+        """The fixed held-out set of :mod:`.scores`: 64 cross-camera pairs of the query images
+        of the training dataset (``DATASETS.NAMES[0]``: its test identities, never trained on),
+        their target poses (and person masks with ``MASKS.FOLDER``), the mean of every 4th
+        training image and the canonical pose maps; ``None`` without query images with poses
+        or canonical poses (the poses stage not run)."""
+        cfg, tf = self.cfg, build_transforms(self.cfg, is_train=False)
+        poses = os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), CANONICAL_POSES)
+        if not os.path.isfile(poses):
+            return None
+        data = open_dataset(*parse_dataset_entry(cfg.DATASETS.NAMES[0], cfg.DATASETS.ROOT))
+        pairs = heldout_pairs(data.query, self.pairs.provider, 64)
+        if not pairs:
+            return None
+        size = tuple(cfg.INPUT.SIZE_TEST)
+        out = {
+            "source": torch.stack([tf(read_image(a)) for a, _ in pairs]),
+            "target": torch.stack([tf(read_image(b)) for _, b in pairs]),
+            "target_pose": torch.stack([self.pairs.render(b) for _, b in pairs]),
+            "mean": mean_image([it[0] for it in self.pairs.items], tf),
+            "canonical": canonical_pose_maps(load_canonical_poses(poses), size, cfg.POSE),
+        }
+        if cfg.MASKS.FOLDER or cfg.MASKS.MODEL:
+            masks = mask_provider(cfg)
+            out["target_mask"] = torch.stack([masks(b, (size[1], size[0])) for _, b in pairs])
+        return {k: v.to(self.device) for k, v in out.items()}
+
+    @torch.no_grad()
+    def log_scores(self, iteration: int) -> None:
+        """Log and write to ``metrics.json`` (``pose_transfer/*``) the held-out figures of
+        :func:`~.scores.pose_transfer_scores`: the transfer L1 beside the source's and the
+        mean image's, and the pose sensitivity."""
+        if self._scores is None:
+            self._scores = self.score_data() or {}
+        if not self._scores:
+            return
+        was = self.model.training
+        self.model.eval()
+        s = pose_transfer_scores(self.model, **self._scores)
+        self.model.train(was)
+        n = self._scores["source"].shape[0]
+        line = ", ".join(f"{k} {v:.4f}" for k, v in s.items())
+        logger.info(f"held-out pose transfer at iteration {iteration} ({n} pairs): {line}")
+        if self.metrics is not None:
+            self.metrics.write(
+                {"iteration": iteration, **{f"pose_transfer/{k}": v for k, v in s.items()}}
+            )
