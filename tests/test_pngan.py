@@ -101,25 +101,28 @@ def test_self_pairs_put_the_source_in_its_own_pose_as_the_target(tiny_market):
         "img_pose": torch.full((n, 36, 4, 2), 3.0),
         "pose": torch.full((n, 36, 4, 2), 4.0),
     }
-    x, t, p = self_pairs(batch, 0.0, 0, 5)  # the paper: the batch as drawn
+    out = self_pairs(batch, 0.0, 0, 5)  # the paper: the batch as drawn
+    t, p = out["target"], out["pose"]
     assert t is batch["target"] and p is batch["pose"]
-    x, t, p = self_pairs(batch, 1.0, 0, 5)
+    out = self_pairs(batch, 1.0, 0, 5)
+    t, p = out["target"], out["pose"]
     assert torch.equal(t, batch["img"]) and torch.equal(p, batch["img_pose"])
-    x, t, p = self_pairs(batch, 0.25, 0, 5)
+    out = self_pairs(batch, 0.25, 0, 5)
+    t, p = out["target"], out["pose"]
     own = t[:, 0, 0, 0] == 1.0
     assert 4 <= int(own.sum()) <= 28  # about a quarter of 64
     assert torch.equal(own, p[:, 0, 0, 0] == 3.0)  # the target and its pose change together
-    assert torch.equal(self_pairs(batch, 0.25, 0, 5)[1], t)  # seeded by (seed, iteration)
-    assert not torch.equal(self_pairs(batch, 0.25, 0, 6)[1], t)
+    assert torch.equal(self_pairs(batch, 0.25, 0, 5)["target"], t)  # seeded by (seed, iteration)
+    assert not torch.equal(self_pairs(batch, 0.25, 0, 6)["target"], t)
     # two processes, each with its half of the global batch, choose the one-process pairs
     batch["img"] = 10.0 + torch.arange(n, dtype=torch.float)[:, None, None, None].expand(n, 3, 4, 2)
-    whole = self_pairs(batch, 0.5, 0, 5)[1]
+    whole = self_pairs(batch, 0.5, 0, 5)["target"]
     halves = [
         self_pairs({k: v[r * n // 2 : (r + 1) * n // 2] for k, v in batch.items()}, 0.5, 0, 5, r, 2)
         for r in (0, 1)
     ]
-    assert torch.equal(torch.cat([h[1] for h in halves]), whole)
-    assert not torch.equal(halves[0][1] == 2.0, halves[1][1] == 2.0)  # the shares differ
+    assert torch.equal(torch.cat([h["target"] for h in halves]), whole)
+    assert not torch.equal(halves[0]["target"] == 2.0, halves[1]["target"] == 2.0)  # shares differ
 
 
 class _MeanReID(nn.Module):

@@ -134,6 +134,21 @@ def build_mask_provider(folder: str = "", model: str = "", cache_dir: str = "", 
     )
 
 
+def mask_provider_from_cfg(cfg):
+    """The provider of a config's ``MASKS`` keys (:func:`build_mask_provider`):
+    ``MASKS.FOLDER``, else ``MASKS.MODEL`` on ``MODEL.DEVICE`` (``auto``: the CPU), cached in
+    ``MASKS.CACHE`` (default ``<OUTPUT_DIR>/../mask_cache``, shared by the runs of one
+    method). Used by PTGAN's translator and PN-GAN's generator stage.
+
+    Raises:
+        MaskNotFoundError: neither key is set.
+    """
+    m = cfg.MASKS
+    cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
+    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
+    return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
+
+
 class MaskedImageDataset(torch.utils.data.Dataset):
     """``[(path, pid, camid, ...)]`` -> ``{img, mask, pid, camid, impath}``: the image and its
     mask transformed with one random draw (:class:`~.transforms.JointTransform`)."""

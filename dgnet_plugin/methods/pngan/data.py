@@ -64,19 +64,18 @@ class PosePairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def pose_map(self, i: int) -> torch.Tensor:
-        kp, src_size = self.keypoints[i]
+    def _render(self, keypoints, src_size) -> torch.Tensor:
         return render_pose_map(
-            kp, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
+            keypoints, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
         )
+
+    def pose_map(self, i: int) -> torch.Tensor:
+        return self._render(*self.keypoints[i])
 
     def render(self, path: str) -> torch.Tensor:
         """The pose map ``(36, H, W)`` of any image with a pose in the provider (e.g. a test
         image)."""
-        kp, src_size = self.provider(path)
-        return render_pose_map(
-            kp, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
-        )
+        return self._render(*self.provider(path))
 
     def __getitem__(self, key) -> dict:
         i, j = key if isinstance(key, tuple | list) else (key, key)

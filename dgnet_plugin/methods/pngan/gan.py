@@ -12,7 +12,7 @@ from torch import nn
 
 from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
 from ...data.datasets import read_image
-from ...data.masks import build_mask_provider
+from ...data.masks import mask_provider_from_cfg
 from ...data.pose import POSE_CHANNELS, build_keypoint_provider
 from ...data.transforms import build_transforms
 from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
@@ -80,21 +80,17 @@ def self_pair_draws(
 
 def self_pairs(
     batch: dict, fraction: float, seed: int, iteration: int, rank: int = 0, world_size: int = 1
-):
-    """``(source, target, target pose)`` of a pair batch, where each pair's target becomes the
-    source itself in its own pose (``batch["img"]``, ``batch["img_pose"]``) with probability
-    ``fraction`` (``PNGAN.SELF_PAIRS``; draws of :func:`self_pair_draws`). ``fraction`` 0: the
-    batch unchanged. With several processes ``batch`` is process ``rank``'s contiguous share
-    of the global batch (``world_size`` equal shares).
-
-    A batch with person masks (``target_mask``, ``img_mask``): use :func:`swap_self_pairs`
-    for the masks too."""
-    x, target, pose = batch["img"], batch["target"], batch["pose"]
+) -> dict:
+    """``batch`` (a pair batch) where each pair's target becomes the source itself in its own
+    pose with probability ``fraction`` (``PNGAN.SELF_PAIRS``; draws of
+    :func:`self_pair_draws`, swaps of :func:`swap_self_pairs`: ``target``, ``pose`` and, with
+    person masks, ``target_mask``). ``fraction`` 0: ``batch`` itself. With several processes
+    ``batch`` is process ``rank``'s contiguous share of the global batch (``world_size``
+    equal shares)."""
     if fraction <= 0:
-        return x, target, pose
-    own = self_pair_draws(x.shape[0], fraction, seed, iteration, rank, world_size)
-    b = swap_self_pairs(batch, own)
-    return b["img"], b["target"], b["pose"]
+        return batch
+    own = self_pair_draws(batch["img"].shape[0], fraction, seed, iteration, rank, world_size)
+    return swap_self_pairs(batch, own)
 
 
 def swap_self_pairs(batch: dict, own: torch.Tensor) -> dict:
@@ -117,15 +113,6 @@ def self_pair_fraction(start: float, final: float, iteration: int, max_iter: int
         return start
     t = min(max(iteration / (max_iter - 1), 0.0), 1.0)
     return start + (final - start) * t
-
-
-def mask_provider(cfg):
-    """The person masks of ``MASKS.FOLDER`` or ``MASKS.MODEL`` (cached in ``MASKS.CACHE``,
-    default ``<OUTPUT_DIR>/../mask_cache``)."""
-    m = cfg.MASKS
-    cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
-    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
-    return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
 
 
 @ENGINE_REGISTRY.register()
@@ -173,7 +160,7 @@ class PNGANGeneratorEngine(IterationTrainer):
             tuple(cfg.INPUT.SIZE_TEST),
             cfg.POSE,
             source_pose=max(cfg.PNGAN.SELF_PAIRS, cfg.PNGAN.SELF_PAIRS_FINAL) > 0,
-            masks=mask_provider(cfg) if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
+            masks=mask_provider_from_cfg(cfg) if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
         )
         self._stream = None
         self._scores = None
@@ -188,16 +175,9 @@ class PNGANGeneratorEngine(IterationTrainer):
         fraction = self_pair_fraction(
             p.SELF_PAIRS, p.SELF_PAIRS_FINAL, iteration, cfg.SOLVER.MAX_ITER
         )
-        if fraction > 0:
-            own = self_pair_draws(
-                batch["img"].shape[0],
-                fraction,
-                cfg.SEED,
-                iteration,
-                comm.get_rank(),
-                comm.get_world_size(),
-            )
-            batch = swap_self_pairs(batch, own)
+        batch = self_pairs(
+            batch, fraction, cfg.SEED, iteration, comm.get_rank(), comm.get_world_size()
+        )
         x, target, pose = batch["img"], batch["target"], batch["pose"]
         m.dis.requires_grad_(False)
         with self.autocast():
@@ -300,7 +280,9 @@ class PNGANGeneratorEngine(IterationTrainer):
             "canonical": canonical_pose_maps(load_canonical_poses(poses), size, cfg.POSE),
         }
         if cfg.MASKS.FOLDER or cfg.MASKS.MODEL:
-            masks = mask_provider(cfg)
+            masks = self.pairs.masks  # the training pairs' provider, when the L1 uses masks
+            if masks is None:
+                masks = mask_provider_from_cfg(cfg)
             out["target_mask"] = torch.stack([masks(b, (size[1], size[0])) for _, b in pairs])
         return {k: v.to(self.device) for k, v in out.items()}
 

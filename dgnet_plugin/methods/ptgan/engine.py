@@ -3,10 +3,8 @@ term) and IDE on the transferred source images."""
 
 from __future__ import annotations
 
-import os
-
 from ...data.build import build_train_loader
-from ...data.masks import MaskedImageDataset, build_mask_provider
+from ...data.masks import MaskedImageDataset, mask_provider_from_cfg
 from ...data.transforms import JointTransform
 from ...engine import ENGINE_REGISTRY
 from ...engine.cyclegan import CycleGANTrainer
@@ -20,15 +18,6 @@ class PTGANEngine(GeneratedReIDTrainer):
     (hard cross-entropy; ``GENERATED.ONLY``), evaluated on ``DATASETS.TESTS`` (the target)."""
 
 
-def mask_provider(cfg):
-    """``MASKS.FOLDER`` or ``MASKS.MODEL`` (cached in ``MASKS.CACHE``, default
-    ``<OUTPUT_DIR>/../mask_cache``, shared by the runs of one method)."""
-    m = cfg.MASKS
-    cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
-    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
-    return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
-
-
 @ENGINE_REGISTRY.register()
 class PTGANTranslatorEngine(CycleGANTrainer):
     """PTGAN's translator (Wei et al. section 4): ``L_PTGAN = L_Style + lambda_1 L_ID``, with
@@ -39,7 +28,7 @@ class PTGANTranslatorEngine(CycleGANTrainer):
     masks (``MASKS``)."""
 
     def __init__(self, cfg):
-        self.masks = mask_provider(cfg)
+        self.masks = mask_provider_from_cfg(cfg)
         super().__init__(cfg)
 
     def domain_items(self):
