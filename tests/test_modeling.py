@@ -205,3 +205,44 @@ def test_discriminator_takes_other_channel_counts(channels):
     )
     outs = d(torch.randn(2, channels, 64, 32))
     assert [tuple(o.shape) for o in outs] == [(2, 1, 16, 8), (2, 1, 8, 4), (2, 1, 4, 2)]
+
+
+def test_embedding_head_without_bottleneck_and_with_neck_relu():
+    """``EMBED_DIM 0``: pooled feature -> dropout -> classifier (LSRO's head); ``NECK_RELU``:
+    the classifier sees ReLU(BN(fc(x))) while the embedding stays the BN output (CamStyle)."""
+    from dgnet_plugin.modeling.heads.embedding import EmbeddingHead
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 16)
+    bare = EmbeddingHead(16, 5, embed_dim=0, dropout=0.0).eval()
+    logits, emb = bare(x)
+    assert torch.equal(emb, x) and logits.shape == (6, 5)
+    torch.testing.assert_close(logits, x @ bare.classifier.weight.T + bare.classifier.bias)
+    relu = EmbeddingHead(16, 5, embed_dim=8, dropout=0.0, neck_relu=True).eval()
+    logits, emb = relu(x)
+    assert (emb < 0).any()  # the embedding is taken before the ReLU
+    want = emb.clamp(min=0) @ relu.classifier.weight.T + relu.classifier.bias
+    torch.testing.assert_close(logits, want)
+
+
+def test_ide_test_feature_pool_returns_the_pooled_backbone_feature():
+    from dgnet_plugin.errors import ConfigError
+    from dgnet_plugin.methods.ide.meta_arch import IDEBaseline
+    from dgnet_plugin.modeling.heads import global_pool
+
+    class Body(torch.nn.Module):
+        out_channels = 12
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 12, 3)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    model = IDEBaseline(Body(), 5, embed_dim=4, pool="avg", test_feature="pool").eval()
+    x = torch.randn(2, 3, 8, 6)
+    torch.testing.assert_close(model(x), global_pool(model.backbone(x), "avg"))
+    assert model.feature_parts == (12,)
+    with pytest.raises(ConfigError, match="MODEL.HEADS.TEST_FEATURE"):
+        IDEBaseline(Body(), 5, test_feature="pool5")

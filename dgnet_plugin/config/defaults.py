@@ -50,6 +50,13 @@ _C.MODEL.HEADS.EMBED_DIM = 512
 _C.MODEL.HEADS.NUM_CLASSES = 0  # 0 = number of training identities
 _C.MODEL.HEADS.DROPOUT = 0.5  # dropout of the embedding head
 _C.MODEL.HEADS.POOL = "max"  # global pooling of the re-ID feature map: max | avg
+# EmbeddingHead options of the IDE-style re-ID models (IDE, CamStyle, SPGAN, PTGAN, LSRO,
+# PN-GAN): a ReLU after the bottleneck BN (CamStyle's head), and the test feature: "embed"
+# (the bottleneck output, after its BN) or "pool" (the pooled backbone feature, e.g. the
+# 2048-d pool5 of ResNet-50 that CamStyle, SPGAN and LSRO evaluate). EMBED_DIM 0 = no
+# bottleneck (pool -> dropout -> classifier).
+_C.MODEL.HEADS.NECK_RELU = False
+_C.MODEL.HEADS.TEST_FEATURE = "embed"
 
 # Generator and discriminator, by registry name; each method adds the keys its networks read
 _C.MODEL.GEN = CN()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ...modeling.backbones import build_backbone
 from ...modeling.heads import build_head, global_pool
 from ...modeling.meta_arch import META_ARCH_REGISTRY
@@ -14,22 +15,43 @@ from ...modeling.meta_arch import META_ARCH_REGISTRY
 @META_ARCH_REGISTRY.register()
 class IDEBaseline(nn.Module):
     """Backbone, global pooling, one embedding head. Input: ImageNet-normalised
-    ``(N, 3, H, W)``. Eval ``forward`` returns the ``(N, embed_dim)`` embedding; training
-    returns logits ``(N, num_classes)``; ``return_all`` the dict ``{logits: (logits,), emb:
-    (emb,)}``.
+    ``(N, 3, H, W)``. Eval ``forward`` returns the test feature (``MODEL.HEADS.TEST_FEATURE``):
+    the ``(N, embed_dim)`` embedding ("embed") or the ``(N, C)`` pooled backbone feature
+    ("pool", e.g. ResNet-50's 2048-d pool5); training returns logits ``(N, num_classes)``;
+    ``return_all`` the dict ``{logits: (logits,), emb: (emb,)}``. Raises ``ConfigError`` for
+    another ``test_feature``.
     """
+
+    TEST_FEATURES = ("embed", "pool")
 
     PROVIDES = ("reid",)
 
     def __init__(
-        self, backbone, num_classes, embed_dim=512, pool="avg", dropout=0.5, head="EmbeddingHead"
+        self,
+        backbone,
+        num_classes,
+        embed_dim=512,
+        pool="avg",
+        dropout=0.5,
+        head="EmbeddingHead",
+        neck_relu=False,
+        test_feature="embed",
     ):
         super().__init__()
+        if test_feature not in self.TEST_FEATURES:
+            raise ConfigError(
+                f"MODEL.HEADS.TEST_FEATURE '{test_feature}': use one of {self.TEST_FEATURES}"
+            )
         self.backbone = backbone
         self.pool = pool
         self.num_classes = num_classes
-        self.classifier = build_head(head, backbone.out_channels, num_classes, embed_dim, dropout)
-        self.feature_parts = (embed_dim,)
+        options = {"neck_relu": True} if neck_relu else {}
+        self.classifier = build_head(
+            head, backbone.out_channels, num_classes, embed_dim, dropout, **options
+        )
+        self.test_feature = test_feature
+        pooled = test_feature == "pool" or embed_dim == 0
+        self.feature_parts = (backbone.out_channels if pooled else embed_dim,)
 
     @property
     def reid(self) -> nn.Module:
@@ -38,10 +60,22 @@ class IDEBaseline(nn.Module):
     @classmethod
     def from_config(cls, cfg, num_classes: int) -> IDEBaseline:
         h = cfg.MODEL.HEADS
-        return cls(build_backbone(cfg), num_classes, h.EMBED_DIM, h.POOL, h.DROPOUT, h.NAME)
+        return cls(
+            build_backbone(cfg),
+            num_classes,
+            h.EMBED_DIM,
+            h.POOL,
+            h.DROPOUT,
+            h.NAME,
+            h.NECK_RELU,
+            h.TEST_FEATURE,
+        )
 
     def forward(self, x: torch.Tensor, return_all: bool = False):
-        logits, emb = self.classifier(global_pool(self.backbone(x), self.pool))
+        pooled = global_pool(self.backbone(x), self.pool)
+        logits, emb = self.classifier(pooled)
         if return_all:
             return {"logits": (logits,), "emb": (emb,)}
-        return logits if self.training else emb
+        if self.training:
+            return logits
+        return pooled if self.test_feature == "pool" else emb

@@ -13,6 +13,8 @@ Re-ID heads, built as ``cls(in_dim, num_classes, embed_dim, dropout)``; ``forwar
 """
 
 
-def build_head(name: str, in_dim: int, num_classes: int, embed_dim: int, dropout: float):
-    """The head ``name`` (``MODEL.HEADS.NAME``)."""
-    return lookup(HEAD_REGISTRY, name, "MODEL.HEADS.NAME")(in_dim, num_classes, embed_dim, dropout)
+def build_head(name: str, in_dim: int, num_classes: int, embed_dim: int, dropout: float, **options):
+    """The head ``name`` (``MODEL.HEADS.NAME``); ``options`` (e.g. ``neck_relu``) go to heads
+    that take them."""
+    head = lookup(HEAD_REGISTRY, name, "MODEL.HEADS.NAME")
+    return head(in_dim, num_classes, embed_dim, dropout, **options)

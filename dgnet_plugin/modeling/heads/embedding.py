@@ -32,30 +32,53 @@ def global_pool(fmap: torch.Tensor, kind: str) -> torch.Tensor:
 
 @HEAD_REGISTRY.register()
 class EmbeddingHead(nn.Module):
-    """Linear(in -> embed) -> BatchNorm1d -> Dropout -> Linear(embed -> classes).
+    """Linear(in -> embed) -> BatchNorm1d [-> ReLU] -> Dropout -> Linear(embed -> classes).
 
-    The embedding is taken after the batch norm (before dropout), as in DG-Net's evaluation
-    (``../shared/reference/dgnet.md`` section 4). Init: kaiming (fan-out) for the bottleneck,
-    N(1, 0.02) for the BN scale, N(0, 0.001) for the classifier, zero biases.
+    The embedding is taken after the batch norm (before the ReLU and dropout), as in DG-Net's
+    evaluation (``../shared/reference/dgnet.md`` section 4). Init: kaiming (fan-out) for the
+    bottleneck, N(1, 0.02) for the BN scale, N(0, 0.001) for the classifier, zero biases.
+
+    ``embed_dim = 0`` (``MODEL.HEADS.EMBED_DIM 0``): no bottleneck, the pooled feature goes
+    through dropout straight to the classifier (LSRO's ``pool5 -> dropout -> fc``, layumi/
+    Person-reID_GAN ``resnet52_market_gan.m``); the returned embedding is then the input.
+    ``neck_relu`` (``MODEL.HEADS.NECK_RELU``): a ReLU between the BN and the dropout, as in
+    CamStyle's head (zhunzhong07/CamStyle ``reid/models/resnet.py``, ``ResNet.forward``).
+
+    ``forward(x)``: ``x`` ``(N, in_dim)`` -> ``(logits (N, num_classes), emb (N, embed_dim or
+    in_dim))``. Raises ``ValueError`` for ``num_classes < 1`` or ``embed_dim < 0``.
     """
 
-    def __init__(self, in_dim: int, num_classes: int, embed_dim: int = 512, dropout: float = 0.5):
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        embed_dim: int = 512,
+        dropout: float = 0.5,
+        neck_relu: bool = False,
+    ):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"a classifier head needs num_classes >= 1, got {num_classes}")
-        self.bottleneck = nn.Sequential(nn.Linear(in_dim, embed_dim), nn.BatchNorm1d(embed_dim))
+        if embed_dim < 0:
+            raise ValueError(
+                f"MODEL.HEADS.EMBED_DIM must be >= 0 (0 = no bottleneck), got {embed_dim}"
+            )
+        self.bottleneck = nn.Identity()
+        if embed_dim > 0:
+            self.bottleneck = nn.Sequential(nn.Linear(in_dim, embed_dim), nn.BatchNorm1d(embed_dim))
+            nn.init.kaiming_normal_(self.bottleneck[0].weight, a=0, mode="fan_out")
+            nn.init.zeros_(self.bottleneck[0].bias)
+            nn.init.normal_(self.bottleneck[1].weight, 1.0, 0.02)
+            nn.init.zeros_(self.bottleneck[1].bias)
+        self.neck_act = nn.ReLU() if neck_relu else nn.Identity()
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(embed_dim, num_classes)
-        nn.init.kaiming_normal_(self.bottleneck[0].weight, a=0, mode="fan_out")
-        nn.init.zeros_(self.bottleneck[0].bias)
-        nn.init.normal_(self.bottleneck[1].weight, 1.0, 0.02)
-        nn.init.zeros_(self.bottleneck[1].bias)
+        self.classifier = nn.Linear(embed_dim or in_dim, num_classes)
         nn.init.normal_(self.classifier.weight, 0.0, 0.001)
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.bottleneck(x)
-        return self.classifier(self.dropout(emb)), emb
+        return self.classifier(self.dropout(self.neck_act(emb))), emb
 
 
 register_renamed(HEAD_REGISTRY, "ClassBlock", "EmbeddingHead")
