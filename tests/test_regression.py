@@ -4,10 +4,12 @@ shapes of the checkpoint DG-Net writes, equal what the package gave before the m
 move (recorded by ``DGNET_RECORD_REGRESSION=1 pytest tests/test_regression.py``).
 
 Through ``tools/train_net.py`` and ``metrics.json`` only, so the recording does not depend on
-the package's internal layout. CPU, no loader workers: the runs are deterministic, so the
-losses must be equal to the recorded ones (float32 values written as Python floats; the
-tolerance is 0). The fixture's top-level ``"notes"`` list (ignored by the comparison) says,
-for each re-recording, which terms changed and why.
+the package's internal layout. CPU, no loader workers: the runs are deterministic on one
+machine, but float32 results differ in their last digits between CPU instruction sets
+(``ATEN_CPU_CAPABILITY``), BLAS builds and thread counts, so the recording is compared with
+relative tolerances chosen from the spread measured across kernels (:data:`RTOL`; the
+fixture's notes give the figures). The fixture's top-level ``"notes"`` list (ignored by the
+comparison) says, for each re-recording, which terms changed and why.
 """
 
 from __future__ import annotations
@@ -30,6 +32,25 @@ IDE = str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml")
 ITERS = 4
 #: loss terms renamed by the method-package move: old name -> new name
 RENAMED = {"pid": "id_pos"}
+#: relative tolerance per (run, iteration; None = the other iterations): the spread measured
+#: across the ``default``, ``avx2`` and ``avx512`` kernels at 1 and 2 threads (fixture notes),
+#: times 4 or more. IDE (SGD): 1.9e-7, 9.2e-5, 1.7e-4, 3.9e-3 at iterations 1-4. DG-Net,
+#: iteration 1 (every term from the initial weights): at most 4.8e-5 -> 2e-4; a changed loss
+#: weight moves ``total`` by 5e-3 or more (LOSS.RECON_ID 0.5 -> 0.55: 5.7e-3). DG-Net,
+#: iterations 2-4: Adam's first steps (about lr * sign(g)) turn last-digit differences of
+#: near-zero gradients into different updates, so the per-term spread reaches 1e-1 (teacher_kl:
+#: 1.1): only ``total`` is compared there (spread 1.6e-2 -> 6e-2). Gradient routing (detaches)
+#: is tested by tests/test_gradient_flow.py, not here: LOSS.RECON_F_GRAD True moves iteration 3
+#: by less than the kernel spread.
+RTOL = {
+    ("ide", 1): 1e-5,
+    ("ide", None): 1e-3,
+    ("ide", 4): 2e-2,
+    ("dgnet", 1): 2e-4,
+    ("dgnet", None): 6e-2,
+}
+#: DG-Net terms compared after iteration 1
+LATER_TERMS = {"dgnet": ("total",), "ide": None}
 #: the demo recipes as recorded (the demo configs have moved on since: issue 11's faster
 #: generator and teacher settings); pinned here so the recording keeps testing the code
 RECORDED_IDE = ["LOSS.LABEL_SMOOTH", "0.0", "INPUT.REA.PROB", "0.5"]
@@ -120,8 +141,11 @@ def test_losses_equal_the_recording(runs, run):
     assert sorted(runs[run]) == sorted(exact) == [str(i) for i in range(1, ITERS + 1)]
     for it, terms in exact.items():
         assert set(runs[run][it]) == set(terms), it
-        for k, v in terms.items():
-            assert runs[run][it][k] == v, (run, it, k, runs[run][it][k], v)
+        rtol = RTOL.get((run, int(it)), RTOL[(run, None)])
+        compared = terms if int(it) == 1 or LATER_TERMS[run] is None else LATER_TERMS[run]
+        for k in compared:
+            got, v = runs[run][it][k], terms[k]
+            assert got == pytest.approx(v, rel=rtol, abs=1e-7), (run, it, k, got, v, rtol)
 
 
 @pytest.mark.e2e

@@ -66,13 +66,16 @@ class EmbeddingHead(nn.Module):
         self.bottleneck = nn.Identity()
         if embed_dim > 0:
             self.bottleneck = nn.Sequential(nn.Linear(in_dim, embed_dim), nn.BatchNorm1d(embed_dim))
+        self.neck_act = nn.ReLU() if neck_relu else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(embed_dim or in_dim, num_classes)
+        # initialised after every layer is built: the random stream of a seeded run is that
+        # of the head before EMBED_DIM 0 existed
+        if embed_dim > 0:
             nn.init.kaiming_normal_(self.bottleneck[0].weight, a=0, mode="fan_out")
             nn.init.zeros_(self.bottleneck[0].bias)
             nn.init.normal_(self.bottleneck[1].weight, 1.0, 0.02)
             nn.init.zeros_(self.bottleneck[1].bias)
-        self.neck_act = nn.ReLU() if neck_relu else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(embed_dim or in_dim, num_classes)
         nn.init.normal_(self.classifier.weight, 0.0, 0.001)
         nn.init.zeros_(self.classifier.bias)
 
