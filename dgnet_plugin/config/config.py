@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..errors import ConfigError  # re-exported: dgnet_plugin.config.ConfigError
+from ..model_zoo.configs import resolve_config_file
 
 __all__ = ["CfgNode", "ConfigError", "get_cfg", "load_cfg_file", "merge_missing"]
 
@@ -74,11 +74,7 @@ class CfgNode(_FvCfgNode):
         in a ``config.yaml`` saved before the method-package move, when every method's keys
         were package defaults) is dropped with a warning instead of being an error.
         """
-        if not os.path.isfile(cfg_filename):
-            raise ConfigError(
-                f"config file '{cfg_filename}' does not exist; pass an existing YAML file to "
-                "--config-file (the shipped ones are in configs/)"
-            )
+        cfg_filename = resolve_config_file(cfg_filename)
         try:
             loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
             loaded = _rename_in_dict(loaded, cfg_filename)
@@ -149,11 +145,7 @@ def engine_name_of(path: str, opts: list | None = None) -> str:
     for i in range(0, len(opts) - 1, 2):
         if opts[i] == "ENGINE.NAME":
             return str(opts[i + 1])
-    if not os.path.isfile(path):
-        raise ConfigError(
-            f"config file '{path}' does not exist; pass an existing YAML file to "
-            "--config-file (the shipped ones are in configs/)"
-        )
+    path = resolve_config_file(path)
     try:
         loaded = CfgNode.load_yaml_with_base(path)
     except (yaml.YAMLError, OSError, KeyError, AssertionError) as e:
@@ -162,15 +154,17 @@ def engine_name_of(path: str, opts: list | None = None) -> str:
 
 
 def load_cfg_file(path: str, opts: list | None = None, freeze: bool = True) -> CfgNode:
-    """The config of ``path``: the core defaults, the keys of the method whose engine
-    ``ENGINE.NAME`` names (see :mod:`.method`), the YAML file (``_BASE_`` resolved), then the
-    ``KEY VALUE`` overrides.
+    """The config of ``path`` (a YAML file, or the name of a packaged config:
+    :func:`dgnet_plugin.model_zoo.get_config_file`): the core defaults, the keys of the method
+    whose engine ``ENGINE.NAME`` names (see :mod:`.method`), the YAML file (``_BASE_``
+    resolved), then the ``KEY VALUE`` overrides.
 
     Raises:
         ConfigError: missing file, unknown or empty ``ENGINE.NAME``, unknown key, bad value.
     """
     from .method import METHODS, method_of_engine
 
+    path = resolve_config_file(path)
     cfg = get_cfg()
     method_of_engine(engine_name_of(path, opts), source=path).add_config(cfg)
     union = get_cfg()

@@ -171,6 +171,20 @@ def ssim_diversity(source, max_pairs: int | None = None, seed: int = 0, size=Non
 
 
 # ---------------------------------------------------------------------------------- FID
+def _pytorch_fid(module: str):
+    """``pytorch_fid.<module>`` (the optional extra ``dgnet_plugin[fid]``). Raises
+    ``ImportError`` naming the extra to install when pytorch-fid is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"pytorch_fid.{module}")
+    except ImportError as e:
+        raise ImportError(
+            "FID needs pytorch-fid, an optional dependency: pip install 'dgnet_plugin[fid]' "
+            f"(or pip install pytorch-fid==0.3.0); {e}"
+        ) from e
+
+
 def build_inception(weights_path: str | None = None, dims: int = 2048) -> torch.nn.Module:
     """pytorch-fid's ``InceptionV3`` returning the ``dims``-d block (2048 = pool 3).
 
@@ -184,7 +198,7 @@ def build_inception(weights_path: str | None = None, dims: int = 2048) -> torch.
     """
     from unittest import mock
 
-    from pytorch_fid import inception as pfi
+    pfi = _pytorch_fid("inception")
 
     block = pfi.InceptionV3.BLOCK_INDEX_BY_DIM[dims]
     if not weights_path:
@@ -261,7 +275,7 @@ def fid(
         ValueError: a folder holds fewer than 2 images.
         InceptionWeightsError / FileNotFoundError: see :func:`build_inception`.
     """
-    from pytorch_fid.fid_score import calculate_frechet_distance
+    calculate_frechet_distance = _pytorch_fid("fid_score").calculate_frechet_distance
 
     sets = []
     for folder in (generated_dir, real_dir):

@@ -14,6 +14,7 @@ from .catalog import (
     get_entry,
     register_entry,
 )
+from .configs import ConfigNotFoundError, get_config_file, packaged_configs, resolve_config_file
 from .download import (
     CACHE_ENV,
     cache_filename,
@@ -26,6 +27,10 @@ from .download import (
 
 __all__ = [
     "CACHE_ENV",
+    "ConfigNotFoundError",
+    "get_config_file",
+    "packaged_configs",
+    "resolve_config_file",
     "MODEL_ZOO",
     "ModelZooError",
     "ZooEntry",
