@@ -39,7 +39,8 @@ def get_config_file(name: str) -> str:
         if path.is_file():
             return str(path)
     raise ConfigNotFoundError(
-        f"config '{name}' is neither an existing file nor a packaged config; packaged: "
+        f"config file '{name}' does not exist and is not a packaged config; pass an existing "
+        "YAML file to --config-file or one of the packaged configs: "
         f"{', '.join(packaged_configs()) or '(none: the package was installed without them)'}"
     )
 
