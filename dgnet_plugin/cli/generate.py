@@ -4,6 +4,7 @@ the config belongs to (ENGINE.NAME; each method package lists its generation_com
     python tools/generate.py COMMAND --config-file CFG --weights W [command options]
 
 DG-Net's commands (dgnet_plugin/methods/dgnet/commands.py):
+
     swap --images DIR_OR_FILES... [--num 8] --output swap.jpg
     interpolate --image-a A.jpg --image-b B.jpg [--steps 8] --output-dir interp/
     dataset --source DATA_ROOT --output-dir dg_market/ [--per-image 1] [--include-real]
