@@ -1,5 +1,5 @@
 """Where DG-Net follows the released code rather than the paper, and the named options that
-give the other behaviour (docs/differences_from_official.md): Ea's batch-norm statistics per
+give the other behaviour (docs/methods/dgnet.md): Ea's batch-norm statistics per
 group of images, and the teacher's dropout after iteration 5,000."""
 
 import copy
