@@ -91,7 +91,12 @@ def vi_proxy_opts(vi: Path, tests: str | None = None) -> list[str]:
 
 # CI's 2-core machine: 2 threads. On a machine shared with other jobs, oversubscribed cores
 # make 2-thread runs many times slower: set DGNET_TEST_THREADS=1 there.
-torch.set_num_threads(int(os.environ.get("DGNET_TEST_THREADS", "2")))
+TEST_THREADS = int(os.environ.get("DGNET_TEST_THREADS", "2"))
+torch.set_num_threads(TEST_THREADS)
+# the commands the tests start as subprocesses (resume after a signal, several processes) run
+# with the same thread count: a float32 run differs in its last digits between thread counts,
+# and those tests compare the subprocess's losses with an in-process run's
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 
 
 def import_benchmark(name: str):

@@ -85,7 +85,9 @@ def test_a_second_ctrl_c_aborts_at_once_without_saving(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode in (-signal.SIGINT, 128 + signal.SIGINT, 1), err
     assert "KeyboardInterrupt" in err and "SIGINT received" in err
-    assert not list(tmp_path.glob("*.pth"))
+    # no checkpoint: on a loaded machine the second signal may land during the save, which it
+    # aborts (the atomic writer leaves no model file and no last_checkpoint then)
+    assert not list(tmp_path.glob("model_*.pth")) and not (tmp_path / "last_checkpoint").exists()
 
 
 def test_handlers_are_installed_and_restored_in_process():
