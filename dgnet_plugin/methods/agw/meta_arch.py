@@ -17,39 +17,78 @@ from ...modeling.blocks import NonLocalBlock
 from ...modeling.heads import build_head, global_pool
 from ...modeling.meta_arch import META_ARCH_REGISTRY
 
+NON_LOCAL_POSITIONS = ("interleaved", "after_stage")
+BN_GAMMA_INITS = ("normal", "ones")
 
-def split_two_stream(backbone, non_local: bool):
+
+def _with_non_local(blocks, make, n: int, position: str) -> list:
+    """``blocks`` (a stage's modules) with ``n`` non-local blocks ``make()``: each right after
+    one of the stage's last ``n`` blocks (``"interleaved"``, AGW's ``NL_k_idx``) or all after
+    the stage (``"after_stage"``)."""
+    blocks = list(blocks)
+    if n == 0:
+        return blocks
+    if position == "after_stage":
+        return blocks + [make() for _ in range(n)]
+    out = []
+    for i, b in enumerate(blocks):
+        out.append(b)
+        if i >= len(blocks) - n:
+            out.append(make())
+    return out
+
+
+def split_two_stream(
+    backbone,
+    non_local: bool,
+    inter: int = 1,
+    affinity: str = "dot_over_n",
+    position: str = "interleaved",
+):
     """``(visible stem, infrared stem, shared body)`` of a ResNet-50 or MobileNetV2 backbone.
 
     ResNet-50 [AGW]: stem = conv1, bn1, relu, maxpool; body = layer1-4, with 2 non-local
-    blocks after layer2 and 3 after layer3 ([ours] after the stage: AGW puts them between the
-    stage's last blocks). MobileNetV2 [ours, for CPU runs]: stem = ``features[0:2]``, body =
-    the rest, non-local blocks after ``features[6]`` (2) and ``features[13]`` (3). The infrared
-    stem is a copy whose first convolution reads one channel (the mean of the RGB filters; AGW
-    reads infrared as 3 channels).
+    blocks in layer2 and 3 in layer3 (:class:`~dgnet_plugin.modeling.blocks.NonLocalBlock`
+    with ``inter`` channels and ``affinity``). ``position`` ``"interleaved"`` [AGW]: one after
+    each of layer2's last 2 Bottlenecks and layer3's last 3 (``model.py`` ``NL_2_idx`` = [2,
+    3], ``NL_3_idx`` = [3, 4, 5]); ``"after_stage"``: all after their stage. MobileNetV2
+    [ours, for CPU runs]: stem = ``features[0:2]``, body = the rest, with the same rule on the
+    32-channel stage ``features[4:7]`` (2) and the 96-channel stage ``features[11:14]`` (3).
+    The infrared stem is a copy whose first convolution reads one channel (the mean of the RGB
+    filters; AGW reads infrared as 3 channels).
 
     Raises:
-        ConfigError: another backbone.
+        ConfigError: another backbone or ``position``.
     """
     name = type(backbone).__name__
+    if position not in NON_LOCAL_POSITIONS:
+        raise ConfigError(
+            f"MODEL.AGW.NON_LOCAL_POSITION '{position}': {' | '.join(NON_LOCAL_POSITIONS)}"
+        )
 
-    def nl(ch, n):
-        return [NonLocalBlock(ch) for _ in range(n)] if non_local else []
+    def stage(blocks, ch, n):
+        make = lambda: NonLocalBlock(ch, inter, affinity)  # noqa: E731
+        return _with_non_local(blocks, make, n if non_local else 0, position)
 
     if name == "ResNet50Backbone":
         stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool)
-        body = nn.Sequential(
-            backbone.layer1,
-            backbone.layer2,
-            *nl(512, 2),
-            backbone.layer3,
-            *nl(1024, 3),
-            backbone.layer4,
-        )
+        if non_local and position == "interleaved":
+            l2 = nn.Sequential(*stage(backbone.layer2, 512, 2))
+            l3 = nn.Sequential(*stage(backbone.layer3, 1024, 3))
+            body = nn.Sequential(backbone.layer1, l2, l3, backbone.layer4)
+        else:
+            body = nn.Sequential(
+                backbone.layer1,
+                *stage([backbone.layer2], 512, 2),
+                *stage([backbone.layer3], 1024, 3),
+                backbone.layer4,
+            )
     elif name == "MobileNetV2Backbone":
         f = backbone.features
         stem = nn.Sequential(*f[:2])
-        body = nn.Sequential(*f[2:7], *nl(32, 2), *f[7:14], *nl(96, 3), *f[14:])
+        body = nn.Sequential(
+            *f[2:4], *stage(f[4:7], 32, 2), *f[7:11], *stage(f[11:14], 96, 3), *f[14:]
+        )
     else:
         raise ConfigError(f"AGW's two-stream split supports resnet50 and mobilenetv2, not {name}")
     ir_stem = copy.deepcopy(stem)
@@ -69,7 +108,8 @@ def _adapt_block(block: nn.Module) -> nn.Module:
 @META_ARCH_REGISTRY.register()
 class AGW(nn.Module):
     """``stem_v`` (visible, ``(N, 3, H, W)``) and ``stem_i`` (infrared, ``(N, 1, H, W)``),
-    the shared ``body``, GeM pooling, a BNNeck head.
+    the shared ``body``, GeM pooling, a BNNeck head (its BatchNorm1d scale drawn from N(1,
+    0.01) with ``bn_gamma_init="normal"`` [AGW], or 1).
 
     ``forward(x)`` picks the stem by the channel count; training: ``{logits, pool}``
     (``pool`` = the GeM feature before the BN, for the metric loss); eval: the test feature
@@ -87,13 +127,27 @@ class AGW(nn.Module):
         head="BNNeckHead",
         non_local=True,
         test_feature="bn",
+        non_local_inter=1,
+        non_local_affinity="dot_over_n",
+        non_local_position="interleaved",
+        bn_gamma_init="normal",
     ):
         super().__init__()
         if test_feature not in ("bn", "pool"):
             raise ConfigError(f"MODEL.AGW.TEST_FEATURE '{test_feature}': bn | pool")
-        self.stem_v, self.stem_i, self.body = split_two_stream(backbone, non_local)
+        if bn_gamma_init not in BN_GAMMA_INITS:
+            raise ConfigError(
+                f"MODEL.AGW.BN_GAMMA_INIT '{bn_gamma_init}': {' | '.join(BN_GAMMA_INITS)}"
+            )
+        self.stem_v, self.stem_i, self.body = split_two_stream(
+            backbone, non_local, non_local_inter, non_local_affinity, non_local_position
+        )
         self.pool = pool
         self.head = build_head(head, backbone.out_channels, num_classes, 0, 0.0)
+        if bn_gamma_init == "normal":  # [AGW] model.py weights_init_kaiming: N(1, 0.01)
+            for m in self.head.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    nn.init.normal_(m.weight, 1.0, 0.01)
         self.test_feature = test_feature
         self.feature_parts = (backbone.out_channels,)
 
@@ -108,7 +162,18 @@ class AGW(nn.Module):
                 "AGW: MODEL.BACKBONE.IN_CHANNELS must be 3 (the infrared stem is derived)"
             )
         a, h = cfg.MODEL.AGW, cfg.MODEL.HEADS
-        return cls(build_backbone(cfg), num_classes, h.POOL, h.NAME, a.NON_LOCAL, a.TEST_FEATURE)
+        return cls(
+            build_backbone(cfg),
+            num_classes,
+            h.POOL,
+            h.NAME,
+            a.NON_LOCAL,
+            a.TEST_FEATURE,
+            a.NON_LOCAL_INTER,
+            a.NON_LOCAL_AFFINITY,
+            a.NON_LOCAL_POSITION,
+            a.BN_GAMMA_INIT,
+        )
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 3:
