@@ -626,6 +626,7 @@ AGW_RELEASED = {
     "MODEL.AGW.NON_LOCAL_AFFINITY": ("dot_over_n", "model.py Non_local f / N"),
     "MODEL.AGW.NON_LOCAL_POSITION": ("interleaved", "model.py NL_2_idx, NL_3_idx"),
     "MODEL.AGW.BN_GAMMA_INIT": ("normal", "model.py weights_init_kaiming N(1, 0.01)"),
+    "MODEL.AGW.IR_INPUT": ("rgb3", "data_loader.py: infrared images read as RGB"),
     "INPUT.SIZE_TRAIN": ((288, 144), "train.py --img_h 288 --img_w 144"),
     "INPUT.SIZE_TEST": ((288, 144), "train.py transform_test Resize"),
     "INPUT.FLIP_PROB": (0.5, "train.py RandomHorizontalFlip()"),

@@ -12,7 +12,7 @@ from ...data.vi_proxy import ensure_vi_data
 from ...modeling.blocks import NON_LOCAL_AFFINITIES
 from .config import add_agw_config
 from .engine import AGWEngine
-from .meta_arch import AGW, BN_GAMMA_INITS, NON_LOCAL_POSITIONS
+from .meta_arch import AGW, BN_GAMMA_INITS, IR_INPUTS, NON_LOCAL_POSITIONS
 
 METHOD = register_method(
     Method(
@@ -29,6 +29,7 @@ METHOD = register_method(
             one_of("MODEL.AGW.NON_LOCAL_AFFINITY", NON_LOCAL_AFFINITIES),
             one_of("MODEL.AGW.NON_LOCAL_POSITION", NON_LOCAL_POSITIONS),
             one_of("MODEL.AGW.BN_GAMMA_INIT", BN_GAMMA_INITS),
+            one_of("MODEL.AGW.IR_INPUT", IR_INPUTS),
         ),
     )
 )

@@ -26,6 +26,10 @@ _A.MODEL.AGW.NON_LOCAL_POSITION = "interleaved"
 # Initial scale of the BNNeck's BatchNorm1d: normal [AGW] (N(1, 0.01), model.py
 # weights_init_kaiming) | ones (torch's default 1)
 _A.MODEL.AGW.BN_GAMMA_INIT = "normal"
+# Infrared input: rgb3 [AGW] (the grey image as 3 RGB channels through an unchanged copy of the
+# ImageNet stem; AGW reads SYSU-MM01's infrared images as RGB) | gray1 (one channel, the
+# stem's first convolution = the mean of its RGB filters)
+_A.MODEL.AGW.IR_INPUT = "rgb3"
 # test feature: bn (after the BNNeck) | pool (the GeM feature); AGW reports both [AGW]
 _A.MODEL.AGW.TEST_FEATURE = "bn"
 _A.SOLVER = CN()

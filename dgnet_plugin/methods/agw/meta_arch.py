@@ -11,14 +11,17 @@ import torch
 from torch import nn
 
 from ...config import ConfigError
+from ...data.transforms import channel_stats
 from ...modeling.backbones import build_backbone
 from ...modeling.backbones.build import adapt_first_conv
-from ...modeling.blocks import NonLocalBlock
+from ...modeling.blocks import NonLocalBlock, renormalize
 from ...modeling.heads import build_head, global_pool
 from ...modeling.meta_arch import META_ARCH_REGISTRY
 
 NON_LOCAL_POSITIONS = ("interleaved", "after_stage")
 BN_GAMMA_INITS = ("normal", "ones")
+IR_INPUTS = ("rgb3", "gray1")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _with_non_local(blocks, make, n: int, position: str) -> list:
@@ -44,6 +47,7 @@ def split_two_stream(
     inter: int = 1,
     affinity: str = "dot_over_n",
     position: str = "interleaved",
+    ir_channels: int = 1,
 ):
     """``(visible stem, infrared stem, shared body)`` of a ResNet-50 or MobileNetV2 backbone.
 
@@ -54,8 +58,10 @@ def split_two_stream(
     3], ``NL_3_idx`` = [3, 4, 5]); ``"after_stage"``: all after their stage. MobileNetV2
     [ours, for CPU runs]: stem = ``features[0:2]``, body = the rest, with the same rule on the
     32-channel stage ``features[4:7]`` (2) and the 96-channel stage ``features[11:14]`` (3).
-    The infrared stem is a copy whose first convolution reads one channel (the mean of the RGB
-    filters; AGW reads infrared as 3 channels).
+    The infrared stem is a copy of the visible one (both start from the same ImageNet weights,
+    as AGW's two ``resnet50(pretrained=True)``); with ``ir_channels=1`` its first convolution
+    reads one channel (the mean of the RGB filters), with 3 it is kept (AGW reads infrared as a
+    3-channel image).
 
     Raises:
         ConfigError: another backbone or ``position``.
@@ -92,6 +98,8 @@ def split_two_stream(
     else:
         raise ConfigError(f"AGW's two-stream split supports resnet50 and mobilenetv2, not {name}")
     ir_stem = copy.deepcopy(stem)
+    if ir_channels == 3:
+        return stem, ir_stem, body
     ir_stem[0] = (
         adapt_first_conv(ir_stem[0], 1)
         if isinstance(ir_stem[0], nn.Conv2d)
@@ -110,6 +118,13 @@ class AGW(nn.Module):
     """``stem_v`` (visible, ``(N, 3, H, W)``) and ``stem_i`` (infrared, ``(N, 1, H, W)``),
     the shared ``body``, GeM pooling, a BNNeck head (its BatchNorm1d scale drawn from N(1,
     0.01) with ``bn_gamma_init="normal"`` [AGW], or 1).
+
+    ``ir_input`` (``MODEL.AGW.IR_INPUT``): ``"rgb3"`` [AGW, which reads the SYSU-MM01 infrared
+    images as 3-channel RGB]: the loaders' 1-channel infrared batch (normalised with ``stats[1]``)
+    is repeated to 3 channels and normalised per channel as RGB (``stats[3]``), then goes
+    through an unchanged copy of the visible stem; ``"gray1"``: the stem's first convolution
+    reads the one channel (the mean of the RGB filters). ``stats``: ``{channels: (mean, std)}``
+    of the loaders (default ImageNet).
 
     ``forward(x)`` picks the stem by the channel count; training: ``{logits, pool}``
     (``pool`` = the GeM feature before the BN, for the metric loss); eval: the test feature
@@ -131,17 +146,31 @@ class AGW(nn.Module):
         non_local_affinity="dot_over_n",
         non_local_position="interleaved",
         bn_gamma_init="normal",
+        ir_input="rgb3",
+        stats=None,
     ):
         super().__init__()
+        if ir_input not in IR_INPUTS:
+            raise ConfigError(f"MODEL.AGW.IR_INPUT '{ir_input}': {' | '.join(IR_INPUTS)}")
         if test_feature not in ("bn", "pool"):
             raise ConfigError(f"MODEL.AGW.TEST_FEATURE '{test_feature}': bn | pool")
         if bn_gamma_init not in BN_GAMMA_INITS:
             raise ConfigError(
                 f"MODEL.AGW.BN_GAMMA_INIT '{bn_gamma_init}': {' | '.join(BN_GAMMA_INITS)}"
             )
+        ir_channels = 3 if ir_input == "rgb3" else 1
         self.stem_v, self.stem_i, self.body = split_two_stream(
-            backbone, non_local, non_local_inter, non_local_affinity, non_local_position
+            backbone,
+            non_local,
+            non_local_inter,
+            non_local_affinity,
+            non_local_position,
+            ir_channels,
         )
+        self.ir_input = ir_input
+        self.stats = stats or {
+            c: (channel_stats(IMAGENET_MEAN, c), channel_stats(IMAGENET_STD, c)) for c in (1, 3)
+        }
         self.pool = pool
         self.head = build_head(head, backbone.out_channels, num_classes, 0, 0.0)
         if bn_gamma_init == "normal":  # [AGW] model.py weights_init_kaiming: N(1, 0.01)
@@ -173,16 +202,32 @@ class AGW(nn.Module):
             a.NON_LOCAL_AFFINITY,
             a.NON_LOCAL_POSITION,
             a.BN_GAMMA_INIT,
+            a.IR_INPUT,
+            {
+                c: (
+                    channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN"),
+                    channel_stats(cfg.INPUT.PIXEL_STD, c, "INPUT.PIXEL_STD"),
+                )
+                for c in (1, 3)
+            },
         )
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 3:
             return self.stem_v(x)
         if x.shape[1] == 1:
-            return self.stem_i(x)
+            return self.stem_i(self._infrared(x))
         raise ValueError(
             f"AGW reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}"
         )
+
+    def _infrared(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)`` -> the infrared stem's input: unchanged (``gray1``), or the grey
+        image as 3 RGB channels in the RGB normalisation (``rgb3``)."""
+        if self.ir_input == "gray1":
+            return x
+        (m1, s1), (m3, s3) = self.stats[1], self.stats[3]
+        return renormalize(x.expand(-1, 3, -1, -1), m1, s1, m3, s3)
 
     def _heads(self, fmap: torch.Tensor):
         f = global_pool(fmap, self.pool)
@@ -195,4 +240,5 @@ class AGW(nn.Module):
         return self._heads(self.body(self._stem(x)))
 
     def forward_pair(self, x_v: torch.Tensor, x_i: torch.Tensor):
-        return self._heads(self.body(torch.cat([self.stem_v(x_v), self.stem_i(x_i)])))
+        x_i = self.stem_i(self._infrared(x_i))
+        return self._heads(self.body(torch.cat([self.stem_v(x_v), x_i])))
