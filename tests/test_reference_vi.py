@@ -14,6 +14,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import MOBILENET_WEIGHTS, REPO
 from PIL import Image
 from torchvision import transforms as T
@@ -454,6 +455,32 @@ def test_unit_discriminator_step_decodes_sampled_latents(d2rl):
         assert close(y_mean, gen.decode(h_a, "b")) and close(x_mean, gen.decode(h_b, "a"))
 
 
+def test_unit_discriminator_is_units_msimagedis():
+    """UNIT ``networks.py`` ``MsImageDis`` (the recipes' ``MODEL.DIS.NAME``): per scale,
+    ``Conv2dBlock(4, 2, 1)`` = reflect pad 1, 4x4 conv stride 2, LeakyReLU(0.2), no norm,
+    ``n_layer`` times (width doubling after the first), then a 1x1 conv; the next scale sees
+    ``AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)`` of the input."""
+    from dgnet_plugin.methods.d2rl import UNITDiscriminator
+
+    torch.manual_seed(0)
+    d = UNITDiscriminator(in_ch=1, dim=4, n_layer=3, num_scales=2)
+    x = torch.randn(2, 1, 32, 16)
+    ref, inp = [], x
+    for net in d.scales:
+        h = inp
+        for block in list(net)[:-1]:
+            w, b = block.conv.weight, block.conv.bias
+            h = F.leaky_relu(F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), w, b, 2), 0.2)
+        last = list(net)[-1]
+        ref.append(F.conv2d(h, last.weight, last.bias))
+        inp = F.avg_pool2d(inp, 3, 2, 1, count_include_pad=False)
+    with torch.no_grad():
+        outs = d(x)
+    assert [o.shape for o in outs] == [(2, 1, 4, 2), (2, 1, 2, 1)]
+    assert all(close(o, r) for o, r in zip(outs, ref))
+    assert [blk.conv.weight.shape[0] for blk in list(d.scales[0])[:-1]] == [4, 8, 16]
+
+
 def ori_triplet(inputs, targets, margin):
     """mangye16/Cross-Modal-Re-ID-baseline ``loss.py`` ``OriTripletLoss`` (batch-hard,
     ``MarginRankingLoss(margin)``: ``mean(max(0, -(d_an - d_ap) + margin))``), the triplet
@@ -659,7 +686,9 @@ _UNIT = {
     "MODEL.GEN.N_DOWNSAMPLE": (2, "yaml gen.n_downsample"),
     "MODEL.GEN.N_RES": (4, "yaml gen.n_res"),
     "MODEL.GEN.N_SHARED": (0, "trainer.py two independent VAEGen"),
+    "MODEL.DIS.NAME": ("UNITDiscriminator", "networks.py MsImageDis"),
     "MODEL.DIS.DIM": (64, "yaml dis.dim"),
+    "MODEL.DIS.N_LAYER": (4, "yaml dis.n_layer"),
     "MODEL.DIS.NUM_SCALES": (3, "yaml dis.num_scales"),
     "MODEL.D2RL.DIS_FAKES": ("sampled", "trainer.py dis_update decode(h + n)"),
     "LOSS.GAN_W": (1.0, "yaml gan_w"),

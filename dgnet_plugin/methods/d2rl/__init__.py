@@ -13,6 +13,7 @@ from ...config.validate import Rule, non_negative, one_of, positive
 from ...data.vi_proxy import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
+from .discriminator import UNITDiscriminator
 from .engine import TRANSLATION_LATENTS, D2RLEngine
 from .meta_arch import D2RL, HEAD_LAYERS, NECKS, feature_choices
 
@@ -49,4 +50,4 @@ METHOD = register_method(
     )
 )
 
-__all__ = ["METHOD", "D2RL", "D2RLEngine", "add_d2rl_config"]
+__all__ = ["METHOD", "D2RL", "D2RLEngine", "UNITDiscriminator", "add_d2rl_config"]

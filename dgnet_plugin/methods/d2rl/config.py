@@ -27,10 +27,12 @@ _D.MODEL.GEN.N_RES = 4  # [UNIT]
 # losses]; 1 = the UNIT paper's weight sharing (section 3)
 _D.MODEL.GEN.N_SHARED = 0
 _D.MODEL.DIS = CN()
-# MODEL.DIS.NAME: MultiScaleDiscriminator, one per modality, LSGAN [UNIT: 3 scales]
+# MODEL.DIS.NAME: one per modality, LSGAN. The full recipes name UNITDiscriminator [UNIT:
+# networks.py MsImageDis, N_LAYER 4]; unless a config names one, MultiScaleDiscriminator (the
+# package's DG-Net-style discriminator, with which the CPU demo was measured) [ours]
 _D.MODEL.DIS.DIM = 64  # [UNIT]
-_D.MODEL.DIS.N_LAYER = 2  # [ours] stride-2 stages of the shared discriminator (UNIT: 4 convs)
-_D.MODEL.DIS.N_RES = 0  # [ours] (UNIT's discriminator has no residual blocks)
+_D.MODEL.DIS.N_LAYER = 2  # stride-2 stages (UNITDiscriminator: 4 [UNIT]; MultiScale: 2 [ours])
+_D.MODEL.DIS.N_RES = 0  # [ours] MultiScaleDiscriminator only (UNIT's has no residual blocks)
 _D.MODEL.DIS.NUM_SCALES = 3  # [UNIT]
 _D.MODEL.D2RL = CN()
 _D.MODEL.D2RL.FC_DIM = 1024  # [D2RL, unconfirmed] FC-1024
