@@ -282,6 +282,33 @@ def test_zero_padding_is_agws_pad():
     assert seen
 
 
+def test_agw_sampler_draws_identities_per_batch_and_images_with_replacement():
+    """``DATALOADER.VI_SAMPLER agw``: AGW ``utils.py`` ``IdentitySampler``: per batch
+    ``np.random.choice(labels, P, replace=False)``, then per identity
+    ``np.random.choice(color_pos[id], K)`` and ``np.random.choice(thermal_pos[id], K)`` (with
+    replacement). Checked on its properties (numpy's draws are not torch's)."""
+    from dgnet_plugin.data.samplers import CrossModalityBatchSampler
+
+    pids = [p for p in range(6) for _ in range(3)] * 2
+    mods = ["visible"] * 18 + ["infrared"] * 18
+    s = CrossModalityBatchSampler(pids, mods, 4, 3, seed=0, mode="agw")
+    it = iter(s)
+    repeated = False
+    for _ in range(50):
+        batch = next(it)
+        assert len(batch) == 4 * (3 + 3)
+        ids = [pids[i] for i in batch[::6]]
+        assert len(set(ids)) == 4  # distinct identities within a batch
+        for j in range(4):
+            vis, ir = batch[6 * j : 6 * j + 3], batch[6 * j + 3 : 6 * j + 6]
+            assert {pids[i] for i in vis + ir} == {ids[j]}
+            assert all(mods[i] == "visible" for i in vis) and all(mods[i] == "infrared" for i in ir)
+            repeated |= len(set(vis)) < 3  # 3 images, 3 draws: a repeat is likely in 50 batches
+    assert repeated
+    with pytest.raises(ValueError, match="VI_SAMPLER"):
+        CrossModalityBatchSampler(pids, mods, 4, 3, mode="random")
+
+
 def _agw_batch(gen, n=2):
     return (
         torch.randn(2 * n, 3, 64, 32, generator=gen),
@@ -664,6 +691,7 @@ AGW_RELEASED = {
     "INPUT.PIXEL_STD": (IMAGENET[1], "train.py Normalize"),
     "DATALOADER.NUM_IDS": (8, "train.py --batch-size 8"),
     "DATALOADER.NUM_INSTANCES": (4, "train.py --num_pos 4"),
+    "DATALOADER.VI_SAMPLER": ("agw", "utils.py IdentitySampler"),
     "SOLVER.AMP": ("off", "train.py: float32"),
     "SOLVER.REID.OPTIM": ("sgd", "train.py optim.SGD"),
     "SOLVER.REID.BASE_LR": (0.01, "train.py base params 0.1 * lr, lr 0.1"),
@@ -719,6 +747,7 @@ _AGW_FOR_T_F = {
         "INPUT.PIXEL_STD",
         "DATALOADER.NUM_IDS",
         "DATALOADER.NUM_INSTANCES",
+        "DATALOADER.VI_SAMPLER",
         "SOLVER.REID.OPTIM",
         "SOLVER.REID.BASE_LR",
         "SOLVER.REID.HEADS_LR_FACTOR",

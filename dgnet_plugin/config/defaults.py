@@ -117,6 +117,10 @@ _C.DATALOADER.IMS_PER_BATCH = 8
 # NUM_INSTANCES infrared) images per step (AGW: 8 x (4 + 4))
 _C.DATALOADER.NUM_IDS = 8
 _C.DATALOADER.NUM_INSTANCES = 4
+# Cross-modality batches (visible-infrared methods): epoch (identities shuffled once per pass
+# and cut into groups of NUM_IDS; images without replacement when an identity has enough) |
+# agw (AGW's IdentitySampler: random identities per batch, images drawn with replacement)
+_C.DATALOADER.VI_SAMPLER = "epoch"
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
