@@ -42,8 +42,9 @@ def test_gem_pool_by_hand():
     assert gem_pool(x).item() == pytest.approx(((1 + 8 + 27 + 64) / 4) ** (1 / 3))
 
 
-def test_non_local_block_starts_as_identity_and_learns():
-    blk = NonLocalBlock(8)
+@pytest.mark.parametrize("inter, affinity", [(1, "dot_over_n"), (0, "softmax")])
+def test_non_local_block_starts_as_identity_and_learns(inter, affinity):
+    blk = NonLocalBlock(8, inter, affinity)
     x = torch.randn(2, 8, 4, 3)
     assert torch.equal(blk(x), x)
     blk(x).pow(2).sum().backward()
@@ -54,17 +55,31 @@ def test_warmup_multistep_factor():
     f = [warmup_multistep_factor(i, 4, (6, 8), 0.1) for i in range(10)]
     assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert f[5] == 1.0 and f[6] == pytest.approx(0.1) and f[9] == pytest.approx(0.01)
+    # in 2 constant stages (AGW's per-epoch steps): 0.5 for 2 iterations, then 1
+    f = [warmup_multistep_factor(i, 4, (6, 8), 0.1, stages=2) for i in range(6)]
+    assert f == pytest.approx([0.5, 0.5, 1.0, 1.0, 1.0, 1.0])
 
 
-def test_two_streams_share_the_body_and_pick_the_stem_by_channels():
+@pytest.mark.parametrize("ir_input", ["rgb3", "gray1"])
+def test_two_streams_share_the_body_and_pick_the_stem_by_channels(ir_input):
     cfg = load_cfg_file(
         str(REPO / "configs" / "agw_cpu_demo.yml"),
-        ["MODEL.BACKBONE.PRETRAIN_PATH", str(MOBILENET_WEIGHTS)],
+        ["MODEL.BACKBONE.PRETRAIN_PATH", str(MOBILENET_WEIGHTS), "MODEL.AGW.IR_INPUT", ir_input],
     )
     m = build_model(cfg, 7)
-    assert m.stem_i[0][0].in_channels == 1 and m.stem_v[0][0].in_channels == 3
     w = m.stem_v[0][0].weight
-    assert torch.allclose(m.stem_i[0][0].weight[:, 0], w.mean(1))  # mean of the RGB filters
+    if ir_input == "gray1":  # one channel, the mean of the RGB filters
+        assert m.stem_i[0][0].in_channels == 1 and m.stem_v[0][0].in_channels == 3
+        assert torch.allclose(m.stem_i[0][0].weight[:, 0], w.mean(1))
+    else:  # AGW: an unchanged copy of the RGB stem reads the grey image as 3 channels
+        assert m.stem_i[0][0].in_channels == 3 and torch.equal(m.stem_i[0][0].weight, w)
+        assert m.stem_i[0][0].weight is not w
+        grey = torch.rand(2, 1, 8, 4)  # in [0, 1]: normalise both ways
+        x1 = (grey - 0.449) / 0.226
+        x3 = (grey.expand(-1, 3, -1, -1) - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / (
+            torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        )
+        assert torch.allclose(m._infrared(x1), x3, atol=1e-5)
     m.train()
     out = m.forward_pair(torch.randn(2, 3, 64, 32), torch.randn(2, 1, 64, 32))
     assert out["logits"].shape == (4, 7) and out["pool"].shape == (4, 1280)

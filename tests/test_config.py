@@ -56,7 +56,7 @@ def test_official_config_equals_defaults_where_the_recipe_lives():
 
 
 def test_official_code_behaviour_is_the_default_and_the_paper_an_option():
-    """docs/differences_from_official.md: Ea once per group, recon_f without gradient, the
+    """docs/methods/dgnet.md: Ea once per group, recon_f without gradient, the
     teacher's dropout from iteration 5000, float32; the CPU demo keeps a deterministic
     teacher; dgnet_r50_bf16 differs from dgnet_r50 in precision only."""
     d = get_cfg("dgnet")

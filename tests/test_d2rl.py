@@ -110,7 +110,9 @@ def test_which_losses_reach_which_subnetwork(model):
     assert torch.equal(u[:4, :3], x) and torch.equal(u[4:, 3:], y)  # real halves kept
     sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
     assert _grads(m.reid_net)
-    for part in (m.gen.enc_a, m.gen.dec_b, m.gen.enc_b, m.gen.dec_a, m.gen.enc_shared):
+    # (MODEL.GEN.N_SHARED 0, UNIT's code: no shared blocks; the shared case is tested above)
+    assert cfg.MODEL.GEN.N_SHARED == 0 and not list(m.gen.enc_shared.parameters())
+    for part in (m.gen.enc_a, m.gen.dec_b, m.gen.enc_b, m.gen.dec_a):
         assert _grads(part)
     assert not _grads(m.dis_v) and not _grads(m.dis_i)
     # detached (MODEL.D2RL.REID_GRAD_TO_GEN False): the re-ID losses stop at T_F

@@ -65,25 +65,28 @@ def test_soft_label_and_kl_by_hand():
 
 
 def _official_weights(it):
-    """The official loop, run literally: += warm_scale each iteration after warm_iter."""
-    f = s = cyc = t = 0.0
+    """The official loop (NVlabs/DG-Net trainer.py gen_update), run literally: each ramped
+    term is computed only when its weight before this iteration's increment is > 0, the
+    fine-grained ID term uses that earlier teacher_w (weight_B), then += warm_scale after
+    warm_iter, and the total uses the incremented weights. Returns the effective weights."""
+    f = cyc = t = 0.0
     for i in range(it + 1):
+        on_f, on_cyc, on_t, weight_b = f > 0, cyc > 0, t > 0, t * 0.2
         if i > 30000:
             f = min(f + 0.0005, 1.0)
             cyc = min(cyc + 0.0005, 2.0)
         if i > 30000:
             t = min(t + 0.0005, 2.0)
-    s = f
-    return f, s, cyc, t
+    return f * on_f, f * on_f, cyc * on_cyc, t * on_t, weight_b
 
 
-@pytest.mark.parametrize("it", [0, 29999, 30000, 30001, 31000, 32000, 33000, 34000, 50000])
+@pytest.mark.parametrize("it", [0, 29999, 30000, 30001, 30002, 31000, 32000, 33000, 34000, 50000])
 def test_warmup_weights_equal_the_official_schedule(it):
     w = dgnet_loss_weights(get_cfg("dgnet").LOSS, it)
-    f, s, cyc, t = _official_weights(it)
+    f, s, cyc, t, weight_b = _official_weights(it)
     assert w["recon_f"] == pytest.approx(f) and w["recon_s"] == pytest.approx(s)
     assert w["cycle"] == pytest.approx(cyc) and w["teacher_kl"] == pytest.approx(t)
-    assert w["fine"] == pytest.approx(0.2 * t) and w["id_fine"] == pytest.approx(0.2 * t)
+    assert w["fine"] == pytest.approx(0.2 * t) and w["id_fine"] == pytest.approx(weight_b)
     assert (w["recon_x"], w["recon_xp"], w["recon_id"], w["gan"], w["id"], w["id_pos"]) == (
         5,
         5,

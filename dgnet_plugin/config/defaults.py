@@ -68,7 +68,10 @@ _C.MODEL.DIS.NAME = ""  # DISCRIMINATOR registry
 _C.INPUT = CN()
 _C.INPUT.SIZE_TRAIN = (256, 128)  # (H, W)
 _C.INPUT.SIZE_TEST = (256, 128)
-_C.INPUT.PADDING = 10  # Pad(10, edge) then RandomCrop
+_C.INPUT.PADDING = 10  # Pad(10, PADDING_MODE) then RandomCrop
+# Fill of that padding: edge (replicate the border; DG-Net / IDE, person-reid baseline) |
+# constant (zeros, torchvision's Pad default; AGW's train.py Pad(10))
+_C.INPUT.PADDING_MODE = "edge"
 _C.INPUT.FLIP_PROB = 0.5
 # PIL mode the loaders read images in: RGB | L (infrared / gray, one channel). Normalisation
 # statistics given for RGB are adapted to 1 channel (their mean, data.transforms.channel_stats)
@@ -121,6 +124,10 @@ _C.DATALOADER.IMS_PER_BATCH = 8
 # NUM_INSTANCES infrared) images per step (AGW: 8 x (4 + 4))
 _C.DATALOADER.NUM_IDS = 8
 _C.DATALOADER.NUM_INSTANCES = 4
+# Cross-modality batches (visible-infrared methods): epoch (identities shuffled once per pass
+# and cut into groups of NUM_IDS; images without replacement when an identity has enough) |
+# agw (AGW's IdentitySampler: random identities per batch, images drawn with replacement)
+_C.DATALOADER.VI_SAMPLER = "epoch"
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()

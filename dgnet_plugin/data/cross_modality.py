@@ -336,7 +336,8 @@ def load_cross_modality_train_set(cfg):
 def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
     """Infinite iterator of :func:`collate_by_modality` batches: ``DATALOADER.NUM_IDS``
     identities x (``NUM_INSTANCES`` visible + ``NUM_INSTANCES`` infrared) per step
-    (:class:`CrossModalityBatchSampler` seeded with ``SEED``; the first ``start`` batches
+    (:class:`CrossModalityBatchSampler` seeded with ``SEED``, ``DATALOADER.VI_SAMPLER`` its
+    mode; the first ``start`` batches
     skipped, so ``--resume`` continues the same sequence). One process only.
 
     Raises:
@@ -348,7 +349,12 @@ def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
     d = cfg.DATALOADER
     try:
         sampler = CrossModalityBatchSampler(
-            [it[1] for it in items], modalities, d.NUM_IDS, d.NUM_INSTANCES, cfg.SEED
+            [it[1] for it in items],
+            modalities,
+            d.NUM_IDS,
+            d.NUM_INSTANCES,
+            cfg.SEED,
+            d.VI_SAMPLER,
         )
     except ValueError as e:
         raise ConfigError(f"DATALOADER.NUM_IDS={d.NUM_IDS}: {e}") from None

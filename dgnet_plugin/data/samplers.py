@@ -203,6 +203,10 @@ class IdentityBatchSampler(Sampler[list]):
         return max(len(self._torchreid) // self.batch, 1)
 
 
+#: ``DATALOADER.VI_SAMPLER`` values (:class:`CrossModalityBatchSampler` ``mode``)
+VI_SAMPLERS = ("epoch", "agw")
+
+
 class CrossModalityBatchSampler(Sampler[list]):
     """Infinite P x (K visible + K infrared) batches for cross-modality re-ID.
 
@@ -212,6 +216,12 @@ class CrossModalityBatchSampler(Sampler[list]):
     K, else with replacement). A batch lists, identity by identity, the K visible then the K
     infrared indices: ``2 * P * K`` indices. Draws come from a ``torch.Generator`` seeded
     with ``seed``.
+
+    ``mode="agw"`` (``DATALOADER.VI_SAMPLER``): AGW's ``IdentitySampler``
+    (mangye16/Cross-Modal-Re-ID-baseline ``utils.py``) instead: every batch draws its P
+    identities at random (distinct within the batch, independently of the other batches) and
+    each identity's K visible and K infrared images *with* replacement
+    (``np.random.choice(pos, K)``).
 
     Args:
         pids, modalities: per item, its identity and its ``modality`` field (``"visible"`` |
@@ -230,7 +240,10 @@ class CrossModalityBatchSampler(Sampler[list]):
         num_ids: int,
         num_instances: int,
         seed: int = 0,
+        mode: str = "epoch",
     ):
+        if mode not in VI_SAMPLERS:
+            raise ValueError(f"DATALOADER.VI_SAMPLER '{mode}': one of {', '.join(VI_SAMPLERS)}")
         if len(pids) != len(modalities):
             raise ValueError(f"{len(pids)} pids but {len(modalities)} modalities")
         unknown = set(modalities) - set(MODALITIES)
@@ -248,6 +261,7 @@ class CrossModalityBatchSampler(Sampler[list]):
         self._vis = [torch.as_tensor(by[VISIBLE][p]) for p in self.pids]
         self._ir = [torch.as_tensor(by[INFRARED][p]) for p in self.pids]
         self.num_ids, self.num_instances, self.seed = num_ids, num_instances, seed
+        self.mode = mode
 
     @classmethod
     def from_samples(cls, samples: Sequence[dict], num_ids: int, num_instances: int, seed=0):
@@ -269,6 +283,14 @@ class CrossModalityBatchSampler(Sampler[list]):
     def __iter__(self) -> Iterator[list]:
         gen = torch.Generator().manual_seed(self.seed)
         n, p = len(self.pids), self.num_ids
+        if self.mode == "agw":
+            k = self.num_instances
+            while True:
+                batch = []
+                for u in torch.randperm(n, generator=gen)[:p].tolist():
+                    for idx in (self._vis[u], self._ir[u]):
+                        batch += idx[torch.randint(len(idx), (k,), generator=gen)].tolist()
+                yield batch
         while True:
             order = torch.randperm(n, generator=gen).tolist()
             for lo in range(0, n - p + 1, p):

@@ -45,6 +45,10 @@ def channel_stats(values: Sequence[float], channels: int, key: str = "INPUT.PIXE
     )
 
 
+#: ``INPUT.PADDING_MODE`` values: torchvision ``Pad`` modes (constant = zero fill)
+PADDING_MODES = ("edge", "constant")
+
+
 def _spatial_ops(cfg, is_train: bool, tv) -> list:
     """The geometric part of the recipe, built from ``tv`` (``torchvision.transforms`` or
     its ``v2``, whose classes share these names and draws)."""
@@ -54,7 +58,10 @@ def _spatial_ops(cfg, is_train: bool, tv) -> list:
     size = tuple(cfg.INPUT.SIZE_TRAIN)
     ops = [tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), tv.Resize(size, interpolation=bicubic)]
     if cfg.INPUT.PADDING > 0:
-        ops += [tv.Pad(cfg.INPUT.PADDING, padding_mode="edge"), tv.RandomCrop(size)]
+        mode = cfg.INPUT.PADDING_MODE
+        if mode not in PADDING_MODES:
+            raise ConfigError(f"INPUT.PADDING_MODE '{mode}': one of {', '.join(PADDING_MODES)}")
+        ops += [tv.Pad(cfg.INPUT.PADDING, padding_mode=mode), tv.RandomCrop(size)]
     return ops
 
 
@@ -71,7 +78,11 @@ def build_transforms(cfg, is_train: bool, channels: int | None = None) -> T.Comp
     ``channels`` overrides it, e.g. 1 for the infrared images of a cross-modality set).
 
     Train (official DG-Net / IDE recipe): RandomHorizontalFlip -> Resize((H, W), bicubic) ->
-    Pad(INPUT.PADDING, edge) -> RandomCrop((H, W)). Test: Resize((H, W), bicubic).
+    Pad(INPUT.PADDING, INPUT.PADDING_MODE: edge, or constant = zeros as AGW) ->
+    RandomCrop((H, W)). Test: Resize((H, W), bicubic).
+
+    Raises:
+        ConfigError: an ``INPUT.PADDING_MODE`` other than edge | constant.
     """
     return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg, channels))
 
@@ -84,8 +95,9 @@ class JointTransform:
     ``__call__(sample)`` takes a sample dict with ``img`` a PIL image and the spatial fields
     ``(K, H, W)`` or ``(H, W)`` tensors of the image's size; it returns a new dict with ``img``
     normalised as by :func:`build_transforms` and each spatial field flipped / resized
-    (nearest neighbour: masks stay binary, heat-map peaks keep their value) / edge-padded /
-    cropped like the image, as a float tensor ``(K, H, W)``. Other fields pass through.
+    (nearest neighbour: masks stay binary, heat-map peaks keep their value) / padded
+    (``INPUT.PADDING_MODE``) / cropped like the image, as a float tensor ``(K, H, W)``. Other
+    fields pass through.
     With the same torch seed the image equals :func:`build_transforms`' output bit for bit
     (tested), so a method may switch to it without changing its images.
     """

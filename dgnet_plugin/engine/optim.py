@@ -77,22 +77,34 @@ def build_adam(model, solver_cfg, device: torch.device | None = None):
     return with_fast_impl(opt, device)
 
 
-def warmup_multistep_factor(it: int, warmup: int, steps, gamma: float, start: int = 0) -> float:
-    """LR factor at iteration ``it``: ``(it - start + 1) / warmup`` during a linear warm-up of
-    ``warmup`` iterations from iteration ``start`` (AGW's warm-up; ``start``: where a
-    network's own training begins, e.g. D2RL's T_F after the translators' warm-up), times
+def warmup_multistep_factor(
+    it: int, warmup: int, steps, gamma: float, start: int = 0, stages: int = 0
+) -> float:
+    """LR factor at iteration ``it``: during a warm-up of ``warmup`` iterations from iteration
+    ``start`` (where a network's own training begins, e.g. D2RL's T_F after the translators'
+    warm-up), ``(it - start + 1) / warmup`` (linear per iteration, ``stages=0``) or, with
+    ``stages=n > 0``, ``(floor((it - start) * n / warmup) + 1) / n``: ``n`` equal constant
+    stages at ``1/n, 2/n, ..., 1`` (AGW's per-epoch warm-up with ``n`` = 10 epochs,
+    mangye16/Cross-Modal-Re-ID-baseline ``train.py`` ``adjust_learning_rate``); then times
     ``gamma`` per milestone of ``steps`` passed (iterations, counted from 0)."""
     k = max(it - start, 0)
-    w = min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
+    if warmup <= 0 or k >= warmup:
+        w = 1.0
+    elif stages > 0:
+        w = (k * stages // warmup + 1) / stages
+    else:
+        w = (k + 1) / warmup
     return w * gamma ** bisect.bisect_right(list(steps), it)
 
 
-def build_warmup_scheduler(optimizer, warmup: int, steps, gamma: float, start: int = 0):
-    """Per-iteration LR schedule :func:`warmup_multistep_factor` (a linear warm-up over
-    ``warmup`` iterations from ``start``, then x ``gamma`` at each iteration of ``steps``);
-    the engine steps it every iteration."""
+def build_warmup_scheduler(
+    optimizer, warmup: int, steps, gamma: float, start: int = 0, stages: int = 0
+):
+    """Per-iteration LR schedule :func:`warmup_multistep_factor` (a warm-up over ``warmup``
+    iterations from ``start``, linear or in ``stages`` steps, then x ``gamma`` at each
+    iteration of ``steps``); the engine steps it every iteration."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: warmup_multistep_factor(it, warmup, steps, gamma, start)
+        optimizer, lambda it: warmup_multistep_factor(it, warmup, steps, gamma, start, stages)
     )
 
 

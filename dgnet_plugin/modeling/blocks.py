@@ -244,16 +244,44 @@ def renormalize(x: torch.Tensor, mean_in, std_in, mean_out, std_out) -> torch.Te
     return (x * col(std_in) + col(mean_in) - col(mean_out)) / col(std_out)
 
 
-class NonLocalBlock(nn.Module):
-    """Embedded-Gaussian non-local block (Wang et al., "Non-local Neural Networks", CVPR 2018,
-    Eq. 1-2 with a zero-initialised BN'd output projection, so the block starts as the
-    identity): ``(N, C, H, W) -> (N, C, H, W)``, ``y = x + BN(W_z (softmax(theta(x)^T phi(x))
-    g(x)))`` with ``theta``, ``phi``, ``g`` 1x1 convolutions to ``C / reduction`` channels.
-    The block AGW inserts into its shared ResNet stages (Ye et al., TPAMI 2021)."""
+#: the non-local affinities :class:`NonLocalBlock` implements
+NON_LOCAL_AFFINITIES = ("dot_over_n", "softmax")
 
-    def __init__(self, channels: int, reduction: int = 2):
+
+class NonLocalBlock(nn.Module):
+    """Non-local block (Wang et al., "Non-local Neural Networks", CVPR 2018, Eq. 1-2 with a
+    zero-initialised BN'd output projection, so the block starts as the identity):
+    ``(N, C, H, W) -> (N, C, H, W)``, ``y = x + BN(W_z (f(theta(x)^T phi(x)) g(x)))`` with
+    ``theta``, ``phi``, ``g`` 1x1 convolutions (with bias) from ``C`` to ``inter`` channels and
+    ``W_z`` a 1x1 convolution back to ``C``, followed by a BatchNorm2d whose weight and bias
+    start at 0. ``f`` over the ``HW`` positions:
+
+    - ``"dot_over_n"``: ``f(A) = A / HW``, no softmax (Wang et al.'s "dot product" version).
+      With ``inter=1`` this is AGW's ``Non_local`` (mangye16/Cross-Modal-Re-ID-baseline,
+      ``model.py``: ``inter_channels = reduc_ratio // reduc_ratio`` = 1, the softmax line
+      commented out, ``f / N``);
+    - ``"softmax"``: ``f(A) = softmax(A)`` over the last axis (Wang et al.'s embedded
+      Gaussian version; usually with ``inter = C / 2``). Not AGW's.
+
+    Args:
+        channels: ``C``.
+        inter: inner channels; ``0`` = ``max(C // 2, 1)``.
+        affinity: ``"dot_over_n"`` | ``"softmax"``.
+
+    Raises:
+        ValueError: another ``affinity`` or a negative ``inter``.
+    """
+
+    def __init__(self, channels: int, inter: int = 1, affinity: str = "dot_over_n"):
         super().__init__()
-        inner = max(channels // reduction, 1)
+        if affinity not in NON_LOCAL_AFFINITIES:
+            raise ValueError(
+                f"non-local affinity '{affinity}': one of {', '.join(NON_LOCAL_AFFINITIES)}"
+            )
+        if inter < 0:
+            raise ValueError(f"non-local inner channels must be >= 0 (0 = C/2), got {inter}")
+        inner = inter or max(channels // 2, 1)
+        self.affinity = affinity
         self.theta = nn.Conv2d(channels, inner, 1)
         self.phi = nn.Conv2d(channels, inner, 1)
         self.g = nn.Conv2d(channels, inner, 1)
@@ -266,6 +294,7 @@ class NonLocalBlock(nn.Module):
         t = self.theta(x).flatten(2).transpose(1, 2)  # (N, HW, C')
         p = self.phi(x).flatten(2)  # (N, C', HW)
         g = self.g(x).flatten(2).transpose(1, 2)  # (N, HW, C')
-        attn = torch.softmax(t @ p, dim=-1)  # (N, HW, HW)
+        a = t @ p  # (N, HW, HW)
+        attn = torch.softmax(a, dim=-1) if self.affinity == "softmax" else a / a.shape[-1]
         y = (attn @ g).transpose(1, 2).reshape(n, -1, h, w)
         return x + self.out(y)

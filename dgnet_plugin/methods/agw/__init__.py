@@ -7,11 +7,12 @@ regularisation triplet). Before training, the visible-infrared data of ``DATASET
 is built (the CUHK03 proxy, the real samples)."""
 
 from ...config import Method, register_method
-from ...config.validate import non_negative
+from ...config.validate import non_negative, one_of
 from ...data.vi_proxy import ensure_vi_data
+from ...modeling.blocks import NON_LOCAL_AFFINITIES
 from .config import add_agw_config
 from .engine import AGWEngine
-from .meta_arch import AGW
+from .meta_arch import AGW, BN_GAMMA_INITS, IR_INPUTS, NON_LOCAL_POSITIONS
 
 METHOD = register_method(
     Method(
@@ -21,7 +22,15 @@ METHOD = register_method(
         engines=("AGWEngine",),
         meta_architectures=("AGW",),
         before_training=ensure_vi_data,
-        config_rules=(non_negative("SOLVER.WARMUP_ITERS"),),
+        config_rules=(
+            non_negative("SOLVER.WARMUP_ITERS"),
+            non_negative("SOLVER.WARMUP_STAGES"),
+            non_negative("MODEL.AGW.NON_LOCAL_INTER"),
+            one_of("MODEL.AGW.NON_LOCAL_AFFINITY", NON_LOCAL_AFFINITIES),
+            one_of("MODEL.AGW.NON_LOCAL_POSITION", NON_LOCAL_POSITIONS),
+            one_of("MODEL.AGW.BN_GAMMA_INIT", BN_GAMMA_INITS),
+            one_of("MODEL.AGW.IR_INPUT", IR_INPUTS),
+        ),
     )
 )
 

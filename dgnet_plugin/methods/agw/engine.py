@@ -1,8 +1,9 @@
 """AGW's training (mangye16/Cross-Modal-Re-ID-baseline ``train.py``): batches of P identities
 x (K visible + K infrared), one forward of both streams, ``L = CE(logits) + WRT(f_pool)``
 (identity loss after the BNNeck, weighted-regularisation triplet before it), SGD with the
-backbone at ``SOLVER.REID.BASE_LR`` and the head at ``HEADS_LR_FACTOR`` x, a linear warm-up
-over ``SOLVER.WARMUP_ITERS`` then x ``SOLVER.REID_GAMMA`` at each of ``SOLVER.STEPS``."""
+backbone at ``SOLVER.REID.BASE_LR`` and the head at ``HEADS_LR_FACTOR`` x, a warm-up over
+``SOLVER.WARMUP_ITERS`` (in ``SOLVER.WARMUP_STAGES`` constant stages, AGW's per-epoch steps, or
+linear per iteration with 0) then x ``SOLVER.REID_GAMMA`` at each of ``SOLVER.STEPS``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ class AGWEngine(IterationTrainer):
         self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
         opt = build_reid_optimizer(cfg, self.model, ["head"], self.device)
         s = cfg.SOLVER
-        sched = build_warmup_scheduler(opt, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA)
+        sched = build_warmup_scheduler(
+            opt, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, stages=s.WARMUP_STAGES
+        )
         self.register_optimizer("model", opt, sched)
         self._stream = None
 

@@ -13,7 +13,8 @@ from ...config.validate import Rule, non_negative, one_of, positive
 from ...data.vi_proxy import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
-from .engine import D2RLEngine
+from .discriminator import UNITDiscriminator
+from .engine import TRANSLATION_LATENTS, D2RLEngine
 from .meta_arch import D2RL, HEAD_LAYERS, NECKS, feature_choices
 
 METHOD = register_method(
@@ -29,6 +30,9 @@ METHOD = register_method(
             non_negative("MODEL.D2RL.WARMUP_GEN_ITER"),
             non_negative("MODEL.D2RL.WARMUP_REID_ITER"),
             non_negative("SOLVER.WARMUP_ITERS"),
+            non_negative("SOLVER.WARMUP_STAGES"),
+            one_of("MODEL.D2RL.DIS_FAKES", TRANSLATION_LATENTS),
+            one_of("MODEL.D2RL.TF_TRANSLATION", TRANSLATION_LATENTS),
             Rule(
                 "MODEL.D2RL.HEADS",
                 lambda v, cfg: set(v) <= set(HEAD_LAYERS),
@@ -46,4 +50,4 @@ METHOD = register_method(
     )
 )
 
-__all__ = ["METHOD", "D2RL", "D2RLEngine", "add_d2rl_config"]
+__all__ = ["METHOD", "D2RL", "D2RLEngine", "UNITDiscriminator", "add_d2rl_config"]

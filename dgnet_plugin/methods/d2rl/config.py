@@ -2,7 +2,8 @@
 
 The D2RL paper (Wang et al., CVPR 2019) gives the architecture but not its loss weights,
 optimisers or schedule. Every default below says where it comes from: [D2RL] the paper,
-[UNIT] UNIT's published configuration (``configs/unit_edges2handbags_folder.yaml``),
+[UNIT] UNIT's released code and configuration (mingyuliutw/UNIT ``trainer.py``,
+``networks.py``, ``configs/unit_edges2handbags_folder.yaml``),
 [AGW] the AGW cross-modality baseline (mangye16/Cross-Modal-Re-ID-baseline), [ours] a choice
 of this package.
 """
@@ -21,12 +22,17 @@ _D.MODEL.GEN = CN()  # MODEL.GEN.NAME: UNITTranslator
 _D.MODEL.GEN.DIM = 64  # [UNIT]
 _D.MODEL.GEN.N_DOWNSAMPLE = 2  # [UNIT]
 _D.MODEL.GEN.N_RES = 4  # [UNIT]
-_D.MODEL.GEN.N_SHARED = 1  # [UNIT] shared last encoder / first decoder residual blocks
+# Residual blocks shared by the two encoders (last) and the two decoders (first): 0 [UNIT code:
+# two independent VAEGen, trainer.py UNIT_Trainer.__init__; the shared latent comes from the
+# losses]; 1 = the UNIT paper's weight sharing (section 3)
+_D.MODEL.GEN.N_SHARED = 0
 _D.MODEL.DIS = CN()
-# MODEL.DIS.NAME: MultiScaleDiscriminator, one per modality, LSGAN [UNIT: 3 scales]
+# MODEL.DIS.NAME: one per modality, LSGAN. The full recipes name UNITDiscriminator [UNIT:
+# networks.py MsImageDis, N_LAYER 4]; unless a config names one, MultiScaleDiscriminator (the
+# package's DG-Net-style discriminator, with which the CPU demo was measured) [ours]
 _D.MODEL.DIS.DIM = 64  # [UNIT]
-_D.MODEL.DIS.N_LAYER = 2  # [ours] stride-2 stages of the shared discriminator (UNIT: 4 convs)
-_D.MODEL.DIS.N_RES = 0  # [ours] (UNIT's discriminator has no residual blocks)
+_D.MODEL.DIS.N_LAYER = 2  # stride-2 stages (UNITDiscriminator: 4 [UNIT]; MultiScale: 2 [ours])
+_D.MODEL.DIS.N_RES = 0  # [ours] MultiScaleDiscriminator only (UNIT's has no residual blocks)
 _D.MODEL.DIS.NUM_SCALES = 3  # [UNIT]
 _D.MODEL.D2RL = CN()
 _D.MODEL.D2RL.FC_DIM = 1024  # [D2RL, unconfirmed] FC-1024
@@ -48,12 +54,25 @@ _D.MODEL.D2RL.HEADS = ("fc", "embed", "bottleneck", "classifier")
 # In the joint phase the re-ID losses reach the translators through the generated channels
 # [D2RL]; False detaches them (an ablation) [ours]
 _D.MODEL.D2RL.REID_GRAD_TO_GEN = True
+# Fakes the discriminators are trained on: sampled [UNIT] (decoded from mu + N(0, I),
+# trainer.py dis_update) | mean (decoded from the latent mean)
+_D.MODEL.D2RL.DIS_FAKES = "sampled"
+# Translations T_F trains on, in its warm-up and in the joint phase: sampled [ours] (decoded
+# from mu + N(0, I): in the joint phase, the generator step's own translations, UNIT's
+# gen_update) | mean (decoded from the latent mean, as at test, UNIT's forward / sample; an
+# extra decode in the joint phase). D2RL does not say; at test T_F always sees the mean's.
+_D.MODEL.D2RL.TF_TRANSLATION = "sampled"
 
 _D.SOLVER = CN()
 # linear warm-up of T_F's LR over its first WARMUP_ITERS iterations (from the end of
 # WARMUP_GEN_ITER) [AGW; ours for D2RL]: Adam with the heads at 10x and no warm-up blew up
 # the identity logits in the CPU demo (cross-entropy 8.4 > ln 200 at iteration 120)
 _D.SOLVER.WARMUP_ITERS = 0
+# Shape of that warm-up: 0 = linear per iteration; n > 0 = n equal constant stages (AGW: 10,
+# one per epoch from 0.1 x; see engine.optim.warmup_multistep_factor)
+_D.SOLVER.WARMUP_STAGES = 0
+# T_F's LR milestones (x SOLVER.REID_GAMMA at each); empty = SOLVER.STEPS (the translators')
+_D.SOLVER.REID_STEPS = ()
 
 _D.LOSS = CN()
 _D.LOSS.GAN_W = 1.0  # [UNIT code] gan_w

@@ -3,20 +3,22 @@ section 3.4), with optional warm-up phases for each.
 
 One iteration on a batch of P identities x (K visible ``x`` + K infrared ``y``):
 
-1. discriminators (LSGAN): ``D_v`` real ``x`` vs ``G_v(E_i(y))``; ``D_i`` real ``y`` vs
-   ``G_i(E_v(x))`` (translations detached);
+1. discriminators (LSGAN): ``D_v`` real ``x`` vs ``G_v(z_i)``; ``D_i`` real ``y`` vs
+   ``G_i(z_v)`` (translations detached), with ``z = E(.) + N(0, I)`` the sampled latents as
+   UNIT's ``dis_update`` (``MODEL.D2RL.DIS_FAKES`` sampled; ``mean``: ``z = E(.)``);
 2. translators + re-ID network, one backward of
 
    ``L = L_I + L_F`` with ``L_I = sum over the modalities of`` (UNIT, D2RL Eqs. 1-4)
    ``w_kl KL(E(x)) + w_x |x - G(E(x))|_1`` (VAE), ``w_gan LSGAN(D(fake))`` (GAN),
    ``w_cyc |x - G_v(E_i(G_i(E_v(x))))|_1 + w_kl_cyc KL(E_i(G_i(E_v(x))))`` (cycle), and
    ``L_F = w_id CE(T_F(u), pid) + w_tri triplet(T_F(u)_128, pid)`` on the unified images
-   ``u = [x; G_i(E_v(x))]`` and ``[G_v(E_i(y)); y]`` (D2RL Eq. 6), whose generated channels
-   carry ``L_F``'s gradient back into the translators.
+   ``u = [x; G_i(z_v)]`` and ``[G_v(z_i); y]`` (D2RL Eq. 6), whose generated channels
+   carry ``L_F``'s gradient back into the translators. ``z`` is the sampled latent of the
+   generator step (``MODEL.D2RL.TF_TRANSLATION`` sampled) or the mean (``mean``).
 
 Phases (``MODEL.D2RL``): the first ``WARMUP_GEN_ITER`` iterations train T_I alone (no
 ``L_F``), the next ``WARMUP_REID_ITER`` train T_F alone on unified images from the fixed
-translators, then everything jointly.
+translators (their translations as ``TF_TRANSLATION`` says), then everything jointly.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ from ...losses import (
 from ...utils.visualization import save_grid
 from .meta_arch import IR, VIS
 
+#: the latents translations are decoded from (``MODEL.D2RL.DIS_FAKES`` / ``TF_TRANSLATION``)
+TRANSLATION_LATENTS = ("sampled", "mean")
+
+
+def translate_pair(gen, xg, yg, sampled: bool):
+    """``(G_i(z_v), G_v(z_i))`` for visible ``xg`` ``(N, 3, H, W)`` and infrared ``yg`` ``(N, 1,
+    H, W)`` in ``[-1, 1]``, with ``z = E(.) + N(0, I)`` when ``sampled`` (UNIT ``trainer.py``
+    ``dis_update``: ``decode(h + n)``), else ``z = E(.)`` (the mean; UNIT's ``forward``)."""
+    z_v, z_i = gen.encode(xg, VIS), gen.encode(yg, IR)
+    if sampled:
+        z_v, z_i = gen.sample(z_v), gen.sample(z_i)
+    return gen.decode(z_v, IR), gen.decode(z_i, VIS)
+
 
 def d2rl_phase(iteration: int, warmup_gen: int, warmup_reid: int) -> str:
     """``"gen"`` (T_I alone) for the first ``warmup_gen`` iterations, ``"reid"`` (T_F alone)
@@ -61,8 +76,9 @@ def unit_translation_losses(gen, dis_v, dis_i, xg, yg, w) -> tuple[dict, dict]:
     ``w``: ``LOSS`` (GAN_W, RECON_X_W, RECON_KL_W, RECON_X_CYC_W, RECON_KL_CYC_W).
 
     Returns ``(terms, images)``: the weighted terms by name, and the translations
-    ``y_fake = G_i(z_v)``, ``x_fake = G_v(z_i)`` (from the sampled latents, with gradient)
-    and the cycles ``x_cyc``, ``y_cyc``.
+    ``y_fake = G_i(z_v)``, ``x_fake = G_v(z_i)`` (from the sampled latents, with gradient),
+    the cycles ``x_cyc``, ``y_cyc`` and the latent means ``mu_v``, ``mu_i``. Source: UNIT
+    ``trainer.py`` ``UNIT_Trainer.gen_update`` (``vgg_w`` 0).
     """
     mu_v, mu_i = gen.encode(xg, VIS), gen.encode(yg, IR)
     z_v, z_i = gen.sample(mu_v), gen.sample(mu_i)
@@ -77,7 +93,8 @@ def unit_translation_losses(gen, dis_v, dis_i, xg, yg, w) -> tuple[dict, dict]:
         "cyc_x": w.RECON_X_CYC_W * (recon_l1_loss(x_cyc, xg) + recon_l1_loss(y_cyc, yg)),
         "cyc_kl": w.RECON_KL_CYC_W * (vae_kl_loss(mu_vi) + vae_kl_loss(mu_iv)),
     }
-    return terms, {"y_fake": y_fake, "x_fake": x_fake, "x_cyc": x_cyc, "y_cyc": y_cyc}
+    images = {"y_fake": y_fake, "x_fake": x_fake, "x_cyc": x_cyc, "y_cyc": y_cyc}
+    return terms, {**images, "mu_v": mu_v, "mu_i": mu_i}
 
 
 def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, w) -> dict:
@@ -92,12 +109,15 @@ def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, w) -> dict:
 
 
 def reid_lr_scheduler(optimizer, cfg):
-    """T_F's per-iteration LR factor: a linear warm-up over ``SOLVER.WARMUP_ITERS`` from T_F's
-    first iteration (``MODEL.D2RL.WARMUP_GEN_ITER``), times ``SOLVER.REID_GAMMA`` at each
-    iteration of ``SOLVER.STEPS``."""
+    """T_F's per-iteration LR factor: a warm-up over ``SOLVER.WARMUP_ITERS`` from T_F's first
+    iteration (``MODEL.D2RL.WARMUP_GEN_ITER``), linear or in ``SOLVER.WARMUP_STAGES`` constant
+    stages (AGW's per-epoch steps), times ``SOLVER.REID_GAMMA`` at each iteration of
+    ``SOLVER.REID_STEPS`` (``SOLVER.STEPS`` when empty)."""
     s = cfg.SOLVER
+    steps = tuple(s.REID_STEPS) or tuple(s.STEPS)
+    start = cfg.MODEL.D2RL.WARMUP_GEN_ITER
     return build_warmup_scheduler(
-        optimizer, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, cfg.MODEL.D2RL.WARMUP_GEN_ITER
+        optimizer, s.WARMUP_ITERS, steps, s.REID_GAMMA, start, s.WARMUP_STAGES
     )
 
 
@@ -105,10 +125,11 @@ def reid_lr_scheduler(optimizer, cfg):
 class D2RLEngine(IterationTrainer):
     """Trains :class:`~.meta_arch.D2RL` (module docstring). Update phases: ``dis`` (Adam,
     ``SOLVER.DIS``), ``gen`` (Adam, ``SOLVER.GEN``), ``reid`` (``SOLVER.REID``, SGD by
-    default, the layers of ``MODEL.D2RL.HEADS`` at ``HEADS_LR_FACTOR`` x, a linear warm-up
-    over ``SOLVER.WARMUP_ITERS`` from T_F's first iteration ``WARMUP_GEN_ITER``); x
-    ``SOLVER.GAMMA`` (translators, discriminators) / ``REID_GAMMA`` (T_F) at each iteration
-    of ``SOLVER.STEPS``. One process (the cross-modality loader's limit)."""
+    default, the layers of ``MODEL.D2RL.HEADS`` at ``HEADS_LR_FACTOR`` x, a warm-up over
+    ``SOLVER.WARMUP_ITERS`` from T_F's first iteration ``WARMUP_GEN_ITER``); x ``SOLVER.GAMMA``
+    (translators, discriminators) at each iteration of ``SOLVER.STEPS``, x ``REID_GAMMA`` (T_F)
+    at each of ``SOLVER.REID_STEPS`` (or ``STEPS``). One process (the cross-modality loader's
+    limit)."""
 
     REQUIRES = ("gen", "dis", "reid")
     AMP_PHASES = ("dis", "gen")
@@ -139,10 +160,10 @@ class D2RLEngine(IterationTrainer):
         xg, yg = m.to_gan(x), m.to_gan(y)
         log = {}
         # 1. discriminators
+        tf_sampled = d.TF_TRANSLATION == "sampled"
         if phase != "reid":
             with torch.no_grad():
-                y_fake = m.gen(xg, VIS, IR)
-                x_fake = m.gen(yg, IR, VIS)
+                y_fake, x_fake = translate_pair(m.gen, xg, yg, d.DIS_FAKES == "sampled")
             with self.autocast():
                 d_loss = w.GAN_W * (
                     lsgan_dis_loss(m.dis_v(x_fake), m.dis_v(xg))
@@ -156,11 +177,12 @@ class D2RLEngine(IterationTrainer):
         with self.autocast():
             if phase == "reid":
                 with torch.no_grad():
-                    y_fake = m.gen(xg, VIS, IR)
-                    x_fake = m.gen(yg, IR, VIS)
+                    y_fake, x_fake = translate_pair(m.gen, xg, yg, tf_sampled)
             else:
                 terms, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, xg, yg, w)
                 y_fake, x_fake = img["y_fake"], img["x_fake"]
+                if phase == "joint" and not tf_sampled:
+                    y_fake, x_fake = m.gen.decode(img["mu_v"], IR), m.gen.decode(img["mu_i"], VIS)
             if phase != "gen":
                 if not d.REID_GRAD_TO_GEN:
                     y_fake, x_fake = y_fake.detach(), x_fake.detach()

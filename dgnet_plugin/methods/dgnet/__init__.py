@@ -9,8 +9,8 @@ interpolation, a DG-Market-style dataset) and ``commands`` (``tools/generate.py`
 """
 
 from ...config import Method, register_method
-from ...config.validate import less_than, non_negative, positive
-from .appearance import AppearanceEncoder
+from ...config.validate import less_than, non_negative, one_of, positive
+from .appearance import EA_BN_INITS, AppearanceEncoder
 from .commands import GENERATION_COMMANDS
 from .config import add_dgnet_config
 from .engine import DGNetEngine
@@ -36,6 +36,7 @@ METHOD = register_method(
             less_than("LOSS.WARM_TEACHER_ITER", "SOLVER.MAX_ITER", what="the teacher warm-up"),
             positive("SOLVER.GEN.LR", integer=False),
             positive("SOLVER.DIS.LR", integer=False),
+            one_of("MODEL.EA_BN_INIT", EA_BN_INITS),
         ),
     )
 )

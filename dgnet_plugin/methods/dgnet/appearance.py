@@ -9,6 +9,9 @@ from torch import nn
 from ...modeling.backbones import build_backbone
 from ...modeling.heads import build_head, global_pool
 
+#: ``MODEL.EA_BN_INIT`` values
+EA_BN_INITS = ("ones", "normal")
+
 
 class AppearanceEncoder(nn.Module):
     """``Ea`` of DG-Net, which is also the re-ID model (paper section 3.1, ``ft_netAB``).
@@ -24,6 +27,14 @@ class AppearanceEncoder(nn.Module):
     ``(N, 1024)`` feature ``[l2norm(emb_prim), l2norm(emb_fine)]``. ``return_all=True`` gives
     the dict ``{code, logits, emb}`` used by the DG-Net engine. ``feature_parts`` tells the
     evaluator the two halves, L2-normalised separately, the fine half weighted by ``TEST.ALPHA``.
+
+    ``bn_init`` (``MODEL.EA_BN_INIT``): the heads' BatchNorm1d weight: ``"ones"`` (the official
+    ``ClassBlock``: its ``weights_init_kaiming`` matches ``InstanceNorm1d`` only, so the
+    BatchNorm1d keeps torch's 1; NVlabs/DG-Net ``reIDmodel.py``) or ``"normal"`` (N(1, 0.02),
+    the head's own init, from Person_reID_baseline_pytorch, which DG-Net's teacher uses).
+
+    Raises:
+        ValueError: another ``bn_init``.
     """
 
     def __init__(
@@ -36,8 +47,11 @@ class AppearanceEncoder(nn.Module):
         dropout=0.5,
         fine_dropout=0.75,
         head="EmbeddingHead",
+        bn_init="ones",
     ):
         super().__init__()
+        if bn_init not in EA_BN_INITS:
+            raise ValueError(f"MODEL.EA_BN_INIT '{bn_init}': one of {', '.join(EA_BN_INITS)}")
         self.backbone = backbone
         c = backbone.out_channels
         self.num_parts = num_parts
@@ -47,6 +61,10 @@ class AppearanceEncoder(nn.Module):
         self.classifier = build_head(head, c, num_classes, embed_dim, dropout)
         self.classifier_fine = build_head(head, c, num_classes, embed_dim, fine_dropout)
         self.feature_parts = (embed_dim, embed_dim)
+        if bn_init == "ones":
+            for m in (*self.classifier.modules(), *self.classifier_fine.modules()):
+                if isinstance(m, nn.BatchNorm1d):
+                    nn.init.ones_(m.weight)
 
     def forward(self, x: torch.Tensor, return_all: bool = False):
         fmap = self.backbone(x)
@@ -72,4 +90,5 @@ def build_appearance_encoder(cfg, num_classes: int) -> AppearanceEncoder:
         h.DROPOUT,
         h.FINE_DROPOUT,
         h.NAME,
+        cfg.MODEL.EA_BN_INIT,
     )

@@ -20,6 +20,10 @@ _D.MODEL.HEADS.NUM_PARTS = 4  # stripes of the appearance code (AdaptiveMaxPool2
 # once per group, as the official trainer's separate id_a calls do. True: one forward on the
 # concatenation (faster on GPUs; other batch statistics); see benchmarks/bench_train_step.py.
 _D.MODEL.EA_FUSED_FORWARD = False
+# Initial weight of Ea's head BatchNorm1d layers: ones (official: reIDmodel.py ClassBlock's
+# weights_init_kaiming matches 'InstanceNorm1d' only, so the BatchNorm1d keeps torch's 1) |
+# normal (N(1, 0.02), Person_reID_baseline_pytorch's init, the head's own)
+_D.MODEL.EA_BN_INIT = "ones"
 
 _D.MODEL.GEN = CN()
 _D.MODEL.GEN.NAME = ""  # set to AdaINGen unless given

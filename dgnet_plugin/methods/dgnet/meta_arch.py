@@ -311,10 +311,18 @@ class DGNet(nn.Module):
             if on["teacher_kl"]:
                 if teacher is None:
                     raise ValueError("the teacher weight is > 0 but no teacher was given")
-                q = teacher_soft_label(
-                    teacher_forward(teacher, fake_d, teacher_train_bn, teacher_dropout),
-                    teacher_forward(teacher, fake_d.flip(3), teacher_train_bn, teacher_dropout),
-                )
+
+                # one teacher call per direction (x_ba, then x_ab) and per flip, as the
+                # official predict_label: with train_bn each call has its own batch statistics
+                def t(x):
+                    return torch.cat(
+                        [
+                            teacher_forward(teacher, g, teacher_train_bn, teacher_dropout)
+                            for g in x.split(n)
+                        ]
+                    )
+
+                q = teacher_soft_label(t(fake_d), t(fake_d.flip(3)))
                 L["teacher_kl"] = TWO_WAY * soft_label_kl_loss(student[0], q)
             if on["fine"]:
                 L["fine"] = TWO_WAY * id_loss(student[1], l_str)

@@ -45,11 +45,13 @@ def adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """``conv`` (an RGB first convolution, ImageNet or random) rebuilt for ``in_channels``.
 
     With ``W_c`` the filter of input channel ``c`` and ``W_mean = (W_R + W_G + W_B) / 3``
-    (D2RL's rule): ``in_channels=1`` -> ``[W_mean]``; ``in_channels=C > 1`` -> channel
-    ``k < 3`` keeps ``W_k`` and every extra channel ``k >= 3`` gets ``W_mean`` (a 4-channel
-    [RGB; IR] input: ``[W_R, W_G, W_B, W_mean]``). ``in_channels=3`` returns ``conv`` itself,
-    so 3-channel models keep their modules, weights and random draws. Bias, stride, padding
-    and the other settings are copied; the state-dict key stays the same (only the weight's
+    (a choice of this package: the D2RL paper does not say how its 4-channel ``conv1`` is
+    initialised, and AGW reads infrared as 3 channels): ``in_channels=1`` -> ``[W_mean]``;
+    ``in_channels=C > 1`` -> channel ``k < 3`` keeps ``W_k`` and every extra channel
+    ``k >= 3`` gets ``W_mean`` (a 4-channel [RGB; IR] input: ``[W_R, W_G, W_B, W_mean]``).
+    ``in_channels=3`` returns ``conv`` itself, so 3-channel models keep their modules, weights
+    and random draws. Bias, stride, padding and the other settings are copied; the state-dict
+    key stays the same (only the weight's
     input dimension changes).
     """
     if in_channels < 1:
