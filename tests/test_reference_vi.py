@@ -731,6 +731,7 @@ _UNIT = {
     "SOLVER.DIS.BETAS": ((0.5, 0.999), "yaml beta1, beta2"),
     "SOLVER.DIS.WEIGHT_DECAY": (1e-4, "yaml weight_decay"),
     "SOLVER.GAMMA": (0.5, "yaml gamma"),
+    "SOLVER.STEPS": ((100000,), "yaml step_size 100000"),
     "SOLVER.AMP": ("off", "UNIT and AGW: float32"),
 }
 _AGW_FOR_T_F = {
