@@ -32,6 +32,13 @@ RULES = (
             "a fraction in [0, 1], or < 0 for SELF_PAIRS throughout",
         ),
         probability("PNGAN.BACKGROUND_WEIGHT"),
+        non_negative("PNGAN.EPOCHS", note=" (0 = GAN.MAX_ITER iterations)"),
+        positive("PNGAN.DECAY_EPOCH"),
+        non_negative("PNGAN.ITERS_PER_EPOCH"),
+        one_of("PNGAN.DIS_REAL", ("source", "target")),
+        one_of("MODEL.GEN.RES_PAD", ("zeros", "reflect")),
+        one_of("MODEL.GEN.INIT", ("default", "normal")),
+        positive("PNGAN.DIS_LOSS_WEIGHT", integer=False),
         Rule(
             "MASKS.FOLDER",
             lambda v, cfg: cfg.PNGAN.BACKGROUND_WEIGHT >= 1 or bool(v or cfg.MASKS.MODEL),

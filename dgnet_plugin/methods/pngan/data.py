@@ -95,6 +95,76 @@ class PosePairDataset(Dataset):
         return out
 
 
+def ordered_pair_count(group_sizes) -> int:
+    """How many ordered pairs ``(i, j)``, ``i != j``, of images of one identity there are:
+    ``sum_k n_k (n_k - 1)`` over the identities' image counts ``group_sizes`` (the released
+    epoch: ``naiq/PN_GAN`` ``script/GAN/dataset.py`` ``Market_DataLoader`` lists
+    ``itertools.permutations(images of one identity, 2)`` for every identity)."""
+    return int(sum(int(n) * (int(n) - 1) for n in group_sizes))
+
+
+def pair_epoch_iterations(group_sizes, batch: int) -> int:
+    """Iterations of one released epoch of pairs: :func:`ordered_pair_count` // ``batch``
+    (``script/GAN/train.py`` ``load_data``: ``DataLoader(..., batch_size=32, drop_last=True)``).
+
+    Raises:
+        ValueError: ``batch`` < 1, or fewer ordered pairs than one batch.
+    """
+    if batch < 1:
+        raise ValueError(f"the pair batch must be >= 1, got {batch}")
+    pairs = ordered_pair_count(group_sizes)
+    if pairs < batch:
+        raise ValueError(
+            f"{pairs} ordered same-identity pairs cannot fill one batch of {batch} (GAN.IMS_PER_BATCH)"
+        )
+    return pairs // batch
+
+
+def epoch_step_decay_factor(iteration: int, iters_per_epoch: int, decay_epoch: int) -> float:
+    """The released generator learning-rate factor at ``iteration`` (0-based): in epoch ``e =
+    iteration // iters_per_epoch + 1`` it is ``1 - max(0, e - decay_epoch) / decay_epoch``
+    (``script/GAN/train.py`` ``Optimizer``: ``LambdaLR`` stepped once at the start of each
+    epoch, ``LR_DECAY`` 10 of ``MAX_EPOCH`` 20: epochs 1-10 at 1, epoch 11 at 0.9, ...,
+    epoch 20 at 0), never below 0."""
+    e = iteration // max(int(iters_per_epoch), 1) + 1
+    d = max(int(decay_epoch), 1)
+    return max(0.0, 1.0 - max(0, e - d) / d)
+
+
+class EpochStepDecay:
+    """Picklable ``lr_lambda`` of :func:`epoch_step_decay_factor`."""
+
+    def __init__(self, iters_per_epoch: int, decay_epoch: int):
+        self.iters_per_epoch, self.decay_epoch = int(iters_per_epoch), int(decay_epoch)
+
+    def __call__(self, iteration: int) -> float:
+        return epoch_step_decay_factor(iteration, self.iters_per_epoch, self.decay_epoch)
+
+
+def pair_schedule(items, has_pose, batch: int, epochs: int, decay_epoch: int) -> dict:
+    """The generator stage's length in released epochs of pairs, from the training ``items``
+    (``(path, pid, camid)``) that ``has_pose(path)`` accepts (the released loader keeps the
+    images with a pose image): ``{"images", "identities", "pairs", "iters_per_epoch",
+    "max_iter" = epochs x iters_per_epoch, "decay_start" = decay_epoch x iters_per_epoch}``.
+
+    Raises:
+        ValueError: as :func:`pair_epoch_iterations`.
+    """
+    sizes: dict[int, int] = defaultdict(int)
+    for item in items:
+        if has_pose(item[0]):
+            sizes[int(item[1])] += 1
+    per_epoch = pair_epoch_iterations(sizes.values(), batch)
+    return {
+        "images": int(sum(sizes.values())),
+        "identities": len(sizes),
+        "pairs": ordered_pair_count(sizes.values()),
+        "iters_per_epoch": per_epoch,
+        "max_iter": int(epochs) * per_epoch,
+        "decay_start": int(decay_epoch) * per_epoch,
+    }
+
+
 def compute_canonical_poses(pose_cfg, train_items) -> dict:
     """The ``POSE.NUM_CANONICAL`` canonical poses of the training images ``train_items``
     (k-means with ``POSE.KMEANS_SEED``, :func:`canonical_poses`), as ``{"centres": (k, 17, 2)

@@ -26,6 +26,7 @@ from ...utils import comm
 from ...utils.visualization import save_grid
 from .data import (
     CANONICAL_POSES,
+    EpochStepDecay,
     PosePairDataset,
     canonical_pose_maps,
     load_canonical_poses,
@@ -122,7 +123,9 @@ class PNGANGeneratorEngine(IterationTrainer):
 
     1. generator: ``L_GAN(G(x_i, p_j))`` (LSGAN, ``LOSS.GAN_MODE``) ``+ LOSS.POSE_L1 *
        ||G(x_i, p_j) - x_j||_1`` (the official code's weight 10);
-    2. discriminator: ``(L_D(x_j) + L_D(G(x_i, p_j))) / 2``.
+    2. discriminator: ``PNGAN.DIS_LOSS_WEIGHT * (L_D(real) + L_D(G(x_i, p_j)))`` on the
+       same (detached) fake, where ``real`` is ``PNGAN.DIS_REAL``: ``source`` ``x_i`` (the
+       released ``script/GAN/train.py``: ``netD(src_img)``, weight 1) or ``target`` ``x_j``.
 
     With ``PNGAN.SELF_PAIRS`` > 0 that fraction of the pairs has the source itself as the
     target, in its own pose (:func:`self_pairs`; not in the paper), moving linearly to
@@ -135,8 +138,11 @@ class PNGANGeneratorEngine(IterationTrainer):
     :mod:`.scores` (``metrics.json``: ``pose_transfer/*``) and draws held-out people in the
     canonical poses (``images/canonical_views_<iter>.jpg``).
 
-    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)), linear decay to 0 from
-    ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
+    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)). With
+    ``PNGAN.ITERS_PER_EPOCH`` > 0 (set by the stage from ``PNGAN.EPOCHS``, see
+    :func:`~.stages.generator_schedule`) the released per-epoch decay
+    (:func:`~.data.epoch_step_decay_factor`, from epoch ``PNGAN.DECAY_EPOCH``); else a
+    per-iteration linear decay to 0 from ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
     stage's resize-only transform: a flip would swap the person's left and right against the
     pose map); keypoints from ``POSE.SOURCE``.
     """
@@ -150,8 +156,7 @@ class PNGANGeneratorEngine(IterationTrainer):
         m = self.model
         for name, net, solver in (("gen", m.gen, cfg.SOLVER.GEN), ("dis", m.dis, cfg.SOLVER.DIS)):
             opt = build_adam(net, solver, self.device)
-            sched = build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
-            self.register_optimizer(name, opt, sched)
+            self.register_optimizer(name, opt, self.build_scheduler(opt))
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         self.pairs = PosePairDataset(
             self.train_items,
@@ -164,6 +169,15 @@ class PNGANGeneratorEngine(IterationTrainer):
         )
         self._stream = None
         self._scores = None
+
+    def build_scheduler(self, opt):
+        """The released per-epoch decay with ``PNGAN.ITERS_PER_EPOCH`` > 0, else the linear
+        per-iteration decay from ``GAN.DECAY_START`` (both reach 0 at the end)."""
+        cfg = self.cfg
+        if cfg.PNGAN.ITERS_PER_EPOCH > 0:
+            decay = EpochStepDecay(cfg.PNGAN.ITERS_PER_EPOCH, cfg.PNGAN.DECAY_EPOCH)
+            return torch.optim.lr_scheduler.LambdaLR(opt, decay)
+        return build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
@@ -189,8 +203,9 @@ class PNGANGeneratorEngine(IterationTrainer):
         opt["gen"].zero_grad(set_to_none=True)
         self.amp.backward_step(sum(losses.values()), opt["gen"], phase="gen")
         m.dis.requires_grad_(True)
+        real = x if cfg.PNGAN.DIS_REAL == "source" else target
         with self.autocast():
-            d_loss = 0.5 * self.gan_dis_loss(m.dis(fake.detach()), m.dis(target))
+            d_loss = cfg.PNGAN.DIS_LOSS_WEIGHT * self.gan_dis_loss(m.dis(fake.detach()), m.dis(real))
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}
