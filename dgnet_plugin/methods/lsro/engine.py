@@ -78,6 +78,7 @@ def matconvnet_classifier_init(classifier: nn.Linear) -> None:
     if classifier.bias is not None:
         nn.init.zeros_(classifier.bias)
 
+
 #: comparison runs of LSRO.COMPARE other than the baseline: label mode -> table row
 COMPARISON_ROWS = {
     "argmax": "+ generated, argmax pseudo-labels",

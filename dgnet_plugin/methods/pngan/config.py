@@ -80,8 +80,9 @@ _P.PNGAN.DIS_LOSS_WEIGHT = 1.0
 # training images pose-normalised into the generated set (each in every canonical pose);
 # 0 = all of them, N = N images spread evenly over the training list
 _P.PNGAN.NUM_SOURCES = 0
-# test features in the final table beside the image's own: avg | max (the fused
-# pose-normalised features), original+avg | original+max (both, concatenated)
+# test features in the final table beside the image's own: avg | max | concat (the fused
+# pose-normalised features; the released viper_feature.py reports the three),
+# original+avg | original+max (the image's feature beside the fused one, concatenated)
 _P.PNGAN.TEST_FEATURES = ("original+avg", "original+max", "avg", "max")
 # L2-normalise the fused avg / max / concat features again before the ranking; False = the
 # released script/viper_feature.py (fused from the normalised views, then squared Euclidean

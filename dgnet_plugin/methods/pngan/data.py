@@ -115,7 +115,8 @@ def pair_epoch_iterations(group_sizes, batch: int) -> int:
     pairs = ordered_pair_count(group_sizes)
     if pairs < batch:
         raise ValueError(
-            f"{pairs} ordered same-identity pairs cannot fill one batch of {batch} (GAN.IMS_PER_BATCH)"
+            f"{pairs} ordered same-identity pairs cannot fill one batch of {batch} "
+            "(GAN.IMS_PER_BATCH)"
         )
     return pairs // batch
 

@@ -121,7 +121,8 @@ def evaluate_pose_fusion(
     """``{feature name: {dataset: metrics (%)}}`` for each test feature of ``names``
     (:func:`view_features`) from one extraction of all views per image (the fusion modes
     cost nothing extra; ``renormalize``: see :func:`view_features`). Single-query ranking
-    (:func:`evaluate_features`, ``TEST.METRIC``, ``TEST.FLIP``); re-ranking, multi-query and ranked lists are not applied here."""
+    (:func:`evaluate_features`, ``TEST.METRIC``, ``TEST.FLIP``); re-ranking, multi-query and
+    ranked lists are not applied here."""
     t = test_cfg
     out: dict[str, dict] = {n: {} for n in names}
     for ds, loaders in test_sets.items():

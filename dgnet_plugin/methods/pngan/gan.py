@@ -40,7 +40,8 @@ logger = logging.getLogger("dgnet_plugin")
 class PoseGAN(nn.Module):
     """``gen``: ``[image (3); pose map (36)]`` ``(N, 39, H, W)`` -> image ``(N, 3, H, W)``, both
     in ``[-1, 1]`` (``MODEL.GEN.NAME``: the 9-block ``ResnetGenerator`` of the official code);
-    ``dis``: image -> list of patch maps (``MODEL.DIS.NAME``: ``PatchGANDiscriminator``).
+    ``dis``: image -> list of patch maps (``MODEL.DIS.NAME``: the released
+    ``PNGANPatchDiscriminator``, or CycleGAN's ``PatchGANDiscriminator``).
     No re-ID network."""
 
     PROVIDES = ("gen", "dis")
@@ -142,9 +143,9 @@ class PNGANGeneratorEngine(IterationTrainer):
     ``PNGAN.ITERS_PER_EPOCH`` > 0 (set by the stage from ``PNGAN.EPOCHS``, see
     :func:`~.stages.generator_schedule`) the released per-epoch decay
     (:func:`~.data.epoch_step_decay_factor`, from epoch ``PNGAN.DECAY_EPOCH``); else a
-    per-iteration linear decay to 0 from ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
-    stage's resize-only transform: a flip would swap the person's left and right against the
-    pose map); keypoints from ``POSE.SOURCE``.
+    per-iteration linear decay to 0 from ``GAN.DECAY_START``. Images in ``[-1, 1]`` at
+    ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the stage's resize-only transform: a flip would swap
+    the person's left and right against the pose map); keypoints from ``POSE.SOURCE``.
     """
 
     REQUIRES = ("gen", "dis")
@@ -205,7 +206,9 @@ class PNGANGeneratorEngine(IterationTrainer):
         m.dis.requires_grad_(True)
         real = x if cfg.PNGAN.DIS_REAL == "source" else target
         with self.autocast():
-            d_loss = cfg.PNGAN.DIS_LOSS_WEIGHT * self.gan_dis_loss(m.dis(fake.detach()), m.dis(real))
+            d_loss = cfg.PNGAN.DIS_LOSS_WEIGHT * self.gan_dis_loss(
+                m.dis(fake.detach()), m.dis(real)
+            )
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}

@@ -57,7 +57,9 @@ def _check(arch: str, noise: str | None = None) -> None:
         raise ValueError(f"DCGAN arch '{arch}' (MODEL.GEN.ARCH / MODEL.DIS.ARCH) is unknown: "
                          f"{' | '.join(ARCHS)}")  # fmt: skip
     if noise is not None and noise not in NOISES:
-        raise ValueError(f"DCGAN noise '{noise}' (MODEL.GEN.NOISE) is unknown: {' | '.join(NOISES)}")
+        raise ValueError(
+            f"DCGAN noise '{noise}' (MODEL.GEN.NOISE) is unknown: {' | '.join(NOISES)}"
+        )
 
 
 def tf_stage_size(size: tuple[int, int], stages: int = 4) -> tuple[int, int]:
