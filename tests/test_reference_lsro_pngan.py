@@ -82,6 +82,28 @@ def test_pngan_epoch_is_every_ordered_same_identity_pair():
     assert n >= 12936**2 / 751 - 12936 and 20 * (n // 32) >= 131180
 
 
+def test_pngan_pairs_are_each_ordered_pair_once_per_epoch():
+    """naiq/PN_GAN dataset.py (permutations of each identity's images, random.shuffle) and
+    train.py (DataLoader shuffle=True, batch_size, drop_last=True): an epoch of
+    len(pairs) // batch batches holds distinct ordered pairs; two processes split each batch."""
+    from dgnet_plugin.methods.pngan.data import OrderedPairBatchSampler
+
+    groups = [[0], [1, 2], [3, 4, 5], [6, 7, 8, 9, 10]]
+    released = {p for g in groups for p in itertools.permutations(g, 2)}
+    sampler = OrderedPairBatchSampler(groups, 4, seed=3)
+    stream = iter(sampler)
+    epoch = [p for _ in range(len(released) // 4) for p in next(stream)]
+    assert len(epoch) == len(set(epoch)) == 28 and set(epoch) <= released
+    nxt = [p for _ in range(7) for p in next(stream)]  # epoch 2: another order, same pairs
+    assert set(nxt) <= released and nxt != epoch
+    # two processes: each half of every global batch; a resumed sampler continues
+    halves = [iter(OrderedPairBatchSampler(groups, 4, 3, 0, r, 2)) for r in (0, 1)]
+    again = [p for _ in range(7) for h in halves for p in next(h)]
+    assert again == epoch
+    resumed = iter(OrderedPairBatchSampler(groups, 4, 3, start=7))
+    assert next(resumed) == nxt[:4]
+
+
 def test_pngan_learning_rate_decays_once_per_epoch_as_the_released_lambda():
     """naiq/PN_GAN script/GAN/train.py Optimizer: ``lr_policy = lambda epoch: 1 - max(0, epoch -
     LR_DECAY) / LR_DECAY`` with ``scheduler.step()`` at the start of epochs 1..20, so epoch e
@@ -377,6 +399,26 @@ def test_lsro_matconvnet_learning_rates_and_weight_decay():
     a = 0.1 * math.sqrt(3 / 2048)
     assert fc.weight.abs().max() <= a and fc.weight.abs().max() > 0.9 * a
     assert fc.bias.abs().max() == 0
+
+
+def test_lsro_baseline_stage_trains_64_real_images_for_50_epochs(monkeypatch):
+    """layumi/Person-reID_GAN train_id_net_res_market_new.m: batchSize 64 of the real images,
+    learningRate [0.1 x 40, 0.01 x 10] epochs (Market: ceil(12,936 / 64) = 203 batches each)."""
+    import dgnet_plugin.engine.run as run_module
+    from dgnet_plugin.engine.stages import StageContext
+    from dgnet_plugin.methods.lsro.stages import lsro_stages
+
+    launched = []
+    monkeypatch.setattr(run_module, "launch_training", lambda f, opts, **kw: launched.append(opts))
+    cfg = load_cfg_file(str(REPO / "configs" / "lsro_r50.yml"))
+    stage = next(s for s in lsro_stages(cfg) if s.name == "baseline")
+    stage.run(StageContext(cfg, "lsro_r50.yml", []))
+    opts = dict(zip(*[iter(launched[0])] * 2, strict=True))
+    per_epoch = math.ceil(12936 / 64)
+    assert opts["GENERATED.ENABLED"] == "False"
+    assert opts["DATALOADER.IMS_PER_BATCH"] == "64"
+    assert opts["SOLVER.MAX_ITER"] == str(50 * per_epoch)
+    assert opts["SOLVER.STEPS"] == str((40 * per_epoch,))
 
 
 def test_lsro_dcgan_length_is_25_epochs_of_the_training_images():

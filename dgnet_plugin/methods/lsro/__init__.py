@@ -23,6 +23,8 @@ RULES = (
         probability("LSRO.GAN_FLIP_PROB"),
         one_of("LSRO.PARAM_GROUPS", ("matconvnet", "staged")),
         non_negative("LSRO.PSEUDO_WEIGHT", integer=False),
+        non_negative("LSRO.BASELINE_BATCH", note=" (0 = the main run's batch)"),
+        non_negative("LSRO.BASELINE_MAX_ITER", note=" (0 = SOLVER.MAX_ITER)"),
         one_of("MODEL.GEN.ARCH", ARCHS),
         one_of("MODEL.DIS.ARCH", ARCHS),
         one_of("MODEL.GEN.NOISE", NOISES),

@@ -74,6 +74,13 @@ _L.LSRO.PARAM_GROUPS = "staged"
 # weight of the generated images' loss in the argmax (pseudo-label) comparison run
 # (layumi/Person-reID_GAN matlab/+dagnn/Pseudo_Loss.m: instanceWeights 0.1)
 _L.LSRO.PSEUDO_WEIGHT = 0.1
+# the real-only baseline's own batch, length and decay (the authors' baseline trains 64 real
+# images per step for 50 epochs, layumi/Person-reID_GAN train_id_net_res_market_new.m);
+# BATCH 0 = the main run's recipe with its real images only; MAX_ITER 0 / STEPS () = the
+# main run's
+_L.LSRO.BASELINE_BATCH = 0
+_L.LSRO.BASELINE_MAX_ITER = 0
+_L.LSRO.BASELINE_STEPS = ()
 
 
 def add_lsro_config(cfg: CN) -> CN:

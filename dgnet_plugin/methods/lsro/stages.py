@@ -13,6 +13,7 @@ from ...config.offline import gan_stage_opts
 from ...data.generated import generated_file_name, write_generated_set
 from ...engine.cyclegan import load_translator
 from ...engine.offline import (
+    BASELINE_SUBDIR,
     baseline_stage,
     generated_root,
     generation_stage,
@@ -129,6 +130,32 @@ def comparison_stage(mode: str) -> Stage:
     )
 
 
+def lsro_baseline_stage(cfg) -> Stage:
+    """The real-only baseline (:func:`baseline_stage`); with ``LSRO.BASELINE_BATCH`` > 0 it
+    trains that many real images per step for ``LSRO.BASELINE_MAX_ITER`` iterations with
+    decays at ``LSRO.BASELINE_STEPS`` (the authors' baseline, layumi/Person-reID_GAN
+    ``train_id_net_res_market_new.m``: 64 real images, 50 epochs, where the LSRO run mixes
+    generated images into its batches)."""
+    b = cfg.LSRO
+    if b.BASELINE_BATCH <= 0:
+        return baseline_stage()
+    return training_stage(
+        BASELINE_SUBDIR,
+        f"re-ID baseline on the real images only ({b.BASELINE_BATCH} per step)",
+        lambda c: os.path.join(c.OUTPUT_DIR, BASELINE_SUBDIR),
+        lambda c: [
+            "GENERATED.ENABLED",
+            "False",
+            "DATALOADER.IMS_PER_BATCH",
+            str(c.LSRO.BASELINE_BATCH),
+            "SOLVER.MAX_ITER",
+            str(c.LSRO.BASELINE_MAX_ITER or c.SOLVER.MAX_ITER),
+            "SOLVER.STEPS",
+            str(tuple(c.LSRO.BASELINE_STEPS or c.SOLVER.STEPS)),
+        ],  # fmt: skip
+    )
+
+
 def lsro_stages(cfg) -> list[Stage]:
     """``dcgan`` (the DCGAN's run), ``generate``, then the comparison runs of
     ``LSRO.COMPARE`` (``baseline``, ``reid_argmax``, ``reid_lsr``, ...)."""
@@ -143,7 +170,7 @@ def lsro_stages(cfg) -> list[Stage]:
     ]
     for mode in cfg.LSRO.COMPARE:
         if mode == "baseline":
-            stages.append(baseline_stage())
+            stages.append(lsro_baseline_stage(cfg))
         elif mode != cfg.LOSS.LABEL.GENERATED:
             stages.append(comparison_stage(mode))
     return stages

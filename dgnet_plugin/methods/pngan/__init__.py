@@ -36,6 +36,7 @@ RULES = (
         positive("PNGAN.DECAY_EPOCH"),
         non_negative("PNGAN.ITERS_PER_EPOCH"),
         one_of("PNGAN.DIS_REAL", ("source", "target")),
+        one_of("PNGAN.PAIR_SAMPLING", ("permutations", "uniform")),
         one_of("MODEL.GEN.RES_PAD", ("zeros", "reflect")),
         one_of("MODEL.GEN.INIT", ("default", "normal")),
         positive("PNGAN.DIS_LOSS_WEIGHT", integer=False),

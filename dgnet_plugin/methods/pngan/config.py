@@ -71,6 +71,10 @@ _P.PNGAN.DECAY_EPOCH = 10
 # iterations per epoch of pairs, written by the generator stage (0 = per-iteration linear
 # decay from GAN.DECAY_START); not set by hand
 _P.PNGAN.ITERS_PER_EPOCH = 0
+# how the pairs are drawn: permutations = every ordered pair of two images of one identity
+# once per epoch, shuffled, no last partial batch (released dataset.py / train.py) | uniform =
+# the source uniform over the images, the target uniform among its identity's images
+_P.PNGAN.PAIR_SAMPLING = "permutations"
 # the image the discriminator takes as real: source (the released train.py: netD(src_img)) |
 # target (the real image in the target pose)
 _P.PNGAN.DIS_REAL = "source"

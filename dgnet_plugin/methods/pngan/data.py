@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import defaultdict
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ...data.datasets import read_image
 from ...data.pose import (
@@ -164,6 +165,47 @@ def pair_schedule(items, has_pose, batch: int, epochs: int, decay_epoch: int) ->
         "max_iter": int(epochs) * per_epoch,
         "decay_start": int(decay_epoch) * per_epoch,
     }
+
+
+class OrderedPairBatchSampler(Sampler):
+    """Batches of ``(i, j)`` keys for :class:`PosePairDataset`, as the released loader draws
+    them: an epoch is every ordered pair of two different items of one group
+    (``itertools.permutations(group, 2)``; naiq/PN_GAN ``script/GAN/dataset.py``), shuffled
+    (``DataLoader(shuffle=True)``), in global batches of ``batch`` without the last partial
+    one (``drop_last=True``). Epoch ``e``'s order is drawn from a generator seeded by
+    ``(seed, e)``; this process yields its contiguous share (``batch / world`` pairs) of each
+    global batch, endlessly, from global batch ``start`` on (a resumed run gets the
+    uninterrupted run's batches).
+
+    Raises:
+        ValueError: fewer ordered pairs than one batch, or ``batch`` not divisible by
+            ``world``.
+    """
+
+    def __init__(self, groups, batch: int, seed: int, start: int = 0, rank: int = 0, world=1):
+        if batch % world:
+            raise ValueError(f"the pair batch {batch} must split evenly over {world} processes")
+        self.pairs = [p for g in groups for p in itertools.permutations(g, 2)]
+        self.per_epoch = pair_epoch_iterations([len(g) for g in groups], batch)
+        self.batch, self.seed, self.start = int(batch), int(seed), int(start)
+        self.share = self.batch // world
+        self.offset = rank * self.share
+        self._epoch, self._order = -1, None
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Epoch ``epoch``'s shuffled pair order (indices into :attr:`pairs`)."""
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._order = epoch, torch.randperm(len(self.pairs), generator=g)
+        return self._order
+
+    def __iter__(self):
+        k = self.start
+        while True:
+            epoch, b = divmod(k, self.per_epoch)
+            lo = b * self.batch + self.offset
+            yield [self.pairs[int(i)] for i in self.order(epoch)[lo : lo + self.share]]
+            k += 1
 
 
 def compute_canonical_poses(pose_cfg, train_items) -> dict:

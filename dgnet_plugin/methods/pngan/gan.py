@@ -9,6 +9,7 @@ import os
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
 from ...data.datasets import read_image
@@ -27,6 +28,7 @@ from ...utils.visualization import save_grid
 from .data import (
     CANONICAL_POSES,
     EpochStepDecay,
+    OrderedPairBatchSampler,
     PosePairDataset,
     canonical_pose_maps,
     load_canonical_poses,
@@ -119,8 +121,9 @@ def self_pair_fraction(start: float, final: float, iteration: int, max_iter: int
 
 @ENGINE_REGISTRY.register()
 class PNGANGeneratorEngine(IterationTrainer):
-    """One PN-GAN generator iteration, on pairs ``(x_i, x_j)`` of one identity (``x_j`` drawn
-    uniformly among the identity's other images with a pose) and ``x_j``'s pose map ``p_j``:
+    """One PN-GAN generator iteration, on pairs ``(x_i, x_j)`` of one identity (every ordered
+    pair once per epoch, or drawn uniformly: :meth:`pair_stream`) and ``x_j``'s pose map
+    ``p_j``:
 
     1. generator: ``L_GAN(G(x_i, p_j))`` (LSGAN, ``LOSS.GAN_MODE``) ``+ LOSS.POSE_L1 *
        ||G(x_i, p_j) - x_j||_1`` (the official code's weight 10);
@@ -183,8 +186,7 @@ class PNGANGeneratorEngine(IterationTrainer):
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
         if self._stream is None:
-            groups = list(self.pairs.by_pid.values())
-            self._stream = build_group_loader(cfg, self.pairs, groups, start=iteration)
+            self._stream = self.pair_stream(iteration)
         batch = self.to_device(next(self._stream))
         p = cfg.PNGAN
         fraction = self_pair_fraction(
@@ -212,6 +214,34 @@ class PNGANGeneratorEngine(IterationTrainer):
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}
+
+    def pair_stream(self, start: int):
+        """Endless pair batches from iteration ``start``: ``PNGAN.PAIR_SAMPLING``
+        ``permutations`` (every ordered same-identity pair once per epoch, shuffled,
+        :class:`~.data.OrderedPairBatchSampler`: the released loader) or ``uniform`` (the
+        source uniform over the images, the target uniform among its identity's images,
+        :func:`~dgnet_plugin.data.build.build_group_loader`)."""
+        cfg = self.cfg
+        groups = list(self.pairs.by_pid.values())
+        if cfg.PNGAN.PAIR_SAMPLING == "uniform":
+            return build_group_loader(cfg, self.pairs, groups, start=start)
+        sampler = OrderedPairBatchSampler(
+            groups,
+            cfg.DATALOADER.IMS_PER_BATCH,
+            cfg.SEED,
+            start,
+            comm.get_rank(),
+            comm.get_world_size(),
+        )
+        workers = cfg.DATALOADER.NUM_WORKERS
+        loader = DataLoader(
+            self.pairs,
+            batch_sampler=sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+        )
+        return iter(loader)
 
     def pose_l1(self, fake: torch.Tensor, target: torch.Tensor, batch: dict) -> torch.Tensor:
         """The L1 to the target: plain (the paper), or with the target's background weighted
