@@ -23,7 +23,7 @@ class DCGAN(nn.Module):
     """``gen``: noise ``(N, MODEL.GEN.Z_DIM)`` -> image ``(N, 3, H, W)`` in ``[-1, 1]``
     (``MODEL.GEN.NAME``, ``DCGANGenerator``); ``dis``: image -> ``[logits (N, 1, 1, 1)]``
     (``MODEL.DIS.NAME``, ``DCGANDiscriminator``), ``(H, W)`` = ``INPUT.SIZE_TRAIN`` of the
-    stage (LSRO: 128x64). No re-ID network."""
+    stage (the authors' fork: 128x128). No re-ID network."""
 
     PROVIDES = ("gen", "dis")
 

@@ -1,8 +1,9 @@
 """``add_pngan_config``: PN-GAN's keys (Qian et al., ECCV 2018). The generator stage follows
 the official code (``naiq/PN_GAN`` ``script/GAN``: a 9-block ResNet generator on the image
-concatenated with the target pose, a PatchGAN discriminator, LSGAN plus 10 x L1 to the real
-image of the same identity in the target pose, Adam 2e-4 (0.5, 0.999), batch 32, 20 epochs
-with a linear decay after 10, 256x128 images); the re-ID stage is the offline pipeline's
+concatenated with the target pose, its patch discriminator, LSGAN plus 10 x L1 to the real
+image of the same identity in the target pose, Adam 2e-4 (0.5, 0.999), batch 32, 20 epochs of
+every ordered same-identity pair with a per-epoch linear decay after 10, 256x128 images); the
+re-ID stage is the offline pipeline's
 (:func:`~dgnet_plugin.config.offline.add_generated_reid_config`) with hard labels on the
 pose-normalised images."""
 
