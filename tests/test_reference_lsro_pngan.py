@@ -323,6 +323,25 @@ def test_pngan_resblock_and_generator_as_released():
     assert last.kernel_size == (7, 7) and last.bias is None
 
 
+def test_pngan_pose_picture_is_a_3_channel_pose_image():
+    """naiq/PN_GAN script/GAN/dataset.py __getitem__: the pose is an image read like a photo
+    (3 channels, Normalize(0.5, 0.5): [-1, 1]); network.py Res_Generator: Conv2d(6, ngf, 7)."""
+    from dgnet_plugin.data.pose import OPENPOSE_COLORS, render_pose_input
+
+    kp = torch.full((17, 3), float("nan"))
+    kp[0] = torch.tensor([15.5, 19.5, 1.0])  # the nose alone, at the centre of pixel (19, 15)
+    pic = render_pose_input(kp, (64, 32), None, 1.0, 1.0, 0.2, "picture")
+    assert pic.shape == (3, 64, 32) and pic.min() >= -1 and pic.max() <= 1
+    assert pic[:, 0, 0].tolist() == [-1.0, -1.0, -1.0]  # black background
+    expected = torch.tensor(OPENPOSE_COLORS[0], dtype=torch.float32) / 255 * 2 - 1
+    torch.testing.assert_close(pic[:, 19, 15], expected, rtol=0, atol=0.05)
+    cfg = load_cfg_file(str(REPO / "configs" / "pngan_r50.yml"), ["POSE.SOURCE", POSES_CSV])
+    assert cfg.POSE.FORMAT == "picture"
+    gen = PoseGAN.from_config(cfg).gen
+    first = next(m for m in gen.modules() if isinstance(m, nn.Conv2d))
+    assert first.in_channels == 6 and first.kernel_size == (7, 7)
+
+
 def test_pngan_patch_discriminator_as_released():
     """network.py Patch_Discriminator: 4x4 s2 p1 (no bias), LReLU; 4x4 s2 p1 IN LReLU x2;
     4x4 s1 p0 IN LReLU; 4x4 s1 p0 (no bias): a 26x10 map at 256x128."""
@@ -503,6 +522,7 @@ PNGAN_RECIPE = [
     ("PNGAN.BACKGROUND_WEIGHT", 1.0, "PNG train.py:165 plain L1"),
     ("PNGAN.FUSED_L2", False, "PNG viper_feature.py:86-88"),
     ("POSE.NUM_CANONICAL", 8, "PN-GAN paper"),
+    ("POSE.FORMAT", "picture", "PNG dataset.py:103-105, network.py:61"),
     ("SOLVER.GEN.LR", 2e-4, "PNG config.py:19"),
     ("SOLVER.GEN.BETAS", (0.5, 0.999), "PNG train.py:105"),
     ("SOLVER.DIS.BETAS", (0.5, 0.999), "PNG train.py:106"),

@@ -6,6 +6,7 @@ the pose-normalised views at test time."""
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, non_negative, one_of, positive, probability
+from ...data.pose import POSE_FORMATS
 from .config import add_pngan_config
 from .engine import FEATURE_ROWS, PNGANEngine
 from .gan import PNGANGeneratorEngine, PoseGAN
@@ -37,6 +38,7 @@ RULES = (
         non_negative("PNGAN.ITERS_PER_EPOCH"),
         one_of("PNGAN.DIS_REAL", ("source", "target")),
         one_of("PNGAN.PAIR_SAMPLING", ("permutations", "uniform")),
+        one_of("POSE.FORMAT", POSE_FORMATS),
         one_of("MODEL.GEN.RES_PAD", ("zeros", "reflect")),
         one_of("MODEL.GEN.INIT", ("default", "normal")),
         positive("PNGAN.DIS_LOSS_WEIGHT", integer=False),

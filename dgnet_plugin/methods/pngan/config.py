@@ -54,6 +54,11 @@ _P.POSE = CN()
 # keypoints: a CSV of COCO-17 keypoints (file, width, height, <kp>_x/_y/_v) or a TorchScript
 # pose model (data.pose.build_keypoint_provider)
 _P.POSE.SOURCE = ""
+# the generator's pose input: maps = 17 joint heat maps + 19 limb maps (36 channels) | picture
+# = the same drawn as one 3-channel skeleton picture in OpenPose's colours (data.pose.
+# pose_maps_to_picture), the kind of pose image naiq/PN_GAN's dataset.py reads (6-channel
+# generator input)
+_P.POSE.FORMAT = "maps"
 _P.POSE.SIGMA = 4.0  # heat-map width, in pixels of the generator's images
 _P.POSE.LIMB_SIGMA = 2.0  # limb width, likewise
 _P.POSE.MIN_VISIBILITY = 0.2  # keypoints below it are missing (drawn as nothing)

@@ -16,7 +16,7 @@ from ...data.pose import (
     KeypointProvider,
     build_keypoint_provider,
     canonical_poses,
-    render_pose_map,
+    render_pose_input,
 )
 
 CANONICAL_POSES = "canonical_poses.json"
@@ -29,12 +29,14 @@ class PosePairDataset(Dataset):
     rendered at ``size`` from the target's keypoints (:func:`render_pose_map`).
 
     Only images with a pose are kept (``provider`` returns one for them); ``by_pid`` groups the
-    kept indices by identity, for a sampler drawing ``(i, j)`` pairs. ``__getitem__`` takes such
-    a pair, or an index (then the target is the image itself). ``source_pose``: samples also
-    hold ``img_pose``, the source's own pose map ``(36, H, W)`` (for self pairs,
-    ``PNGAN.SELF_PAIRS``). ``masks``: a person-mask provider (:mod:`dgnet_plugin.data.masks`);
-    samples then also hold ``target_mask``, the target's mask ``(1, H, W)`` in ``[0, 1]`` (and
-    ``img_mask``, the source's, with ``source_pose``), for ``PNGAN.BACKGROUND_WEIGHT``.
+    kept indices by identity, for a sampler drawing ``(i, j)`` pairs (``POSE.FORMAT``
+    ``picture``: the pose is the ``(3, H, W)`` skeleton picture of the maps instead).
+    ``__getitem__`` takes such a pair, or an index (then the target is the image itself).
+    ``source_pose``: samples also hold ``img_pose``, the source's own pose map ``(36, H, W)``
+    (for self pairs, ``PNGAN.SELF_PAIRS``). ``masks``: a person-mask provider
+    (:mod:`dgnet_plugin.data.masks`); samples then also hold ``target_mask``, the target's
+    mask ``(1, H, W)`` in ``[0, 1]`` (and ``img_mask``, the source's, with ``source_pose``),
+    for ``PNGAN.BACKGROUND_WEIGHT``.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class PosePairDataset(Dataset):
         self.transform, self.size = transform, (int(size[0]), int(size[1]))
         self.sigma, self.limb_sigma = pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA
         self.min_visibility = pose_cfg.MIN_VISIBILITY
+        self.format = pose_cfg.get("FORMAT", "maps")
         self.items, self.keypoints = [], []
         for item in items:
             kp = provider(item[0])
@@ -66,8 +69,14 @@ class PosePairDataset(Dataset):
         return len(self.items)
 
     def _render(self, keypoints, src_size) -> torch.Tensor:
-        return render_pose_map(
-            keypoints, self.size, src_size, self.sigma, self.limb_sigma, self.min_visibility
+        return render_pose_input(
+            keypoints,
+            self.size,
+            src_size,
+            self.sigma,
+            self.limb_sigma,
+            self.min_visibility,
+            self.format,
         )
 
     def pose_map(self, i: int) -> torch.Tensor:
@@ -250,7 +259,12 @@ def load_canonical_poses(path: str) -> np.ndarray:
 
 
 def canonical_pose_maps(centres: np.ndarray, size, pose_cfg) -> torch.Tensor:
-    """The canonical poses rendered as ``(k, 36, H, W)`` pose maps at ``size``."""
+    """The canonical poses rendered as ``(k, C, H, W)`` pose inputs at ``size`` (``C`` = 36
+    maps or a 3-channel picture, ``POSE.FORMAT``)."""
+    fmt = pose_cfg.get("FORMAT", "maps")
     return torch.stack(
-        [render_pose_map(c, size, (1, 1), pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA) for c in centres]
+        [
+            render_pose_input(c, size, (1, 1), pose_cfg.SIGMA, pose_cfg.LIMB_SIGMA, fmt=fmt)
+            for c in centres
+        ]
     )

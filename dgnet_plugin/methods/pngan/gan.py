@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
 from ...data.datasets import read_image
 from ...data.masks import mask_provider_from_cfg
-from ...data.pose import POSE_CHANNELS, build_keypoint_provider
+from ...data.pose import build_keypoint_provider, pose_channels
 from ...data.transforms import build_transforms
 from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.cyclegan import adversarial_losses
@@ -40,11 +40,11 @@ logger = logging.getLogger("dgnet_plugin")
 
 @META_ARCH_REGISTRY.register()
 class PoseGAN(nn.Module):
-    """``gen``: ``[image (3); pose map (36)]`` ``(N, 39, H, W)`` -> image ``(N, 3, H, W)``, both
-    in ``[-1, 1]`` (``MODEL.GEN.NAME``: the 9-block ``ResnetGenerator`` of the official code);
-    ``dis``: image -> list of patch maps (``MODEL.DIS.NAME``: the released
-    ``PNGANPatchDiscriminator``, or CycleGAN's ``PatchGANDiscriminator``).
-    No re-ID network."""
+    """``gen``: ``[image (3); pose (36 maps, or a 3-channel picture with POSE.FORMAT
+    picture)]`` -> image ``(N, 3, H, W)``, both in ``[-1, 1]`` (``MODEL.GEN.NAME``: the 9-block
+    ``ResnetGenerator`` of the official code); ``dis``: image -> list of patch maps
+    (``MODEL.DIS.NAME``: the released ``PNGANPatchDiscriminator``, or CycleGAN's
+    ``PatchGANDiscriminator``). No re-ID network."""
 
     PROVIDES = ("gen", "dis")
 
@@ -54,7 +54,8 @@ class PoseGAN(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, num_classes: int = 0) -> PoseGAN:  # no labels
-        gen = build_generator(cfg, in_channels=3 + POSE_CHANNELS, out_channels=3)
+        pose = pose_channels(cfg.POSE.get("FORMAT", "maps"))
+        gen = build_generator(cfg, in_channels=3 + pose, out_channels=3)
         return cls(gen, build_discriminator(cfg, 3))
 
     def forward(self, x: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,9 @@ class PoseGAN(nn.Module):
 
 def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     """``(N, 36, H, W)`` pose maps -> ``(N, 3, H, W)`` in ``[-1, 1]``: heat maps in red, limbs in
-    green (for the grids)."""
+    green (for the grids); a ``(N, 3, H, W)`` pose picture (``POSE.FORMAT picture``) as it is."""
+    if pose.shape[1] == 3:
+        return pose
     joints = pose[:, :17].amax(1)
     limbs = pose[:, 17:].amax(1)
     return torch.stack([joints, limbs, torch.zeros_like(joints)], dim=1) * 2 - 1
