@@ -58,11 +58,17 @@ def test_lsro_loss_against_a_hand_computation():
 def test_pseudo_label_variants_against_a_hand_computation():
     lp = [_log_softmax(r) for r in LOGITS.tolist()]
     real = -lp[0][0] - lp[2][2]
-    # argmax: the generated image's own prediction (class 3) as a hard label
-    argmax = (real - lp[1][3]) / 3
+    # argmax: the generated image's own prediction (class 3) as a hard label, its term weighted
+    # 0.1 (layumi/Person-reID_GAN matlab/+dagnn/Pseudo_Loss.m: instanceWeights(gan) = 0.1,
+    # LSRO.PSEUDO_WEIGHT); weight 1 = the plain pseudo-label loss
+    argmax = (real - 0.1 * lp[1][3]) / 3
     assert _engine_with("argmax").label_loss(LOGITS, BATCH).item() == pytest.approx(
         argmax, rel=1e-6
     )
+    engine = _engine_with("argmax")
+    engine.cfg.defrost()
+    engine.cfg.LSRO.PSEUDO_WEIGHT = 1.0
+    assert engine.label_loss(LOGITS, BATCH).item() == pytest.approx((real - lp[1][3]) / 3, rel=1e-6)
     # lsr: q(3) = 1 - eps + eps / K, eps / K elsewhere, around that pseudo-label
     eps = 0.2
     q = [eps / 4] * 4

@@ -269,13 +269,22 @@ TINY = [
 ]  # fmt: skip
 
 
+#: the released pose input and test of the full recipe: a 3-channel pose picture, the fused
+#: features not normalised again, squared Euclidean distances, the 8-view concatenation too
+RELEASED_TEST = [
+    "POSE.FORMAT", "picture", "PNGAN.FUSED_L2", "False", "TEST.METRIC", "euclidean",
+    "PNGAN.TEST_FEATURES", "('original+avg', 'max', 'concat')",
+]  # fmt: skip
+
+
 @pytest.mark.e2e
-def test_pngan_all_stages_on_real_crops(tmp_path):
+@pytest.mark.parametrize("extra", [[], RELEASED_TEST], ids=["demo", "released_test"])
+def test_pngan_all_stages_on_real_crops(tmp_path, extra):
     from train_net import cli
 
     root = make_tiny_market(tmp_path / "data", n_train_ids=6, n_test_ids=3)
     out = tmp_path / "out"
-    assert cli(["--config-file", DEMO, *cli_opts(root, out, 32), *TINY]) == 0
+    assert cli(["--config-file", DEMO, *cli_opts(root, out, 32), *TINY, *extra]) == 0
 
     poses = json.loads((out / "canonical_poses.json").read_text())
     assert len(poses["centres"]) == 8 and (out / "canonical_poses.jpg").is_file()
@@ -303,6 +312,8 @@ def test_pngan_all_stages_on_real_crops(tmp_path):
         "pose-normalised, max fusion",
     ):
         assert row in table, row
+    if extra:  # the released 8-view concatenation
+        assert "pose-normalised, concat fusion" in table
 
 
 def test_fusion_rows_on_a_subset_of_test_identities():

@@ -283,6 +283,63 @@ def render_pose_map(
     return out
 
 
+#: the colours of OpenPose's COCO rendering (its 18-part palette, RGB in [0, 255]): joint k
+#: takes colour k, limb l colour l modulo 18
+OPENPOSE_COLORS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)  # fmt: skip
+#: pose inputs of a pose-conditioned generator: ``maps`` = the ``(36, H, W)`` maps of
+#: :func:`render_pose_map`; ``picture`` = a ``(3, H, W)`` skeleton picture
+#: (:func:`pose_maps_to_picture`), as the pose images PN-GAN's released code reads
+POSE_FORMATS = ("maps", "picture")
+
+
+def pose_channels(fmt: str) -> int:
+    """Channels of a pose input of format ``fmt`` (``POSE.FORMAT``): 36 or 3.
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt not in POSE_FORMATS:
+        raise ValueError(f"POSE.FORMAT '{fmt}' is unknown: {' | '.join(POSE_FORMATS)}")
+    return POSE_CHANNELS if fmt == "maps" else 3
+
+
+def pose_maps_to_picture(maps: torch.Tensor) -> torch.Tensor:
+    """``(..., 36, H, W)`` pose maps in ``[0, 1]`` -> ``(..., 3, H, W)`` skeleton picture in
+    ``[-1, 1]``: each joint and limb drawn in its OpenPose colour (:data:`OPENPOSE_COLORS`),
+    the brightest drawing on top (per pixel the maximum over the maps), on black (-1). A
+    3-channel pose image like the OpenPose / AlphaPose renderings that naiq/PN_GAN's
+    ``script/GAN/dataset.py`` reads and normalises to ``[-1, 1]`` (the release ships neither
+    the pictures nor the renderer's widths; the widths here are ``POSE.SIGMA`` /
+    ``LIMB_SIGMA``)."""
+    n = maps.shape[-3]
+    if n != POSE_CHANNELS:
+        raise ValueError(f"pose maps must have {POSE_CHANNELS} channels, got {n}")
+    colors = (
+        torch.tensor(
+            [OPENPOSE_COLORS[i % len(OPENPOSE_COLORS)] for i in range(NUM_KEYPOINTS)]
+            + [OPENPOSE_COLORS[i % len(OPENPOSE_COLORS)] for i in range(len(COCO_SKELETON))],
+            dtype=maps.dtype,
+            device=maps.device,
+        )
+        / 255.0
+    )  # (36, 3)
+    painted = maps.unsqueeze(-4) * colors.t().reshape(3, n, 1, 1)  # (..., 3, 36, H, W)
+    return painted.amax(-3) * 2 - 1
+
+
+def render_pose_input(keypoints, out_size, src_size=None, sigma=1.5, limb_sigma=1.0,
+                      min_visibility=0.0, fmt: str = "maps") -> torch.Tensor:  # fmt: skip
+    """The pose input of format ``fmt``: :func:`render_pose_map` (``maps``) or its
+    :func:`pose_maps_to_picture` (``picture``)."""
+    maps = render_pose_map(keypoints, out_size, src_size, sigma, limb_sigma, min_visibility)
+    pose_channels(fmt)
+    return maps if fmt == "maps" else pose_maps_to_picture(maps)
+
+
 def canonical_poses(
     keypoints: np.ndarray,
     sizes: np.ndarray,

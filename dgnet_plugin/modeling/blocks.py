@@ -123,29 +123,52 @@ class Conv2dBlock(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """``x + conv3x3(norm, act)(conv3x3(norm)(x))``; AdaIN parameters go through ``forward``."""
+    """``x + conv3x3(norm, act)(conv3x3(norm)(x))``; AdaIN parameters go through ``forward``.
 
-    def __init__(self, dim: int, norm: str = "in", activation: str = "lrelu", pad: str = "reflect"):
+    ``post_relu``: a ReLU after the addition (PN-GAN's released ``ResBlock``,
+    ``naiq/PN_GAN`` ``script/GAN/network.py``); off by default (CycleGAN, DG-Net, UNIT)."""
+
+    def __init__(
+        self,
+        dim: int,
+        norm: str = "in",
+        activation: str = "lrelu",
+        pad: str = "reflect",
+        *,
+        post_relu: bool = False,
+    ):
         super().__init__()
         self.adain = norm == "adain"
+        self.post_relu = bool(post_relu)
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad)
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad)
 
     def forward(self, x: torch.Tensor, adain: Sequence[torch.Tensor] | None = None):
         if self.adain:
             g1, b1, g2, b2 = adain
-            return x + self.conv2(self.conv1(x, g1, b1), g2, b2)
-        return x + self.conv2(self.conv1(x))
+            out = x + self.conv2(self.conv1(x, g1, b1), g2, b2)
+        else:
+            out = x + self.conv2(self.conv1(x))
+        return torch.relu(out) if self.post_relu else out
 
 
 class ResBlocks(nn.Module):
     """A stack of :class:`ResBlock`; with AdaIN, ``forward(x, params)`` takes one 4-tuple each."""
 
     def __init__(
-        self, n: int, dim: int, norm: str = "in", activation: str = "lrelu", pad="reflect"
+        self,
+        n: int,
+        dim: int,
+        norm: str = "in",
+        activation: str = "lrelu",
+        pad="reflect",
+        *,
+        post_relu: bool = False,
     ):
         super().__init__()
-        self.blocks = nn.ModuleList(ResBlock(dim, norm, activation, pad) for _ in range(n))
+        self.blocks = nn.ModuleList(
+            ResBlock(dim, norm, activation, pad, post_relu=post_relu) for _ in range(n)
+        )
 
     def forward(self, x: torch.Tensor, adain: Sequence[Sequence[torch.Tensor]] | None = None):
         for i, block in enumerate(self.blocks):

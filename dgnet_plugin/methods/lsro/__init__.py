@@ -4,7 +4,8 @@ data, with the uniform label distribution (label smoothing regularisation for ou
 
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
-from ...config.validate import Rule, one_of, positive
+from ...config.validate import Rule, non_negative, one_of, positive, probability
+from ...modeling.generators.dcgan import ARCHS, NOISES
 from .config import add_lsro_config
 from .engine import LSROEngine
 from .gan import DCGAN, LSRODCGANEngine
@@ -17,6 +18,16 @@ RULES = (
     + (
         one_of("LOSS.LABEL.GENERATED", _MODES),
         positive("LSRO.NUM_GENERATED"),
+        positive("LSRO.G_STEPS_PER_D"),
+        non_negative("LSRO.GAN_EPOCHS", note=" (0 = GAN.MAX_ITER iterations)"),
+        probability("LSRO.GAN_FLIP_PROB"),
+        one_of("LSRO.PARAM_GROUPS", ("matconvnet", "staged")),
+        non_negative("LSRO.PSEUDO_WEIGHT", integer=False),
+        non_negative("LSRO.BASELINE_BATCH", note=" (0 = the main run's batch)"),
+        non_negative("LSRO.BASELINE_MAX_ITER", note=" (0 = SOLVER.MAX_ITER)"),
+        one_of("MODEL.GEN.ARCH", ARCHS),
+        one_of("MODEL.DIS.ARCH", ARCHS),
+        one_of("MODEL.GEN.NOISE", NOISES),
         Rule(
             "LSRO.COMPARE",
             lambda v, cfg: all(m in ("baseline", *_MODES) for m in v),

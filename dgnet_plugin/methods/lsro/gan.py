@@ -23,7 +23,7 @@ class DCGAN(nn.Module):
     """``gen``: noise ``(N, MODEL.GEN.Z_DIM)`` -> image ``(N, 3, H, W)`` in ``[-1, 1]``
     (``MODEL.GEN.NAME``, ``DCGANGenerator``); ``dis``: image -> ``[logits (N, 1, 1, 1)]``
     (``MODEL.DIS.NAME``, ``DCGANDiscriminator``), ``(H, W)`` = ``INPUT.SIZE_TRAIN`` of the
-    stage (LSRO: 128x64). No re-ID network."""
+    stage (the authors' fork: 128x128). No re-ID network."""
 
     PROVIDES = ("gen", "dis")
 
@@ -40,12 +40,16 @@ class DCGAN(nn.Module):
 class LSRODCGANEngine(IterationTrainer):
     """One DCGAN iteration (Goodfellow et al. 2014, Algorithm 1, with DCGAN's settings): a
     batch of real images (in ``[-1, 1]``: the stage's pixel mean and std are 0.5) and as many
-    noise vectors ``z ~ N(0, I)``;
+    noise vectors ``z`` (``MODEL.GEN.NOISE``: U(-1, 1) in the authors' fork);
 
     1. discriminator: ``BCE(D(x), 1) + BCE(D(G(z)), 0)`` (:func:`vanilla_gan_dis_loss`);
-    2. generator: the non-saturating ``BCE(D(G(z)), 1)`` (:func:`vanilla_gan_gen_loss`).
+    2. generator, ``LSRO.G_STEPS_PER_D`` times on the same ``z`` (``G(z)`` drawn again
+       after each step): the non-saturating ``BCE(D(G(z)), 1)`` (:func:`vanilla_gan_gen_loss`).
+       The authors' fork runs the generator step twice ("Run g_optim twice to make sure that
+       d_loss does not go to zero", layumi/DCGAN-tensorflow ``model.py`` ``train``).
 
-    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (DCGAN: lr 2e-4, beta1 0.5).
+    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (DCGAN: lr 2e-4, beta1 0.5). The logged ``gan`` is
+    the last generator step's loss.
     """
 
     REQUIRES = ("gen", "dis")
@@ -63,16 +67,20 @@ class LSRODCGANEngine(IterationTrainer):
             self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
         real = self.to_device(next(self._stream))["img"]  # the identities are not used
         m, opt = self.model, self.optimizers
+        z = m.gen.sample_noise(real.shape[0], device=self.device)
         with self.autocast():
-            fake = m.gen(m.gen.sample_noise(real.shape[0], device=self.device))
+            fake = m.gen(z)
             d_loss = vanilla_gan_dis_loss(m.dis(fake.detach()), m.dis(real))
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         m.dis.requires_grad_(False)
-        with self.autocast():
-            g_loss = vanilla_gan_gen_loss(m.dis(fake))
-        opt["gen"].zero_grad(set_to_none=True)
-        self.amp.backward_step(g_loss, opt["gen"], phase="gen")
+        for step in range(self.cfg.LSRO.G_STEPS_PER_D):
+            with self.autocast():
+                if step:  # the generator changed: draw G(z) again
+                    fake = m.gen(z)
+                g_loss = vanilla_gan_gen_loss(m.dis(fake))
+            opt["gen"].zero_grad(set_to_none=True)
+            self.amp.backward_step(g_loss, opt["gen"], phase="gen")
         m.dis.requires_grad_(True)
         return {"dis": d_loss.detach(), "gan": g_loss.detach()}
 

@@ -4,6 +4,7 @@ the comparison runs of ``LSRO.COMPARE``."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -12,14 +13,17 @@ from ...config.offline import gan_stage_opts
 from ...data.generated import generated_file_name, write_generated_set
 from ...engine.cyclegan import load_translator
 from ...engine.offline import (
+    BASELINE_SUBDIR,
     baseline_stage,
     generated_root,
     generation_stage,
     training_stage,
 )
 from ...engine.stages import Stage, StageContext
+from ...modeling.generators.dcgan import draw_noise
 from .engine import COMPARISON_ROWS, comparison_dir
 
+logger = logging.getLogger("dgnet_plugin")
 GENERATOR_NAME = "lsro dcgan"
 
 
@@ -28,11 +32,52 @@ def dcgan_dir(cfg) -> str:
     return os.path.join(cfg.OUTPUT_DIR, cfg.GAN.OUTPUT_SUBDIR)
 
 
-def noise_for(serial: int, seed: int, z_dim: int) -> torch.Tensor:
-    """The noise vector of generated image ``serial``: N(0, I) from a generator seeded by
+def noise_for(serial: int, seed: int, z_dim: int, kind: str = "normal") -> torch.Tensor:
+    """The noise vector of generated image ``serial``: ``kind`` noise (``uniform`` U(-1, 1),
+    ``normal`` N(0, I); the DCGAN's ``MODEL.GEN.NOISE``) from a generator seeded by
     ``(seed, serial)``, so a resumed generation draws exactly the images it would have."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + serial)
-    return torch.randn(z_dim, generator=g)
+    return draw_noise((z_dim,), kind, g)
+
+
+def dcgan_iterations(num_images: int, batch: int, epochs: int) -> int:
+    """The authors' DCGAN length: ``epochs`` x ``num_images // batch`` iterations
+    (layumi/DCGAN-tensorflow ``model.py`` ``train``: ``batch_idxs = len(data) // batch_size``
+    per epoch, the last partial batch dropped).
+
+    Raises:
+        ValueError: fewer images than one batch.
+    """
+    if num_images < batch:
+        raise ValueError(f"{num_images} training images cannot fill one DCGAN batch of {batch}")
+    return int(epochs) * (int(num_images) // int(batch))
+
+
+def dcgan_opts(cfg) -> list[str]:
+    """``KEY VALUE`` options of the DCGAN stage's run: :func:`gan_stage_opts`, its engine and
+    meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB`` and, with
+    ``LSRO.GAN_EPOCHS`` > 0, ``SOLVER.MAX_ITER`` from the training set's size (logged)."""
+    opts = [
+        *gan_stage_opts(cfg),
+        "ENGINE.NAME",
+        "LSRODCGANEngine",
+        "MODEL.META_ARCHITECTURE",
+        "DCGAN",
+        "INPUT.FLIP_PROB",
+        str(cfg.LSRO.GAN_FLIP_PROB),
+    ]
+    epochs = cfg.LSRO.GAN_EPOCHS
+    if epochs > 0:
+        from ...data import load_train_set
+
+        n = len(load_train_set(cfg)[0])
+        iters = dcgan_iterations(n, cfg.GAN.IMS_PER_BATCH, epochs)
+        logger.info(
+            "LSRO DCGAN: %d epochs of %d training images at batch %d = %d iterations",
+            epochs, n, cfg.GAN.IMS_PER_BATCH, iters,
+        )  # fmt: skip
+        opts += ["SOLVER.MAX_ITER", str(iters), "GAN.DECAY_START", str(iters)]
+    return opts
 
 
 def generation_plan(n: int) -> list[dict]:
@@ -57,11 +102,11 @@ def generate(ctx: StageContext) -> None:
     cfg = ctx.cfg
     model, _, weights = load_translator(dcgan_dir(cfg), cfg.MODEL.DEVICE)
     device = next(model.parameters()).device
-    z_dim, seed = model.gen.z_dim, cfg.SEED
+    z_dim, seed, kind = model.gen.z_dim, cfg.SEED, model.gen.noise
 
     def translate(batch: list[dict]) -> torch.Tensor:
         serials = [int(os.path.basename(e["file"]).split("_")[2]) for e in batch]
-        z = torch.stack([noise_for(s, seed, z_dim) for s in serials]).to(device)
+        z = torch.stack([noise_for(s, seed, z_dim, kind) for s in serials]).to(device)
         return (model.gen(z) + 1) / 2
 
     write_generated_set(
@@ -85,6 +130,32 @@ def comparison_stage(mode: str) -> Stage:
     )
 
 
+def lsro_baseline_stage(cfg) -> Stage:
+    """The real-only baseline (:func:`baseline_stage`); with ``LSRO.BASELINE_BATCH`` > 0 it
+    trains that many real images per step for ``LSRO.BASELINE_MAX_ITER`` iterations with
+    decays at ``LSRO.BASELINE_STEPS`` (the authors' baseline, layumi/Person-reID_GAN
+    ``train_id_net_res_market_new.m``: 64 real images, 50 epochs, where the LSRO run mixes
+    generated images into its batches)."""
+    b = cfg.LSRO
+    if b.BASELINE_BATCH <= 0:
+        return baseline_stage()
+    return training_stage(
+        BASELINE_SUBDIR,
+        f"re-ID baseline on the real images only ({b.BASELINE_BATCH} per step)",
+        lambda c: os.path.join(c.OUTPUT_DIR, BASELINE_SUBDIR),
+        lambda c: [
+            "GENERATED.ENABLED",
+            "False",
+            "DATALOADER.IMS_PER_BATCH",
+            str(c.LSRO.BASELINE_BATCH),
+            "SOLVER.MAX_ITER",
+            str(c.LSRO.BASELINE_MAX_ITER or c.SOLVER.MAX_ITER),
+            "SOLVER.STEPS",
+            str(tuple(c.LSRO.BASELINE_STEPS or c.SOLVER.STEPS)),
+        ],  # fmt: skip
+    )
+
+
 def lsro_stages(cfg) -> list[Stage]:
     """``dcgan`` (the DCGAN's run), ``generate``, then the comparison runs of
     ``LSRO.COMPARE`` (``baseline``, ``reid_argmax``, ``reid_lsr``, ...)."""
@@ -93,19 +164,13 @@ def lsro_stages(cfg) -> list[Stage]:
             "dcgan",
             "DCGAN on the training images (no labels)",
             dcgan_dir,
-            lambda c: [
-                *gan_stage_opts(c),
-                "ENGINE.NAME",
-                "LSRODCGANEngine",
-                "MODEL.META_ARCHITECTURE",
-                "DCGAN",
-            ],
+            dcgan_opts,
         ),
         generation_stage(generate, f"{cfg.LSRO.NUM_GENERATED} DCGAN images"),
     ]
     for mode in cfg.LSRO.COMPARE:
         if mode == "baseline":
-            stages.append(baseline_stage())
+            stages.append(lsro_baseline_stage(cfg))
         elif mode != cfg.LOSS.LABEL.GENERATED:
             stages.append(comparison_stage(mode))
     return stages

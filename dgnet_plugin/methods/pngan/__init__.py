@@ -6,6 +6,7 @@ the pose-normalised views at test time."""
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, non_negative, one_of, positive, probability
+from ...data.pose import POSE_FORMATS
 from .config import add_pngan_config
 from .engine import FEATURE_ROWS, PNGANEngine
 from .gan import PNGANGeneratorEngine, PoseGAN
@@ -32,6 +33,15 @@ RULES = (
             "a fraction in [0, 1], or < 0 for SELF_PAIRS throughout",
         ),
         probability("PNGAN.BACKGROUND_WEIGHT"),
+        non_negative("PNGAN.EPOCHS", note=" (0 = GAN.MAX_ITER iterations)"),
+        positive("PNGAN.DECAY_EPOCH"),
+        non_negative("PNGAN.ITERS_PER_EPOCH"),
+        one_of("PNGAN.DIS_REAL", ("source", "target")),
+        one_of("PNGAN.PAIR_SAMPLING", ("permutations", "uniform")),
+        one_of("POSE.FORMAT", POSE_FORMATS),
+        one_of("MODEL.GEN.RES_PAD", ("zeros", "reflect")),
+        one_of("MODEL.GEN.INIT", ("default", "normal")),
+        positive("PNGAN.DIS_LOSS_WEIGHT", integer=False),
         Rule(
             "MASKS.FOLDER",
             lambda v, cfg: cfg.PNGAN.BACKGROUND_WEIGHT >= 1 or bool(v or cfg.MASKS.MODEL),

@@ -20,6 +20,7 @@ FEATURE_ROWS = {
     "original": "image feature",
     "avg": "pose-normalised, avg fusion",
     "max": "pose-normalised, max fusion",
+    "concat": "pose-normalised, concat fusion",
     "original+avg": "original + pose-normalised (avg)",
     "original+max": "original + pose-normalised (max)",
 }
@@ -56,7 +57,9 @@ class PNGANEngine(GeneratedReIDTrainer):
         )
         subset = 0 < n_ids < total
         test_sets = subset_test_sets(self.test_sets, n_ids) if subset else self.test_sets
-        results = evaluate_pose_fusion(views, test_sets, self.device, self.cfg.TEST, names)
+        results = evaluate_pose_fusion(
+            views, test_sets, self.device, self.cfg.TEST, names, self.cfg.PNGAN.FUSED_L2
+        )
         where = f", first {n_ids} test identities" if subset else ""
         for name in names:
             rows[f"{FEATURE_ROWS[name]}{where}"] = results[name]

@@ -81,28 +81,48 @@ def split_views(feats: torch.Tensor, num_poses: int) -> tuple[torch.Tensor, torc
     return views[:, 0], views[:, 1:]
 
 
-def view_features(original: torch.Tensor, poses: torch.Tensor, name: str) -> torch.Tensor:
+def view_features(
+    original: torch.Tensor, poses: torch.Tensor, name: str, renormalize: bool = True
+) -> torch.Tensor:
     """The test feature called ``name``: ``original`` (the image only), ``avg`` / ``max``
-    (the fused pose-normalised features, :func:`fuse_features`), ``original+avg`` /
+    (the fused pose-normalised features, :func:`fuse_features`), ``concat`` (the ``P``
+    L2-normalised view features side by side, ``(N, P * D)``), ``original+avg`` /
     ``original+max`` (both, concatenated; each half L2-normalised: PN-GAN's final feature
-    combines the original-image branch and the pose-normalised branch)."""
+    combines the original-image branch and the pose-normalised branch).
+
+    ``renormalize`` False (``PNGAN.FUSED_L2``): ``avg`` / ``max`` / ``concat`` as fused from
+    the L2-normalised views, not normalised again (the released ``script/viper_feature.py``
+    ``Calculate_distmat``: squared Euclidean distances of the mean, max and concatenation of
+    the normalised views).
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name == "original":
         return original
     base, _, mode = name.rpartition("+")
-    fused = F.normalize(fuse_features(poses, mode), dim=1)
+    if base and base != "original":
+        raise ValueError(f"unknown PN-GAN test feature '{name}'")
+    if mode == "concat":
+        fused = F.normalize(poses, dim=2).reshape(poses.shape[0], -1)
+    else:
+        fused = fuse_features(poses, mode)
+    if renormalize or base:
+        fused = F.normalize(fused, dim=1)
     if not base:
         return fused
-    if base != "original":
-        raise ValueError(f"unknown PN-GAN test feature '{name}'")
     return torch.cat([F.normalize(original, dim=1), fused], dim=1)
 
 
 @torch.no_grad()
-def evaluate_pose_fusion(model: PoseViewsReID, test_sets, device, test_cfg, names) -> dict:
+def evaluate_pose_fusion(
+    model: PoseViewsReID, test_sets, device, test_cfg, names, renormalize: bool = True
+) -> dict:
     """``{feature name: {dataset: metrics (%)}}`` for each test feature of ``names``
     (:func:`view_features`) from one extraction of all views per image (the fusion modes
-    cost nothing extra). Single-query ranking (:func:`evaluate_features`, ``TEST.METRIC``,
-    ``TEST.FLIP``); re-ranking, multi-query and ranked lists are not applied here."""
+    cost nothing extra; ``renormalize``: see :func:`view_features`). Single-query ranking
+    (:func:`evaluate_features`, ``TEST.METRIC``, ``TEST.FLIP``); re-ranking, multi-query and
+    ranked lists are not applied here."""
     t = test_cfg
     out: dict[str, dict] = {n: {} for n in names}
     for ds, loaders in test_sets.items():
@@ -117,8 +137,8 @@ def evaluate_pose_fusion(model: PoseViewsReID, test_sets, device, test_cfg, name
         q, g = split_views(qf, model.num_poses), split_views(gf, model.num_poses)
         for name in names:
             m = evaluate_features(
-                view_features(*q, name).to(device),
-                view_features(*g, name).to(device),
+                view_features(*q, name, renormalize).to(device),
+                view_features(*g, name, renormalize).to(device),
                 q_pids,
                 g_pids,
                 q_camids,

@@ -9,11 +9,12 @@ import os
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
 from ...data.datasets import read_image
 from ...data.masks import mask_provider_from_cfg
-from ...data.pose import POSE_CHANNELS, build_keypoint_provider
+from ...data.pose import build_keypoint_provider, pose_channels
 from ...data.transforms import build_transforms
 from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.cyclegan import adversarial_losses
@@ -26,6 +27,8 @@ from ...utils import comm
 from ...utils.visualization import save_grid
 from .data import (
     CANONICAL_POSES,
+    EpochStepDecay,
+    OrderedPairBatchSampler,
     PosePairDataset,
     canonical_pose_maps,
     load_canonical_poses,
@@ -37,10 +40,11 @@ logger = logging.getLogger("dgnet_plugin")
 
 @META_ARCH_REGISTRY.register()
 class PoseGAN(nn.Module):
-    """``gen``: ``[image (3); pose map (36)]`` ``(N, 39, H, W)`` -> image ``(N, 3, H, W)``, both
-    in ``[-1, 1]`` (``MODEL.GEN.NAME``: the 9-block ``ResnetGenerator`` of the official code);
-    ``dis``: image -> list of patch maps (``MODEL.DIS.NAME``: ``PatchGANDiscriminator``).
-    No re-ID network."""
+    """``gen``: ``[image (3); pose (36 maps, or a 3-channel picture with POSE.FORMAT
+    picture)]`` -> image ``(N, 3, H, W)``, both in ``[-1, 1]`` (``MODEL.GEN.NAME``: the 9-block
+    ``ResnetGenerator`` of the official code); ``dis``: image -> list of patch maps
+    (``MODEL.DIS.NAME``: the released ``PNGANPatchDiscriminator``, or CycleGAN's
+    ``PatchGANDiscriminator``). No re-ID network."""
 
     PROVIDES = ("gen", "dis")
 
@@ -50,7 +54,8 @@ class PoseGAN(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, num_classes: int = 0) -> PoseGAN:  # no labels
-        gen = build_generator(cfg, in_channels=3 + POSE_CHANNELS, out_channels=3)
+        pose = pose_channels(cfg.POSE.get("FORMAT", "maps"))
+        gen = build_generator(cfg, in_channels=3 + pose, out_channels=3)
         return cls(gen, build_discriminator(cfg, 3))
 
     def forward(self, x: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
@@ -60,7 +65,9 @@ class PoseGAN(nn.Module):
 
 def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     """``(N, 36, H, W)`` pose maps -> ``(N, 3, H, W)`` in ``[-1, 1]``: heat maps in red, limbs in
-    green (for the grids)."""
+    green (for the grids); a ``(N, 3, H, W)`` pose picture (``POSE.FORMAT picture``) as it is."""
+    if pose.shape[1] == 3:
+        return pose
     joints = pose[:, :17].amax(1)
     limbs = pose[:, 17:].amax(1)
     return torch.stack([joints, limbs, torch.zeros_like(joints)], dim=1) * 2 - 1
@@ -117,12 +124,15 @@ def self_pair_fraction(start: float, final: float, iteration: int, max_iter: int
 
 @ENGINE_REGISTRY.register()
 class PNGANGeneratorEngine(IterationTrainer):
-    """One PN-GAN generator iteration, on pairs ``(x_i, x_j)`` of one identity (``x_j`` drawn
-    uniformly among the identity's other images with a pose) and ``x_j``'s pose map ``p_j``:
+    """One PN-GAN generator iteration, on pairs ``(x_i, x_j)`` of one identity (every ordered
+    pair once per epoch, or drawn uniformly: :meth:`pair_stream`) and ``x_j``'s pose map
+    ``p_j``:
 
     1. generator: ``L_GAN(G(x_i, p_j))`` (LSGAN, ``LOSS.GAN_MODE``) ``+ LOSS.POSE_L1 *
        ||G(x_i, p_j) - x_j||_1`` (the official code's weight 10);
-    2. discriminator: ``(L_D(x_j) + L_D(G(x_i, p_j))) / 2``.
+    2. discriminator: ``PNGAN.DIS_LOSS_WEIGHT * (L_D(real) + L_D(G(x_i, p_j)))`` on the
+       same (detached) fake, where ``real`` is ``PNGAN.DIS_REAL``: ``source`` ``x_i`` (the
+       released ``script/GAN/train.py``: ``netD(src_img)``, weight 1) or ``target`` ``x_j``.
 
     With ``PNGAN.SELF_PAIRS`` > 0 that fraction of the pairs has the source itself as the
     target, in its own pose (:func:`self_pairs`; not in the paper), moving linearly to
@@ -135,10 +145,13 @@ class PNGANGeneratorEngine(IterationTrainer):
     :mod:`.scores` (``metrics.json``: ``pose_transfer/*``) and draws held-out people in the
     canonical poses (``images/canonical_views_<iter>.jpg``).
 
-    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)), linear decay to 0 from
-    ``GAN.DECAY_START``. Images in ``[-1, 1]`` at ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the
-    stage's resize-only transform: a flip would swap the person's left and right against the
-    pose map); keypoints from ``POSE.SOURCE``.
+    Adam ``SOLVER.GEN`` / ``SOLVER.DIS`` (2e-4, betas (0.5, 0.999)). With
+    ``PNGAN.ITERS_PER_EPOCH`` > 0 (set by the stage from ``PNGAN.EPOCHS``, see
+    :func:`~.stages.generator_schedule`) the released per-epoch decay
+    (:func:`~.data.epoch_step_decay_factor`, from epoch ``PNGAN.DECAY_EPOCH``); else a
+    per-iteration linear decay to 0 from ``GAN.DECAY_START``. Images in ``[-1, 1]`` at
+    ``INPUT.SIZE_TEST`` = ``GAN.SIZE`` (the stage's resize-only transform: a flip would swap
+    the person's left and right against the pose map); keypoints from ``POSE.SOURCE``.
     """
 
     REQUIRES = ("gen", "dis")
@@ -150,8 +163,7 @@ class PNGANGeneratorEngine(IterationTrainer):
         m = self.model
         for name, net, solver in (("gen", m.gen, cfg.SOLVER.GEN), ("dis", m.dis, cfg.SOLVER.DIS)):
             opt = build_adam(net, solver, self.device)
-            sched = build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
-            self.register_optimizer(name, opt, sched)
+            self.register_optimizer(name, opt, self.build_scheduler(opt))
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         self.pairs = PosePairDataset(
             self.train_items,
@@ -165,11 +177,19 @@ class PNGANGeneratorEngine(IterationTrainer):
         self._stream = None
         self._scores = None
 
+    def build_scheduler(self, opt):
+        """The released per-epoch decay with ``PNGAN.ITERS_PER_EPOCH`` > 0, else the linear
+        per-iteration decay from ``GAN.DECAY_START`` (both reach 0 at the end)."""
+        cfg = self.cfg
+        if cfg.PNGAN.ITERS_PER_EPOCH > 0:
+            decay = EpochStepDecay(cfg.PNGAN.ITERS_PER_EPOCH, cfg.PNGAN.DECAY_EPOCH)
+            return torch.optim.lr_scheduler.LambdaLR(opt, decay)
+        return build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
+
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
         if self._stream is None:
-            groups = list(self.pairs.by_pid.values())
-            self._stream = build_group_loader(cfg, self.pairs, groups, start=iteration)
+            self._stream = self.pair_stream(iteration)
         batch = self.to_device(next(self._stream))
         p = cfg.PNGAN
         fraction = self_pair_fraction(
@@ -189,11 +209,42 @@ class PNGANGeneratorEngine(IterationTrainer):
         opt["gen"].zero_grad(set_to_none=True)
         self.amp.backward_step(sum(losses.values()), opt["gen"], phase="gen")
         m.dis.requires_grad_(True)
+        real = x if cfg.PNGAN.DIS_REAL == "source" else target
         with self.autocast():
-            d_loss = 0.5 * self.gan_dis_loss(m.dis(fake.detach()), m.dis(target))
+            d_loss = cfg.PNGAN.DIS_LOSS_WEIGHT * self.gan_dis_loss(
+                m.dis(fake.detach()), m.dis(real)
+            )
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_loss, opt["dis"], phase="dis")
         return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}
+
+    def pair_stream(self, start: int):
+        """Endless pair batches from iteration ``start``: ``PNGAN.PAIR_SAMPLING``
+        ``permutations`` (every ordered same-identity pair once per epoch, shuffled,
+        :class:`~.data.OrderedPairBatchSampler`: the released loader) or ``uniform`` (the
+        source uniform over the images, the target uniform among its identity's images,
+        :func:`~dgnet_plugin.data.build.build_group_loader`)."""
+        cfg = self.cfg
+        groups = list(self.pairs.by_pid.values())
+        if cfg.PNGAN.PAIR_SAMPLING == "uniform":
+            return build_group_loader(cfg, self.pairs, groups, start=start)
+        sampler = OrderedPairBatchSampler(
+            groups,
+            cfg.DATALOADER.IMS_PER_BATCH,
+            cfg.SEED,
+            start,
+            comm.get_rank(),
+            comm.get_world_size(),
+        )
+        workers = cfg.DATALOADER.NUM_WORKERS
+        loader = DataLoader(
+            self.pairs,
+            batch_sampler=sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+        )
+        return iter(loader)
 
     def pose_l1(self, fake: torch.Tensor, target: torch.Tensor, batch: dict) -> torch.Tensor:
         """The L1 to the target: plain (the paper), or with the target's background weighted

@@ -23,6 +23,7 @@ from .data import (
     canonical_pose_maps,
     compute_canonical_poses,
     load_canonical_poses,
+    pair_schedule,
     save_canonical_poses,
 )
 from .gan import pose_picture
@@ -119,6 +120,60 @@ def generate(ctx: StageContext) -> None:
     )
 
 
+def generator_schedule(cfg) -> dict | None:
+    """With ``PNGAN.EPOCHS`` > 0, the generator stage's length in released epochs of ordered
+    same-identity pairs (:func:`~.data.pair_schedule` of the training images with a pose in
+    ``POSE.SOURCE``, batch ``GAN.IMS_PER_BATCH``, decay from epoch ``PNGAN.DECAY_EPOCH``),
+    logged; ``None`` with ``PNGAN.EPOCHS`` 0 (``GAN.MAX_ITER`` / ``GAN.DECAY_START`` as
+    given)."""
+    from ...data import load_train_set
+    from ...data.pose import build_keypoint_provider
+
+    p = cfg.PNGAN
+    if p.EPOCHS <= 0:
+        return None
+    items, _ = load_train_set(cfg)
+    provider = build_keypoint_provider(cfg.POSE.SOURCE)
+    s = pair_schedule(
+        items,
+        lambda path: provider(path) is not None,
+        cfg.GAN.IMS_PER_BATCH,
+        p.EPOCHS,
+        p.DECAY_EPOCH,
+    )
+    logger.info(
+        "PN-GAN generator: %d ordered same-identity pairs of %d images (%d identities) per "
+        "epoch = %d iterations of %d; %d epochs = %d iterations, decay from epoch %d "
+        "(iteration %d)",
+        s["pairs"], s["images"], s["identities"], s["iters_per_epoch"], cfg.GAN.IMS_PER_BATCH,
+        p.EPOCHS, s["max_iter"], p.DECAY_EPOCH, s["decay_start"],
+    )  # fmt: skip
+    return s
+
+
+def pose_gan_opts(cfg) -> list[str]:
+    """``KEY VALUE`` options of the generator stage's run: :func:`gan_stage_opts`, its engine
+    and meta-architecture and, with ``PNGAN.EPOCHS`` > 0, the length of
+    :func:`generator_schedule` (``SOLVER.MAX_ITER``, ``GAN.DECAY_START``,
+    ``PNGAN.ITERS_PER_EPOCH``: the engine then decays the rate once per epoch, as the
+    released ``LambdaLR``)."""
+    opts = [
+        *gan_stage_opts(cfg),
+        "ENGINE.NAME",
+        "PNGANGeneratorEngine",
+        "MODEL.META_ARCHITECTURE",
+        "PoseGAN",
+    ]
+    s = generator_schedule(cfg)
+    if s is not None:
+        opts += [
+            "SOLVER.MAX_ITER", str(s["max_iter"]),
+            "GAN.DECAY_START", str(s["decay_start"]),
+            "PNGAN.ITERS_PER_EPOCH", str(s["iters_per_epoch"]),
+        ]  # fmt: skip
+    return opts
+
+
 def pngan_stages(cfg) -> list[Stage]:
     """``poses``, ``pose_gan`` (the generator's run), ``generate``, ``baseline``."""
     return [
@@ -132,13 +187,7 @@ def pngan_stages(cfg) -> list[Stage]:
             "pose_gan",
             "pose-conditioned generator on same-identity pairs",
             pose_gan_dir,
-            lambda c: [
-                *gan_stage_opts(c),
-                "ENGINE.NAME",
-                "PNGANGeneratorEngine",
-                "MODEL.META_ARCHITECTURE",
-                "PoseGAN",
-            ],
+            pose_gan_opts,
         ),
         generation_stage(generate, "training images in the canonical poses"),
         baseline_stage(),

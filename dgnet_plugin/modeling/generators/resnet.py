@@ -12,6 +12,9 @@ from ..blocks import Conv2dBlock, ResBlocks, init_weights
 from .build import GENERATOR_REGISTRY
 
 UPSAMPLE_MODES = ("transpose", "nearest")
+#: weight initialisations: normal = N(0, 0.02) (CycleGAN's init_type normal); default =
+#: PyTorch's own layer defaults (PN-GAN's released training calls no init)
+INIT_MODES = ("normal", "default")
 
 
 @GENERATOR_REGISTRY.register()
@@ -36,6 +39,13 @@ class ResnetGenerator(nn.Module):
     (``INPUT.PIXEL_MEAN`` = ``INPUT.PIXEL_STD`` = 0.5); channel counts are free: 1 (infrared),
     3 (RGB), 6 (RGB + a 3-channel pose image, PN-GAN).
     Weights start N(0, 0.02) (CycleGAN's ``init_type normal``).
+
+    Keyword options (defaults: CycleGAN's translator), for PN-GAN's released
+    ``Res_Generator`` (``naiq/PN_GAN`` ``script/GAN/network.py``): ``res_pad`` the residual
+    blocks' padding (``"zeros"`` there), ``res_post_relu`` a ReLU after each block's addition,
+    ``out_bias`` the last 7x7 conv's bias (none there), ``init`` ``"default"`` (PyTorch's
+    layer initialisation: the released training calls no init). From
+    ``MODEL.GEN.{RES_PAD, RES_POST_RELU, OUT_BIAS, INIT}`` when the config has them.
     """
 
     def __init__(
@@ -46,8 +56,17 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         n_down: int = 2,
         upsample: str = "transpose",
+        *,
+        res_pad: str = "reflect",
+        res_post_relu: bool = False,
+        out_bias: bool = True,
+        init: str = "normal",
     ):
         super().__init__()
+        if init not in INIT_MODES:
+            raise ValueError(
+                f"init '{init}' (MODEL.GEN.INIT) is unknown; choose one of {', '.join(INIT_MODES)}"
+            )
         if n_blocks < 0 or n_down < 0:
             raise ValueError(f"n_blocks ({n_blocks}) and n_down ({n_down}) must be >= 0")
         if upsample not in UPSAMPLE_MODES:
@@ -63,7 +82,11 @@ class ResnetGenerator(nn.Module):
                 Conv2dBlock(ch, 2 * ch, 3, 2, 1, norm="in", activation="relu", pad_type="zeros")
             )
             ch *= 2
-        layers.append(ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect"))
+        layers.append(
+            ResBlocks(
+                n_blocks, ch, norm="in", activation="relu", pad=res_pad, post_relu=res_post_relu
+            )
+        )
         for _ in range(n_down):
             if upsample == "transpose":
                 up = [nn.ConvTranspose2d(ch, ch // 2, 3, 2, padding=1, output_padding=1)]
@@ -71,13 +94,17 @@ class ResnetGenerator(nn.Module):
                 up = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch // 2, 3, 1, 1)]
             layers += [*up, nn.InstanceNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
-        layers.append(Conv2dBlock(ch, out_ch, 7, 1, 3, norm="none", activation="tanh"))
+        out = Conv2dBlock(ch, out_ch, 7, 1, 3, norm="none", activation="tanh")
+        if not out_bias:
+            out.conv.register_parameter("bias", None)
+        layers.append(out)
         self.net = nn.Sequential(*layers)
-        init_weights(self, "gaussian", 0.02)
-        for m in self.modules():  # init_weights covers Conv2d / Linear only
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
+        if init == "normal":
+            init_weights(self, "gaussian", 0.02)
+            for m in self.modules():  # init_weights covers Conv2d / Linear only
+                if isinstance(m, nn.ConvTranspose2d):
+                    nn.init.normal_(m.weight, 0.0, 0.02)
+                    nn.init.zeros_(m.bias)
 
     @classmethod
     def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
@@ -93,6 +120,10 @@ class ResnetGenerator(nn.Module):
             g.N_BLOCKS,
             g.N_DOWNSAMPLE,
             g.UPSAMPLE,
+            res_pad=g.get("RES_PAD", "reflect"),
+            res_post_relu=g.get("RES_POST_RELU", False),
+            out_bias=g.get("OUT_BIAS", True),
+            init=g.get("INIT", "normal"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
