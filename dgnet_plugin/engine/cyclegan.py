@@ -55,7 +55,8 @@ class CycleGANTrainer(IterationTrainer):
        section 4) ``+ LOSS.CYCLE * (L_cyc(a) + L_cyc(b))`` (Eq. 2) ``+ LOSS.IDENTITY *
        (||G(b) - b||_1 + ||F(a) - a||_1)`` (section 5.2) + the method's terms;
     3. discriminators: ``(L_D(real) + L_D(fake)) / 2`` for each, the fakes drawn through an
-       :class:`~dgnet_plugin.losses.ImagePool` of ``GAN.POOL_SIZE`` (section 4).
+       :class:`~dgnet_plugin.losses.ImagePool` of ``GAN.POOL_SIZE`` (section 4);
+    4. the method's own phases (:meth:`~CycleGANTrainer.extra_steps`; SPGAN's SiaNet).
 
     Adam (``SOLVER.GEN`` / ``SOLVER.DIS``: CycleGAN's 2e-4, betas (0.5, 0.999)), constant then
     linearly decayed to 0 from ``GAN.DECAY_START`` to ``SOLVER.MAX_ITER``. The image pools are
@@ -103,6 +104,17 @@ class CycleGANTrainer(IterationTrainer):
         ``fake_a``, ``fake_b``, ``rec_a``, ``rec_b``); they are added to the total."""
         return {}
 
+    def frozen_in_generator_step(self) -> list:
+        """Modules whose parameters take no gradient in the generators' step (the
+        discriminators; a method adds its own, e.g. SPGAN's SiaNet)."""
+        return [self.model.discriminators()]
+
+    def extra_steps(self, batch_a, batch_b, out: dict) -> dict[str, torch.Tensor]:
+        """The method's own update phases, run after the discriminators' step on the same
+        batches and the generators' pre-update outputs ``out``; returns detached values to
+        log (SPGAN: SiaNet's step)."""
+        return {}
+
     # ------------------------------------------------------------------ the step
     def _next(self, iteration: int):
         if self._streams is None:
@@ -128,8 +140,10 @@ class CycleGANTrainer(IterationTrainer):
         cfg, m, opt = self.cfg, self.model, self.optimizers
         batch_a, batch_b = self._next(iteration)
         a, b = batch_a["img"], batch_b["img"]
-        # generators, with the discriminators frozen
-        m.discriminators().requires_grad_(False)
+        # generators, with the discriminators (and the method's other networks) frozen
+        frozen = self.frozen_in_generator_step()
+        for net in frozen:
+            net.requires_grad_(False)
         with self.autocast():
             out = self.translate(a, b)
             losses = {
@@ -149,7 +163,8 @@ class CycleGANTrainer(IterationTrainer):
         total = sum(losses.values())
         opt["gen"].zero_grad(set_to_none=True)
         self.amp.backward_step(total, opt["gen"], phase="gen")
-        m.discriminators().requires_grad_(True)
+        for net in frozen:
+            net.requires_grad_(True)
         # discriminators, on pooled fakes
         fake_a = self.pool_a.query(out["fake_a"].detach())
         fake_b = self.pool_b.query(out["fake_b"].detach())
@@ -158,8 +173,9 @@ class CycleGANTrainer(IterationTrainer):
             d_b = 0.5 * self.gan_dis_loss(m.dis_b(fake_b), m.dis_b(b))
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_a + d_b, opt["dis"], phase="dis")
+        extra = self.extra_steps(batch_a, batch_b, out)
         return {**{k: v.detach() for k, v in losses.items()}, "dis_a": d_a.detach(),
-                "dis_b": d_b.detach()}  # fmt: skip
+                "dis_b": d_b.detach(), **extra}  # fmt: skip
 
     # ------------------------------------------------------------------ grids
     def display_images(self, items: list, n: int) -> torch.Tensor:
@@ -198,6 +214,10 @@ def load_translator(run_dir: str, device="cpu"):
     Raises:
         CheckpointError: the run has no ``model_final.pth`` (the stage did not finish) or the
             weights do not fit its config.
+
+    The generators' dropout stays active when the run's ``GAN.DROPOUT_AT_GENERATION`` is
+    True (CamStyle: ``CycleGAN-for-CamStyle/test.py`` never calls ``model.eval()``; its
+    instance norms have no running statistics, so only dropout differs between the modes).
     """
     weights = os.path.join(run_dir, "model_final.pth")
     config = os.path.join(run_dir, "config.yaml")
@@ -212,7 +232,12 @@ def load_translator(run_dir: str, device="cpu"):
         model.load_state_dict(read_state_dict(weights))
     except RuntimeError as e:
         raise CheckpointError(f"'{weights}' does not fit '{config}': {str(e)[:300]}") from None
-    return model.to(resolve_device(device)).eval(), cfg, weights
+    model = model.to(resolve_device(device)).eval()
+    if cfg.GAN.get("DROPOUT_AT_GENERATION", False):
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.train()
+    return model, cfg, weights
 
 
 class Translators:

@@ -123,29 +123,47 @@ class Conv2dBlock(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """``x + conv3x3(norm, act)(conv3x3(norm)(x))``; AdaIN parameters go through ``forward``."""
+    """``x + conv3x3(norm)(dropout(conv3x3(norm, act)(x)))``; AdaIN parameters go through
+    ``forward``. ``dropout > 0`` puts ``Dropout(dropout)`` after the first conv's activation
+    (CycleGAN's ``use_dropout``: ``networks.py``, ``ResnetBlock.build_conv_block``); 0 = none."""
 
-    def __init__(self, dim: int, norm: str = "in", activation: str = "lrelu", pad: str = "reflect"):
+    def __init__(
+        self,
+        dim: int,
+        norm: str = "in",
+        activation: str = "lrelu",
+        pad: str = "reflect",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.adain = norm == "adain"
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad)
 
     def forward(self, x: torch.Tensor, adain: Sequence[torch.Tensor] | None = None):
         if self.adain:
             g1, b1, g2, b2 = adain
-            return x + self.conv2(self.conv1(x, g1, b1), g2, b2)
-        return x + self.conv2(self.conv1(x))
+            return x + self.conv2(self.drop(self.conv1(x, g1, b1)), g2, b2)
+        return x + self.conv2(self.drop(self.conv1(x)))
 
 
 class ResBlocks(nn.Module):
     """A stack of :class:`ResBlock`; with AdaIN, ``forward(x, params)`` takes one 4-tuple each."""
 
     def __init__(
-        self, n: int, dim: int, norm: str = "in", activation: str = "lrelu", pad="reflect"
+        self,
+        n: int,
+        dim: int,
+        norm: str = "in",
+        activation: str = "lrelu",
+        pad="reflect",
+        dropout: float = 0.0,
     ):
         super().__init__()
-        self.blocks = nn.ModuleList(ResBlock(dim, norm, activation, pad) for _ in range(n))
+        self.blocks = nn.ModuleList(
+            ResBlock(dim, norm, activation, pad, dropout=dropout) for _ in range(n)
+        )
 
     def forward(self, x: torch.Tensor, adain: Sequence[Sequence[torch.Tensor]] | None = None):
         for i, block in enumerate(self.blocks):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..blocks import init_weights
+from ..generators.resnet import affine_instance_norms, init_translator_weights
 from .build import DISCRIMINATOR_REGISTRY
 
 
@@ -31,10 +31,20 @@ class PatchGANDiscriminator(nn.Module):
     W)`` in the translator's range (``[-1, 1]``); output a list holding one logit map
     ``(N, 1, h, w)`` (the discriminator registry's contract): ``h = H / 2**n_layers - 2``,
     e.g. 30x30 at 256x256, 6x2 at 64x32. Scores are raw: LSGAN (CycleGAN's default) or the
-    vanilla GAN's sigmoid are in :mod:`dgnet_plugin.losses.adversarial`.
+    vanilla GAN's sigmoid are in :mod:`dgnet_plugin.losses.adversarial`. ``norm_affine``:
+    instance norms with a learnable scale and offset (SPGAN's ``ops.instance_norm``);
+    ``init``: ``normal`` N(0, 0.02) (CycleGAN) or ``xavier`` (TF-slim, SPGAN).
     """
 
-    def __init__(self, in_ch: int = 3, dim: int = 64, n_layers: int = 3, norm: str = "in"):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        dim: int = 64,
+        n_layers: int = 3,
+        norm: str = "in",
+        norm_affine: bool = False,
+        init: str = "normal",
+    ):
         super().__init__()
         if norm not in ("in", "bn", "none"):
             raise ValueError(f"PatchGAN norm '{norm}' is unknown (in | bn | none)")
@@ -52,7 +62,9 @@ class PatchGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)
         self.n_layers = n_layers
-        init_weights(self, "gaussian", 0.02)
+        init_translator_weights(self, init)
+        if norm_affine:
+            affine_instance_norms(self)
 
     @property
     def receptive_field(self) -> int:
@@ -60,10 +72,18 @@ class PatchGANDiscriminator(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_ch: int = 3) -> PatchGANDiscriminator:
-        """From ``MODEL.DIS.{DIM, N_LAYERS, NORM}`` (:func:`dgnet_plugin.config.offline.
-        add_cyclegan_config`)."""
+        """From ``MODEL.DIS.{DIM, N_LAYERS, NORM, NORM_AFFINE, INIT}``
+        (:func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last two default to
+        False, normal where a config lacks them)."""
         d = cfg.MODEL.DIS
-        return cls(in_ch, d.DIM, d.N_LAYERS, d.NORM)
+        return cls(
+            in_ch,
+            d.DIM,
+            d.N_LAYERS,
+            d.NORM,
+            norm_affine=d.get("NORM_AFFINE", False),
+            init=d.get("INIT", "normal"),
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [self.net(x)]

@@ -8,10 +8,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..blocks import Conv2dBlock, ResBlocks, init_weights
+from ..blocks import Conv2dBlock, ResBlocks
 from .build import GENERATOR_REGISTRY
 
 UPSAMPLE_MODES = ("transpose", "nearest")
+INIT_MODES = ("normal", "xavier")
+
+
+def affine_instance_norms(module: nn.Module) -> nn.Module:
+    """Replace every ``InstanceNorm2d`` under ``module`` by one with a learnable scale
+    (initialised N(1, 0.02)) and offset (0): SPGAN's ``ops.instance_norm``
+    (``SPGAN/Utils/ops.py``). Returns ``module``."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.InstanceNorm2d) and not child.affine:
+            new = nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=True)
+            nn.init.normal_(new.weight, 1.0, 0.02)
+            nn.init.zeros_(new.bias)
+            setattr(module, name, new)
+        else:
+            affine_instance_norms(child)
+    return module
+
+
+def init_translator_weights(module: nn.Module, init: str) -> None:
+    """Conv / transposed-conv / linear weights of a translator network: ``normal`` N(0, 0.02)
+    (CycleGAN's ``init_type normal``) or ``xavier`` (Glorot uniform: the TF-slim default of
+    SPGAN's released layers); zero biases.
+
+    Raises:
+        ValueError: another ``init``.
+    """
+    if init not in INIT_MODES:
+        raise ValueError(f"init '{init}' is unknown; choose one of {', '.join(INIT_MODES)}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            if init == "normal":
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 @GENERATOR_REGISTRY.register()
@@ -35,7 +71,13 @@ class ResnetGenerator(nn.Module):
     ``resnet_9blocks``), ``dim`` 64. Inputs are images scaled to ``[-1, 1]``
     (``INPUT.PIXEL_MEAN`` = ``INPUT.PIXEL_STD`` = 0.5); channel counts are free: 1 (infrared),
     3 (RGB), 6 (RGB + a 3-channel pose image, PN-GAN).
-    Weights start N(0, 0.02) (CycleGAN's ``init_type normal``).
+    Weights start N(0, 0.02) (CycleGAN's ``init_type normal``; ``init="xavier"``: Glorot
+    uniform, the TF-slim default of SPGAN's release).
+
+    ``dropout`` > 0: ``Dropout(dropout)`` inside every residual block after its first conv
+    (CycleGAN's ``use_dropout``, on by default in CamStyle's fork: ``options/base_options.py``
+    ``--no_dropout`` False; ``MODEL.GEN.DROPOUT``). ``norm_affine``: instance norms with a
+    learnable scale and offset (SPGAN's ``ops.instance_norm``; ``MODEL.GEN.NORM_AFFINE``).
     """
 
     def __init__(
@@ -46,6 +88,9 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         n_down: int = 2,
         upsample: str = "transpose",
+        dropout: float = 0.0,
+        norm_affine: bool = False,
+        init: str = "normal",
     ):
         super().__init__()
         if n_blocks < 0 or n_down < 0:
@@ -63,7 +108,9 @@ class ResnetGenerator(nn.Module):
                 Conv2dBlock(ch, 2 * ch, 3, 2, 1, norm="in", activation="relu", pad_type="zeros")
             )
             ch *= 2
-        layers.append(ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect"))
+        layers.append(
+            ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect", dropout=dropout)
+        )
         for _ in range(n_down):
             if upsample == "transpose":
                 up = [nn.ConvTranspose2d(ch, ch // 2, 3, 2, padding=1, output_padding=1)]
@@ -73,16 +120,16 @@ class ResnetGenerator(nn.Module):
             ch //= 2
         layers.append(Conv2dBlock(ch, out_ch, 7, 1, 3, norm="none", activation="tanh"))
         self.net = nn.Sequential(*layers)
-        init_weights(self, "gaussian", 0.02)
-        for m in self.modules():  # init_weights covers Conv2d / Linear only
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
+        init_translator_weights(self, init)
+        if norm_affine:
+            affine_instance_norms(self)
 
     @classmethod
     def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
         """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE,
-        UPSAMPLE}`` (the keys of :func:`dgnet_plugin.config.offline.add_cyclegan_config`);
+        UPSAMPLE, DROPOUT, NORM_AFFINE, INIT}`` (the keys of
+        :func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last three default to
+        0, False, normal where a config lacks them);
         the keyword arguments override the channel counts (a translator between 1- and
         3-channel domains)."""
         g = cfg.MODEL.GEN
@@ -93,6 +140,9 @@ class ResnetGenerator(nn.Module):
             g.N_BLOCKS,
             g.N_DOWNSAMPLE,
             g.UPSAMPLE,
+            dropout=g.get("DROPOUT", 0.0),
+            norm_affine=g.get("NORM_AFFINE", False),
+            init=g.get("INIT", "normal"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
