@@ -170,7 +170,7 @@ def gan_stage_opts(cfg, sizes: tuple[int, int] | None = None) -> list[str]:
     ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE`` ->
     ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
     ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std = 0.5),
-    no random erasing, no test sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
+    no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
     g = cfg.GAN
     max_iter, decay_start = gan_schedule(cfg, sizes)
     load = (
@@ -179,9 +179,14 @@ def gan_stage_opts(cfg, sizes: tuple[int, int] | None = None) -> list[str]:
         if g.get("LOAD_SIZE") else []
     )  # fmt: skip
     decay = ["GAN.DECAY_START", str(decay_start)] if "DECAY_START" in g else []
+    # the re-ID stage's crop is not the translator's
+    rect = (
+        ["INPUT.RANDOM_SIZED_RECT_CROP", "False"] if "RANDOM_SIZED_RECT_CROP" in cfg.INPUT else []
+    )
     return [
         *load,
         *decay,
+        *rect,
         "SOLVER.MAX_ITER", str(max_iter),
         "SOLVER.CHECKPOINT_PERIOD", str(g.CHECKPOINT_PERIOD),
         "DATALOADER.IMS_PER_BATCH", str(g.IMS_PER_BATCH),
