@@ -410,6 +410,68 @@ def test_spgan_translator_recipe_builds_released_networks():
     assert out.shape == (1, 64)
 
 
+def test_spgan_tf_same_padding_map_sizes():
+    """SPGAN/models/models_spgan.py: slim convs with padding SAME: the discriminator's h3 / h4
+    (stride 1) keep 32x32 at 256 (comment 'h4 is (32 x 32 x 1)'); the generator's strided
+    convs halve the size exactly and the output keeps the input's size."""
+    from dgnet_plugin.modeling.discriminators.patchgan import PatchGANDiscriminator
+    from dgnet_plugin.modeling.generators.resnet import ResnetGenerator
+
+    d = PatchGANDiscriminator(3, 4, 3, padding="tf_same")
+    assert d(torch.zeros(1, 3, 256, 256))[0].shape == (1, 1, 32, 32)
+    assert PatchGANDiscriminator(3, 4, 3)(torch.zeros(1, 3, 256, 256))[0].shape[-1] == 30
+    g = ResnetGenerator(3, 3, 4, 1, padding="tf_same")
+    x = torch.zeros(1, 3, 32, 16)
+    x[..., 0, 0] = 1.0
+    assert g(x).shape == x.shape
+    # TF SAME at stride 2, kernel 3, even size: no padding before, one row / column after
+    conv = g.net[1][1].conv
+    y = g.net[1][1](g.net[1][0](torch.ones(1, 4, 8, 8)))
+    ref = F.conv2d(F.pad(torch.ones(1, 4, 8, 8), (0, 1, 0, 1)), conv.weight, conv.bias, 2)
+    assert y.shape == (1, 8, 4, 4)
+    torch.testing.assert_close(y, g.net[1][1].act(g.net[1][1].norm(ref)), rtol=1e-5, atol=1e-6)
+
+
+def test_spgan_reseeded_pool_is_the_released_item_pool():
+    """SPGAN/Utils/utils.py ItemPool with train_spgan_demo.py's np.random.seed(0) at the top of
+    every iteration, a2b_pool queried before b2a_pool."""
+    import numpy as np
+
+    from dgnet_plugin.engine.cyclegan import CycleGANTrainer, ReseededItemPool
+
+    class ItemPool:  # the released class, written out
+        def __init__(self, max_num=50):
+            self.max_num, self.num, self.items = max_num, 0, []
+
+        def __call__(self, in_items):
+            out = []
+            for item in in_items:
+                if self.num < self.max_num:
+                    self.items.append(item)
+                    self.num += 1
+                    out.append(item)
+                elif np.random.rand() > 0.5:
+                    idx = np.random.randint(0, self.max_num)
+                    tmp = self.items[idx]
+                    self.items[idx] = item
+                    out.append(tmp)
+                else:
+                    out.append(item)
+            return out
+
+    size = 3
+    a2b_pool, b2a_pool = ItemPool(size), ItemPool(size)
+    eng = object.__new__(CycleGANTrainer)
+    eng.pool_a, eng.pool_b = ReseededItemPool(size), ReseededItemPool(size)
+    for it in range(8):
+        fa, fb = torch.full((1, 1), 100.0 + it), torch.full((1, 1), 200.0 + it)
+        np.random.seed(0)
+        want_b = a2b_pool([fb[0]])
+        want_a = b2a_pool([fa[0]])
+        got_a, got_b = eng.pooled_fakes(fa, fb)
+        assert got_b[0].item() == want_b[0].item() and got_a[0].item() == want_a[0].item()
+
+
 # ----------------------------------------------------------------------------- PTGAN
 def test_ptgan_masked_identity_term_is_the_paper_formula():
     """Wei et al. 2018, Eq. 4: L_ID = E_a ||(G(a) - a) * M(a)||_2 + E_b ||(F(b) - b) * M(b)||_2
@@ -559,6 +621,9 @@ RECIPES = {
         ("GAN.DECAY_EPOCHS", 20, f"{CG} --niter_decay"),
         ("GAN.EPOCH_SIZE", "max", f"{CG} reid_dataset.py __len__"),
         ("GAN.POOL_SIZE", 50, f"{CG} --pool_size"),
+        ("GAN.POOL_RESEED", False, f"{CG} util/image_pool.py"),
+        ("MODEL.GEN.PADDING", "torch", f"{CG} Conv2d padding 1"),
+        ("MODEL.DIS.PADDING", "torch", f"{CG} padw 1"),
         ("GAN.DROPOUT_AT_GENERATION", True, f"{CG} test.py (no eval())"),
         ("SOLVER.GEN.LR", 2e-4, f"{CG} --lr"),
         ("SOLVER.GEN.BETAS", (0.5, 0.999), f"{CG} --beta1"),
@@ -580,6 +645,9 @@ RECIPES = {
         ("SPGAN.CONTRASTIVE", 2.0, f"{SP} lambda3"),
         ("SPGAN.MARGIN", 2.0, f"{SP} margin"),
         ("SPGAN.NEGATIVES", "released", f"{SP} m_loss NEG on (a_real, b_real)"),
+        ("MODEL.GEN.PADDING", "tf_same", f"{SP} slim SAME"),
+        ("MODEL.DIS.PADDING", "tf_same", f"{SP} slim SAME"),
+        ("GAN.POOL_RESEED", True, f"{SP} np.random.seed(0) per iteration"),
         ("SPGAN.SIAMESE_BLOCKS", 4, f"{SP} metric_net"),
         ("SPGAN.SIAMESE_DIM", 64, f"{SP} metric_net df_dim"),
         ("SPGAN.DROPOUT", 0.5, f"{SP} slim.dropout 0.5"),

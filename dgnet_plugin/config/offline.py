@@ -33,6 +33,8 @@ _G.MODEL.GEN.UPSAMPLE = "transpose"  # CycleGAN's transposed convs | nearest (re
 _G.MODEL.GEN.DROPOUT = 0.0
 _G.MODEL.GEN.NORM_AFFINE = False  # instance norms with learnable scale / offset (SPGAN: True)
 _G.MODEL.GEN.INIT = "normal"  # normal N(0, 0.02) (CycleGAN) | xavier (TF-slim default: SPGAN)
+# Zero padding of the strided convs: torch (1 on each side, CycleGAN) | tf_same (TF's SAME: SPGAN)
+_G.MODEL.GEN.PADDING = "torch"
 _G.MODEL.DIS = CN()
 _G.MODEL.DIS.NAME = "PatchGANDiscriminator"
 _G.MODEL.DIS.DIM = 64  # ndf
@@ -40,6 +42,7 @@ _G.MODEL.DIS.N_LAYERS = 3  # 70x70 receptive field
 _G.MODEL.DIS.NORM = "in"
 _G.MODEL.DIS.NORM_AFFINE = False  # as MODEL.GEN.NORM_AFFINE
 _G.MODEL.DIS.INIT = "normal"  # as MODEL.GEN.INIT (also SPGAN's SiaNet)
+_G.MODEL.DIS.PADDING = "torch"  # torch (30x30 map at 256) | tf_same (32x32: SPGAN)
 _G.LOSS = CN()
 _G.LOSS.GAN_MODE = "lsgan"  # lsgan (CycleGAN's default) | vanilla
 _G.LOSS.CYCLE = 10.0  # lambda_A = lambda_B
@@ -65,6 +68,10 @@ _G.GAN.EPOCH_SIZE = "max"
 # CycleGAN-for-CamStyle/test.py never calls model.eval()); False = eval mode
 _G.GAN.DROPOUT_AT_GENERATION = False
 _G.GAN.POOL_SIZE = 50  # ImagePool of generated images shown to D
+# True = SPGAN's pool as it runs: NumPy re-seeded with 0 every iteration (train_spgan_demo.py
+# np.random.seed(0); Utils/utils.py ItemPool), the a2b pool drawn first, so once full each pool
+# swaps the same slot every time: D sees the fake stored there one iteration earlier
+_G.GAN.POOL_RESEED = False
 _G.GAN.CHECKPOINT_PERIOD = 10000
 _G.GAN.VIS_PERIOD = 5000
 _G.GAN.OUTPUT_SUBDIR = "gan"  # OUTPUT_DIR/<this>[_<pair>] holds the translator's run
@@ -170,7 +177,8 @@ def gan_stage_opts(cfg, sizes: tuple[int, int] | None = None) -> list[str]:
     ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE`` ->
     ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
     ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std = 0.5),
-    no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
+    no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test sets. The
+    stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
     g = cfg.GAN
     max_iter, decay_start = gan_schedule(cfg, sizes)
     load = (

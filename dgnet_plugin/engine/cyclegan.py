@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch
 
 from ..config import ConfigError, load_cfg_file
@@ -42,6 +43,35 @@ def adversarial_losses(mode: str):
     if mode not in _ADVERSARIAL:
         raise ConfigError(f"LOSS.GAN_MODE '{mode}' is unknown; choose lsgan or vanilla")
     return _ADVERSARIAL[mode]
+
+
+class ReseededItemPool:
+    """SPGAN's ``ItemPool`` (``SPGAN/Utils/utils.py``) as ``train_spgan_demo.py`` runs it: the
+    pool's draws come from a NumPy generator that the caller re-seeds with 0 every iteration
+    (``np.random.seed(0)``) and shares between the two pools (a2b queried first). While not
+    full, an image is stored and returned; then, per image, ``rand() > 0.5`` swaps it with the
+    stored slot ``randint(0, size)`` and returns the old one, else returns it. ``query(images,
+    rng)``: ``(N, C, H, W)`` -> same shape. ``GAN.POOL_RESEED``."""
+
+    def __init__(self, size: int = 50):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor, rng) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for img in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(img)
+                out.append(img)
+            elif rng.rand() > 0.5:
+                k = int(rng.randint(0, self.size))
+                out.append(self.images[k])
+                self.images[k] = img
+            else:
+                out.append(img)
+        return torch.stack(out)
 
 
 class CycleGANTrainer(IterationTrainer):
@@ -78,6 +108,9 @@ class CycleGANTrainer(IterationTrainer):
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         g = torch.Generator().manual_seed(cfg.SEED)
         self.pool_a, self.pool_b = ImagePool(cfg.GAN.POOL_SIZE, g), ImagePool(cfg.GAN.POOL_SIZE, g)
+        if cfg.GAN.get("POOL_RESEED", False):
+            self.pool_a = ReseededItemPool(cfg.GAN.POOL_SIZE)
+            self.pool_b = ReseededItemPool(cfg.GAN.POOL_SIZE)
         self.items_a, self.items_b = self.domain_items()
         for label, items in (("A", self.items_a), ("B", self.items_b)):
             if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
@@ -166,8 +199,7 @@ class CycleGANTrainer(IterationTrainer):
         for net in frozen:
             net.requires_grad_(True)
         # discriminators, on pooled fakes
-        fake_a = self.pool_a.query(out["fake_a"].detach())
-        fake_b = self.pool_b.query(out["fake_b"].detach())
+        fake_a, fake_b = self.pooled_fakes(out["fake_a"].detach(), out["fake_b"].detach())
         with self.autocast():
             d_a = 0.5 * self.gan_dis_loss(m.dis_a(fake_a), m.dis_a(a))
             d_b = 0.5 * self.gan_dis_loss(m.dis_b(fake_b), m.dis_b(b))
@@ -176,6 +208,16 @@ class CycleGANTrainer(IterationTrainer):
         extra = self.extra_steps(batch_a, batch_b, out)
         return {**{k: v.detach() for k, v in losses.items()}, "dis_a": d_a.detach(),
                 "dis_b": d_b.detach(), **extra}  # fmt: skip
+
+    def pooled_fakes(self, fake_a: torch.Tensor, fake_b: torch.Tensor):
+        """The fakes the discriminators see: through the two image pools, or with
+        ``GAN.POOL_RESEED`` through SPGAN's re-seeded pools (a fresh ``RandomState(0)`` per
+        iteration, the a2b pool, i.e. ``fake_b``'s, drawn first)."""
+        if isinstance(self.pool_b, ReseededItemPool):
+            rng = np.random.RandomState(0)
+            fake_b = self.pool_b.query(fake_b, rng)
+            return self.pool_a.query(fake_a, rng), fake_b
+        return self.pool_a.query(fake_a), self.pool_b.query(fake_b)
 
     # ------------------------------------------------------------------ grids
     def display_images(self, items: list, n: int) -> torch.Tensor:

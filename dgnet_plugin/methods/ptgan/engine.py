@@ -24,8 +24,9 @@ class PTGANTranslatorEngine(CycleGANTrainer):
     ``L_Style`` CycleGAN's adversarial + cycle loss and ``L_ID = E||(G(a) - a) * M(a)||_2 +
     E||(F(b) - b) * M(b)||_2`` on the foreground masks ``M`` (:func:`~dgnet_plugin.losses.
     masked_identity_loss`, divided by sqrt(C H W) unless ``PTGAN.ID_NORM`` is ``paper``: the
-    raw norm): the person keeps its appearance, the background takes the target's style. Domain A = source training images, B = ``DOMAINS.TARGET``; both need
-    masks (``MASKS``)."""
+    raw norm): the person keeps its appearance, the background takes the target's style.
+    Domain A = source training images, B = ``DOMAINS.TARGET``; both need masks
+    (``MASKS``)."""
 
     def __init__(self, cfg):
         self.masks = mask_provider_from_cfg(cfg)

@@ -13,6 +13,7 @@ from .build import GENERATOR_REGISTRY
 
 UPSAMPLE_MODES = ("transpose", "nearest")
 INIT_MODES = ("normal", "xavier")
+PADDING_MODES = ("torch", "tf_same")
 
 
 def affine_instance_norms(module: nn.Module) -> nn.Module:
@@ -78,6 +79,9 @@ class ResnetGenerator(nn.Module):
     (CycleGAN's ``use_dropout``, on by default in CamStyle's fork: ``options/base_options.py``
     ``--no_dropout`` False; ``MODEL.GEN.DROPOUT``). ``norm_affine``: instance norms with a
     learnable scale and offset (SPGAN's ``ops.instance_norm``; ``MODEL.GEN.NORM_AFFINE``).
+    ``padding="tf_same"``: the strided convs pad as TensorFlow's ``SAME`` (one zero row and
+    column after the image, none before: SPGAN's ``slim.conv2d``) instead of one on each side
+    (``MODEL.GEN.PADDING``); the transposed convs already match TF's ``SAME``.
     """
 
     def __init__(
@@ -91,8 +95,14 @@ class ResnetGenerator(nn.Module):
         dropout: float = 0.0,
         norm_affine: bool = False,
         init: str = "normal",
+        padding: str = "torch",
     ):
         super().__init__()
+        if padding not in PADDING_MODES:
+            raise ValueError(
+                f"padding '{padding}' (MODEL.GEN.PADDING) is unknown; choose one of "
+                f"{', '.join(PADDING_MODES)}"
+            )
         if n_blocks < 0 or n_down < 0:
             raise ValueError(f"n_blocks ({n_blocks}) and n_down ({n_down}) must be >= 0")
         if upsample not in UPSAMPLE_MODES:
@@ -104,9 +114,18 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [Conv2dBlock(in_ch, dim, 7, 1, 3, norm="in", activation="relu")]
         ch = dim
         for _ in range(n_down):
-            layers.append(
-                Conv2dBlock(ch, 2 * ch, 3, 2, 1, norm="in", activation="relu", pad_type="zeros")
-            )
+            if padding == "tf_same":  # TF 'SAME' at stride 2, kernel 3: one zero row / column after
+                down = nn.Sequential(
+                    nn.ZeroPad2d((0, 1, 0, 1)),
+                    Conv2dBlock(
+                        ch, 2 * ch, 3, 2, 0, norm="in", activation="relu", pad_type="zeros"
+                    ),
+                )
+            else:
+                down = Conv2dBlock(
+                    ch, 2 * ch, 3, 2, 1, norm="in", activation="relu", pad_type="zeros"
+                )
+            layers.append(down)
             ch *= 2
         layers.append(
             ResBlocks(n_blocks, ch, norm="in", activation="relu", pad="reflect", dropout=dropout)
@@ -127,9 +146,9 @@ class ResnetGenerator(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
         """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE,
-        UPSAMPLE, DROPOUT, NORM_AFFINE, INIT}`` (the keys of
-        :func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last three default to
-        0, False, normal where a config lacks them);
+        UPSAMPLE, DROPOUT, NORM_AFFINE, INIT, PADDING}`` (the keys of
+        :func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last four default to
+        0, False, normal, torch where a config lacks them);
         the keyword arguments override the channel counts (a translator between 1- and
         3-channel domains)."""
         g = cfg.MODEL.GEN
@@ -143,6 +162,7 @@ class ResnetGenerator(nn.Module):
             dropout=g.get("DROPOUT", 0.0),
             norm_affine=g.get("NORM_AFFINE", False),
             init=g.get("INIT", "normal"),
+            padding=g.get("PADDING", "torch"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
