@@ -28,11 +28,21 @@ _G.MODEL.GEN.DIM = 64  # ngf
 _G.MODEL.GEN.N_BLOCKS = 9  # resnet_9blocks (6 for 128x128 images)
 _G.MODEL.GEN.N_DOWNSAMPLE = 2
 _G.MODEL.GEN.UPSAMPLE = "transpose"  # CycleGAN's transposed convs | nearest (resize-conv)
+# Dropout inside every residual block (CycleGAN's use_dropout; CamStyle's fork: 0.5, on by
+# default, CycleGAN-for-CamStyle/options/base_options.py --no_dropout False); 0 = none
+_G.MODEL.GEN.DROPOUT = 0.0
+_G.MODEL.GEN.NORM_AFFINE = False  # instance norms with learnable scale / offset (SPGAN: True)
+_G.MODEL.GEN.INIT = "normal"  # normal N(0, 0.02) (CycleGAN) | xavier (TF-slim default: SPGAN)
+# Zero padding of the strided convs: torch (1 on each side, CycleGAN) | tf_same (TF's SAME: SPGAN)
+_G.MODEL.GEN.PADDING = "torch"
 _G.MODEL.DIS = CN()
 _G.MODEL.DIS.NAME = "PatchGANDiscriminator"
 _G.MODEL.DIS.DIM = 64  # ndf
 _G.MODEL.DIS.N_LAYERS = 3  # 70x70 receptive field
 _G.MODEL.DIS.NORM = "in"
+_G.MODEL.DIS.NORM_AFFINE = False  # as MODEL.GEN.NORM_AFFINE
+_G.MODEL.DIS.INIT = "normal"  # as MODEL.GEN.INIT (also SPGAN's SiaNet)
+_G.MODEL.DIS.PADDING = "torch"  # torch (30x30 map at 256) | tf_same (32x32: SPGAN)
 _G.LOSS = CN()
 _G.LOSS.GAN_MODE = "lsgan"  # lsgan (CycleGAN's default) | vanilla
 _G.LOSS.CYCLE = 10.0  # lambda_A = lambda_B
@@ -43,10 +53,31 @@ _G.GAN.DECAY_START = 100000  # linear LR decay to 0 from this iteration (CycleGA
 _G.GAN.IMS_PER_BATCH = 1  # images per domain and step
 _G.GAN.SIZE = (256, 256)  # (H, W) of the translator's training crops (load 286, crop 256)
 _G.GAN.PADDING = 15  # pad then random crop back to SIZE (286 -> 256)
+# (H, W) the training image is resized to before a random SIZE crop (CycleGAN's
+# resize_and_crop: 286 -> 256, a 1.12x zoom); () = resize to SIZE, pad GAN.PADDING and crop
+_G.GAN.LOAD_SIZE = ()
+_G.GAN.LOAD_INTERPOLATION = "bicubic"  # of that resize: bicubic (CycleGAN) | bilinear (TF)
+# Schedule in epochs when > 0: GAN.MAX_ITER = EPOCHS x (iterations per epoch) and the linear
+# decay starts DECAY_EPOCHS epochs before the end (0 = constant LR), computed from the two
+# domains' training sets when the stage starts; an epoch is EPOCH_SIZE (max | min) of the two
+# domains' image counts / GAN.IMS_PER_BATCH (CycleGAN's unaligned dataset: max; SPGAN: min)
+_G.GAN.EPOCHS = 0
+_G.GAN.DECAY_EPOCHS = 0
+_G.GAN.EPOCH_SIZE = "max"
+# True = the generators' dropout stays active when the generation stage translates (CamStyle:
+# CycleGAN-for-CamStyle/test.py never calls model.eval()); False = eval mode
+_G.GAN.DROPOUT_AT_GENERATION = False
 _G.GAN.POOL_SIZE = 50  # ImagePool of generated images shown to D
+# True = SPGAN's pool as it runs: NumPy re-seeded with 0 every iteration (train_spgan_demo.py
+# np.random.seed(0); Utils/utils.py ItemPool), the a2b pool drawn first, so once full each pool
+# swaps the same slot every time: D sees the fake stored there one iteration earlier
+_G.GAN.POOL_RESEED = False
 _G.GAN.CHECKPOINT_PERIOD = 10000
 _G.GAN.VIS_PERIOD = 5000
 _G.GAN.OUTPUT_SUBDIR = "gan"  # OUTPUT_DIR/<this>[_<pair>] holds the translator's run
+_G.INPUT = CN()
+_G.INPUT.LOAD_SIZE = ()  # the translator stage's GAN.LOAD_SIZE (data.transforms)
+_G.INPUT.LOAD_INTERPOLATION = "bicubic"
 
 
 def add_cyclegan_config(cfg: CN) -> CN:
@@ -72,6 +103,32 @@ _R.GENERATED.ENABLED = True  # False = the baseline: real images only (same reci
 # True = train on generated images only, DATALOADER.IMS_PER_BATCH of them per step (SPGAN,
 # PTGAN: the translated source images with the source labels)
 _R.GENERATED.ONLY = False
+# True = the real and the generated images of a step go through two forward passes (batch-norm
+# statistics per stream) and the loss is mean(real) + mean(generated), each over its own
+# samples (CamStyle: reid/trainers.py, CamStyleTrainer._forward); False = one forward over the
+# mixed batch and one mean over all its samples (LSRO: one pool of real and generated images)
+_R.GENERATED.SEPARATE_FORWARD = False
+_R.INPUT = CN()
+# CamStyle's training crop (reid/utils/data/transforms.py, RandomSizedRectCrop: 0.64-1 of the
+# area, aspect 2-3, bilinear resize; then flip) instead of resize + pad + random crop
+_R.INPUT.RANDOM_SIZED_RECT_CROP = False
+_R.MODEL = CN()
+_R.MODEL.HEADS = CN()
+# Init of the bottleneck's BatchNorm1d scale: normal N(1, 0.02) (Person_reID_baseline) | ones
+# (CamStyle, reid/models/resnet.py: init.constant(feat_bn.weight, 1))
+_R.MODEL.HEADS.BN_INIT = "normal"
+_R.SOLVER = CN()
+_R.SOLVER.REID = CN()
+# Parameter-name prefixes of the re-ID model that are not trained (e.g. SPGAN's Caffe IDE:
+# conv1 and res2 at lr_mult 0 -> backbone.conv1, backbone.bn1, backbone.layer1)
+_R.SOLVER.REID.FROZEN = ()
+# True = every batch norm's scale and shift are not trained either (Caffe's Scale layers at
+# lr_mult 0; with MODEL.NORM FrozenBN the statistics are frozen too)
+_R.SOLVER.REID.FREEZE_BN_AFFINE = False
+# Caffe-style multipliers of the classifier head (weight lr, weight decay, bias lr, bias decay),
+# relative to SOLVER.REID.BASE_LR / WEIGHT_DECAY; the rest of the model at BASE_LR. () = the
+# head at HEADS_LR_FACTOR x (torchreid's staged_lr). SPGAN's fc8: (2, 2, 4, 0)
+_R.SOLVER.REID.HEAD_MULTS = ()
 _R.LOSS = CN()
 _R.LOSS.LABEL = CN()  # losses.label_assignment
 _R.LOSS.LABEL.REAL = "hard"  # hard | lsr | lsro | argmax | teacher
@@ -85,16 +142,60 @@ def add_generated_reid_config(cfg: CN) -> CN:
     return merge_missing(cfg, _R)
 
 
-def gan_stage_opts(cfg) -> list[str]:
-    """``KEY VALUE`` options that turn the method's config into its translator stage's run:
-    ``GAN.MAX_ITER`` -> ``SOLVER.MAX_ITER``, ``GAN.IMS_PER_BATCH`` ->
-    ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE`` -> ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``,
-    ``GAN.PADDING``, ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]``
-    (mean = std = 0.5), no random erasing, no test sets. The stage adds its ``OUTPUT_DIR``
-    and ``ENGINE.NAME``."""
+def gan_schedule(cfg, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(max_iter, decay_start)`` of the translator stage: ``GAN.MAX_ITER`` /
+    ``GAN.DECAY_START``, or with ``GAN.EPOCHS`` > 0 ``EPOCHS`` epochs of ``max`` (or ``min``,
+    ``GAN.EPOCH_SIZE``) of the two domains' training-image counts ``sizes`` //
+    ``GAN.IMS_PER_BATCH`` iterations, the linear decay over the last ``GAN.DECAY_EPOCHS``
+    (CamStyle's fork: 30 + 20 epochs of max(|A|, |B|), ``train_options.py`` and
+    ``data/reid_dataset.py``; SPGAN: 6 epochs of min(|a|, |b|), constant LR).
+
+    Raises:
+        ConfigError: ``GAN.EPOCHS`` > 0 without ``sizes``, an unknown ``EPOCH_SIZE``, or
+            ``DECAY_EPOCHS`` > ``EPOCHS``.
+    """
+    from .config import ConfigError
+
     g = cfg.GAN
+    epochs = int(g.get("EPOCHS", 0))
+    if epochs <= 0:
+        return int(g.MAX_ITER), int(g.DECAY_START)
+    if sizes is None:
+        raise ConfigError("GAN.EPOCHS > 0 needs the domains' sizes: use GAN.MAX_ITER here")
+    if g.EPOCH_SIZE not in ("max", "min"):
+        raise ConfigError(f"GAN.EPOCH_SIZE '{g.EPOCH_SIZE}': choose max or min")
+    if not 0 <= g.DECAY_EPOCHS <= epochs:
+        raise ConfigError(f"GAN.DECAY_EPOCHS {g.DECAY_EPOCHS} must lie in 0..GAN.EPOCHS")
+    per_epoch = max(1, (max(sizes) if g.EPOCH_SIZE == "max" else min(sizes)) // g.IMS_PER_BATCH)
+    return epochs * per_epoch, (epochs - int(g.DECAY_EPOCHS)) * per_epoch
+
+
+def gan_stage_opts(cfg, sizes: tuple[int, int] | None = None) -> list[str]:
+    """``KEY VALUE`` options that turn the method's config into its translator stage's run:
+    the schedule of :func:`gan_schedule` (``sizes``: the two domains' training-image counts,
+    needed with ``GAN.EPOCHS``) -> ``SOLVER.MAX_ITER`` / ``GAN.DECAY_START``,
+    ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE`` ->
+    ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
+    ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std = 0.5),
+    no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test sets. The
+    stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
+    g = cfg.GAN
+    max_iter, decay_start = gan_schedule(cfg, sizes)
+    load = (
+        ["INPUT.LOAD_SIZE", str(tuple(g.LOAD_SIZE)),
+         "INPUT.LOAD_INTERPOLATION", g.LOAD_INTERPOLATION]
+        if g.get("LOAD_SIZE") else []
+    )  # fmt: skip
+    decay = ["GAN.DECAY_START", str(decay_start)] if "DECAY_START" in g else []
+    # the re-ID stage's crop is not the translator's
+    rect = (
+        ["INPUT.RANDOM_SIZED_RECT_CROP", "False"] if "RANDOM_SIZED_RECT_CROP" in cfg.INPUT else []
+    )
     return [
-        "SOLVER.MAX_ITER", str(g.MAX_ITER),
+        *load,
+        *decay,
+        *rect,
+        "SOLVER.MAX_ITER", str(max_iter),
         "SOLVER.CHECKPOINT_PERIOD", str(g.CHECKPOINT_PERIOD),
         "DATALOADER.IMS_PER_BATCH", str(g.IMS_PER_BATCH),
         "INPUT.SIZE_TRAIN", str(tuple(g.SIZE)),

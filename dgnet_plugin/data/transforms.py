@@ -49,6 +49,34 @@ def channel_stats(values: Sequence[float], channels: int, key: str = "INPUT.PIXE
 PADDING_MODES = ("edge", "constant")
 
 
+class RandomSizedRectCrop:
+    """CamStyle's training crop (``zhunzhong07/CamStyle``, ``reid/utils/data/transforms.py``,
+    ``RandomSizedRectCrop``): up to 10 tries of a crop of 0.64-1 of the image's area and
+    aspect (h / w) 2-3; the first that fits is resized to ``(H, W)`` (bilinear), else the
+    whole image is resized. PIL image in, PIL image out; draws with torch's generator (the
+    loaders seed it per worker). ``INPUT.RANDOM_SIZED_RECT_CROP``."""
+
+    def __init__(self, size: Sequence[int]):
+        self.size = (int(size[0]), int(size[1]))
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        w0, h0 = img.size
+        out = (self.size[1], self.size[0])
+        for _ in range(10):
+            u = torch.rand(2).tolist()
+            area = (0.64 + 0.36 * u[0]) * w0 * h0
+            aspect = 2.0 + u[1]
+            h, w = round((area * aspect) ** 0.5), round((area / aspect) ** 0.5)
+            if w <= w0 and h <= h0:
+                x1 = int(torch.randint(0, w0 - w + 1, ()).item())
+                y1 = int(torch.randint(0, h0 - h + 1, ()).item())
+                return img.crop((x1, y1, x1 + w, y1 + h)).resize(out, Image.BILINEAR)
+        return img if img.size == out else img.resize(out, Image.BILINEAR)
+
+
+_INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
+
+
 def _spatial_ops(cfg, is_train: bool, tv) -> list:
     """The geometric part of the recipe, built from ``tv`` (``torchvision.transforms`` or
     its ``v2``, whose classes share these names and draws)."""
@@ -56,6 +84,22 @@ def _spatial_ops(cfg, is_train: bool, tv) -> list:
     if not is_train:
         return [tv.Resize(tuple(cfg.INPUT.SIZE_TEST), interpolation=bicubic)]
     size = tuple(cfg.INPUT.SIZE_TRAIN)
+    if cfg.INPUT.get("RANDOM_SIZED_RECT_CROP", False):
+        if tv is not T:
+            raise ConfigError(
+                "INPUT.RANDOM_SIZED_RECT_CROP works on images alone, not with masks or poses"
+            )
+        return [RandomSizedRectCrop(size), tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB)]
+    load = tuple(cfg.INPUT.get("LOAD_SIZE", ()) or ())
+    if load:  # CycleGAN's resize_and_crop (base_dataset.py, get_transform)
+        mode = cfg.INPUT.get("LOAD_INTERPOLATION", "bicubic")
+        if mode not in _INTERPOLATIONS:
+            raise ConfigError(f"INPUT.LOAD_INTERPOLATION '{mode}': choose bicubic or bilinear")
+        return [
+            tv.Resize(load, interpolation=_INTERPOLATIONS[mode]),
+            tv.RandomCrop(size),
+            tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB),
+        ]
     ops = [tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), tv.Resize(size, interpolation=bicubic)]
     if cfg.INPUT.PADDING > 0:
         mode = cfg.INPUT.PADDING_MODE
@@ -80,9 +124,13 @@ def build_transforms(cfg, is_train: bool, channels: int | None = None) -> T.Comp
     Train (official DG-Net / IDE recipe): RandomHorizontalFlip -> Resize((H, W), bicubic) ->
     Pad(INPUT.PADDING, INPUT.PADDING_MODE: edge, or constant = zeros as AGW) ->
     RandomCrop((H, W)). Test: Resize((H, W), bicubic).
+    Where the config has them: ``INPUT.LOAD_SIZE`` (CycleGAN's resize_and_crop: Resize(LOAD_SIZE,
+    ``INPUT.LOAD_INTERPOLATION``) -> RandomCrop((H, W)) -> flip) or
+    ``INPUT.RANDOM_SIZED_RECT_CROP`` (CamStyle: :class:`RandomSizedRectCrop` -> flip).
 
     Raises:
-        ConfigError: an ``INPUT.PADDING_MODE`` other than edge | constant.
+        ConfigError: an ``INPUT.PADDING_MODE`` other than edge | constant, or an
+            ``INPUT.LOAD_INTERPOLATION`` other than bicubic | bilinear.
     """
     return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg, channels))
 

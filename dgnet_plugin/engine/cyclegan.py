@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch
 
 from ..config import ConfigError, load_cfg_file
@@ -44,6 +45,35 @@ def adversarial_losses(mode: str):
     return _ADVERSARIAL[mode]
 
 
+class ReseededItemPool:
+    """SPGAN's ``ItemPool`` (``SPGAN/Utils/utils.py``) as ``train_spgan_demo.py`` runs it: the
+    pool's draws come from a NumPy generator that the caller re-seeds with 0 every iteration
+    (``np.random.seed(0)``) and shares between the two pools (a2b queried first). While not
+    full, an image is stored and returned; then, per image, ``rand() > 0.5`` swaps it with the
+    stored slot ``randint(0, size)`` and returns the old one, else returns it. ``query(images,
+    rng)``: ``(N, C, H, W)`` -> same shape. ``GAN.POOL_RESEED``."""
+
+    def __init__(self, size: int = 50):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor, rng) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for img in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(img)
+                out.append(img)
+            elif rng.rand() > 0.5:
+                k = int(rng.randint(0, self.size))
+                out.append(self.images[k])
+                self.images[k] = img
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+
 class CycleGANTrainer(IterationTrainer):
     """One CycleGAN iteration per step, on one batch of each domain (images in ``[-1, 1]``:
     the stage's ``INPUT.PIXEL_MEAN`` / ``STD`` are 0.5, see
@@ -55,7 +85,8 @@ class CycleGANTrainer(IterationTrainer):
        section 4) ``+ LOSS.CYCLE * (L_cyc(a) + L_cyc(b))`` (Eq. 2) ``+ LOSS.IDENTITY *
        (||G(b) - b||_1 + ||F(a) - a||_1)`` (section 5.2) + the method's terms;
     3. discriminators: ``(L_D(real) + L_D(fake)) / 2`` for each, the fakes drawn through an
-       :class:`~dgnet_plugin.losses.ImagePool` of ``GAN.POOL_SIZE`` (section 4).
+       :class:`~dgnet_plugin.losses.ImagePool` of ``GAN.POOL_SIZE`` (section 4);
+    4. the method's own phases (:meth:`~CycleGANTrainer.extra_steps`; SPGAN's SiaNet).
 
     Adam (``SOLVER.GEN`` / ``SOLVER.DIS``: CycleGAN's 2e-4, betas (0.5, 0.999)), constant then
     linearly decayed to 0 from ``GAN.DECAY_START`` to ``SOLVER.MAX_ITER``. The image pools are
@@ -77,6 +108,9 @@ class CycleGANTrainer(IterationTrainer):
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         g = torch.Generator().manual_seed(cfg.SEED)
         self.pool_a, self.pool_b = ImagePool(cfg.GAN.POOL_SIZE, g), ImagePool(cfg.GAN.POOL_SIZE, g)
+        if cfg.GAN.get("POOL_RESEED", False):
+            self.pool_a = ReseededItemPool(cfg.GAN.POOL_SIZE)
+            self.pool_b = ReseededItemPool(cfg.GAN.POOL_SIZE)
         self.items_a, self.items_b = self.domain_items()
         for label, items in (("A", self.items_a), ("B", self.items_b)):
             if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
@@ -101,6 +135,17 @@ class CycleGANTrainer(IterationTrainer):
     def extra_generator_losses(self, batch_a, batch_b, out: dict) -> dict[str, torch.Tensor]:
         """The method's weighted generator terms, from the batches and ``out`` (``a``, ``b``,
         ``fake_a``, ``fake_b``, ``rec_a``, ``rec_b``); they are added to the total."""
+        return {}
+
+    def frozen_in_generator_step(self) -> list:
+        """Modules whose parameters take no gradient in the generators' step (the
+        discriminators; a method adds its own, e.g. SPGAN's SiaNet)."""
+        return [self.model.discriminators()]
+
+    def extra_steps(self, batch_a, batch_b, out: dict) -> dict[str, torch.Tensor]:
+        """The method's own update phases, run after the discriminators' step on the same
+        batches and the generators' pre-update outputs ``out``; returns detached values to
+        log (SPGAN: SiaNet's step)."""
         return {}
 
     # ------------------------------------------------------------------ the step
@@ -128,8 +173,10 @@ class CycleGANTrainer(IterationTrainer):
         cfg, m, opt = self.cfg, self.model, self.optimizers
         batch_a, batch_b = self._next(iteration)
         a, b = batch_a["img"], batch_b["img"]
-        # generators, with the discriminators frozen
-        m.discriminators().requires_grad_(False)
+        # generators, with the discriminators (and the method's other networks) frozen
+        frozen = self.frozen_in_generator_step()
+        for net in frozen:
+            net.requires_grad_(False)
         with self.autocast():
             out = self.translate(a, b)
             losses = {
@@ -149,17 +196,28 @@ class CycleGANTrainer(IterationTrainer):
         total = sum(losses.values())
         opt["gen"].zero_grad(set_to_none=True)
         self.amp.backward_step(total, opt["gen"], phase="gen")
-        m.discriminators().requires_grad_(True)
+        for net in frozen:
+            net.requires_grad_(True)
         # discriminators, on pooled fakes
-        fake_a = self.pool_a.query(out["fake_a"].detach())
-        fake_b = self.pool_b.query(out["fake_b"].detach())
+        fake_a, fake_b = self.pooled_fakes(out["fake_a"].detach(), out["fake_b"].detach())
         with self.autocast():
             d_a = 0.5 * self.gan_dis_loss(m.dis_a(fake_a), m.dis_a(a))
             d_b = 0.5 * self.gan_dis_loss(m.dis_b(fake_b), m.dis_b(b))
         opt["dis"].zero_grad(set_to_none=True)
         self.amp.backward_step(d_a + d_b, opt["dis"], phase="dis")
+        extra = self.extra_steps(batch_a, batch_b, out)
         return {**{k: v.detach() for k, v in losses.items()}, "dis_a": d_a.detach(),
-                "dis_b": d_b.detach()}  # fmt: skip
+                "dis_b": d_b.detach(), **extra}  # fmt: skip
+
+    def pooled_fakes(self, fake_a: torch.Tensor, fake_b: torch.Tensor):
+        """The fakes the discriminators see: through the two image pools, or with
+        ``GAN.POOL_RESEED`` through SPGAN's re-seeded pools (a fresh ``RandomState(0)`` per
+        iteration, the a2b pool, i.e. ``fake_b``'s, drawn first)."""
+        if isinstance(self.pool_b, ReseededItemPool):
+            rng = np.random.RandomState(0)
+            fake_b = self.pool_b.query(fake_b, rng)
+            return self.pool_a.query(fake_a, rng), fake_b
+        return self.pool_a.query(fake_a), self.pool_b.query(fake_b)
 
     # ------------------------------------------------------------------ grids
     def display_images(self, items: list, n: int) -> torch.Tensor:
@@ -198,6 +256,10 @@ def load_translator(run_dir: str, device="cpu"):
     Raises:
         CheckpointError: the run has no ``model_final.pth`` (the stage did not finish) or the
             weights do not fit its config.
+
+    The generators' dropout stays active when the run's ``GAN.DROPOUT_AT_GENERATION`` is
+    True (CamStyle: ``CycleGAN-for-CamStyle/test.py`` never calls ``model.eval()``; its
+    instance norms have no running statistics, so only dropout differs between the modes).
     """
     weights = os.path.join(run_dir, "model_final.pth")
     config = os.path.join(run_dir, "config.yaml")
@@ -212,7 +274,12 @@ def load_translator(run_dir: str, device="cpu"):
         model.load_state_dict(read_state_dict(weights))
     except RuntimeError as e:
         raise CheckpointError(f"'{weights}' does not fit '{config}': {str(e)[:300]}") from None
-    return model.to(resolve_device(device)).eval(), cfg, weights
+    model = model.to(resolve_device(device)).eval()
+    if cfg.GAN.get("DROPOUT_AT_GENERATION", False):
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.train()
+    return model, cfg, weights
 
 
 class Translators:

@@ -130,6 +130,16 @@ def target_domain_items(cfg) -> list:
     return items
 
 
+def domain_sizes(cfg) -> tuple[int, int]:
+    """Training-image counts of the source (``DATASETS.NAMES``) and the target
+    (``DOMAINS.TARGET``) domain, read only when ``GAN.EPOCHS`` sets the translator's length
+    (else ``(0, 0)``: the counts are not used)."""
+    if cfg.GAN.get("EPOCHS", 0) <= 0:
+        return (0, 0)
+    items, _ = load_train_set(cfg)
+    return len(items), len(target_domain_items(cfg))
+
+
 def translator_dir(cfg) -> str:
     return os.path.join(cfg.OUTPUT_DIR, cfg.GAN.OUTPUT_SUBDIR)
 
@@ -181,7 +191,7 @@ def cross_domain_stages(cfg, engine: str, meta_arch: str, generator: str) -> lis
             f"{generator}: source <-> target translator",
             translator_dir,
             lambda c: [
-                *gan_stage_opts(c),
+                *gan_stage_opts(c, domain_sizes(c)),
                 "ENGINE.NAME",
                 engine,
                 "MODEL.META_ARCHITECTURE",
@@ -192,6 +202,90 @@ def cross_domain_stages(cfg, engine: str, meta_arch: str, generator: str) -> lis
         baseline_stage(),
     ]
     return stages
+
+
+def freeze_reid_parameters(cfg, model: torch.nn.Module) -> list[str]:
+    """Turn off the gradient of the parameters named by ``SOLVER.REID.FROZEN`` (name
+    prefixes) and, with ``SOLVER.REID.FREEZE_BN_AFFINE``, of every batch norm's scale and
+    shift (SPGAN's Caffe IDE: conv1 and res2 at ``lr_mult 0``, every ``Scale`` layer at
+    ``lr_mult 0``: ``models/*/ResNet_50_domain/ResNet_50_train.prototxt``). Returns the
+    frozen names. Raises ``ConfigError`` when a prefix matches no parameter."""
+    from ..config import ConfigError
+
+    s = cfg.SOLVER.REID
+    prefixes = tuple(s.get("FROZEN", ()) or ())
+    bn_names = set()
+    if s.get("FREEZE_BN_AFFINE", False):
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                bn_names.update(f"{name}.{p}" for p, _ in mod.named_parameters(recurse=False))
+    frozen = []
+    for name, p in model.named_parameters():
+        if name.startswith(prefixes) or name in bn_names:
+            p.requires_grad_(False)
+            frozen.append(name)
+    for prefix in prefixes:
+        if not any(n.startswith(prefix) for n in frozen):
+            raise ConfigError(
+                f"SOLVER.REID.FROZEN: no parameter of the model starts with {prefix!r}"
+            )
+    return frozen
+
+
+def build_caffe_style_optimizer(cfg, model, head_names, device=None):
+    """SGD (``SOLVER.REID.MOMENTUM`` / ``NESTEROV``) with Caffe's per-layer multipliers: every
+    trainable parameter outside the heads at ``BASE_LR`` / ``WEIGHT_DECAY``; the weights of
+    the modules named ``head_names`` at ``HEAD_MULTS[0]`` x lr and ``HEAD_MULTS[1]`` x decay,
+    their biases at ``HEAD_MULTS[2]`` / ``HEAD_MULTS[3]`` (SPGAN's fc8: ``lr_mult 2,
+    decay_mult 2`` / ``lr_mult 4, decay_mult 0``). Frozen parameters are left out.
+
+    Raises:
+        ConfigError: ``HEAD_MULTS`` without 4 values, or ``SOLVER.REID.OPTIM`` not sgd.
+    """
+    from ..config import ConfigError
+    from .optim import with_fast_impl
+
+    s = cfg.SOLVER.REID
+    mults = tuple(float(v) for v in s.HEAD_MULTS)
+    if len(mults) != 4 or s.OPTIM != "sgd":
+        raise ConfigError(
+            f"SOLVER.REID.HEAD_MULTS {s.HEAD_MULTS} needs 4 values (weight lr, weight decay, bias "
+            f"lr, bias decay) and SOLVER.REID.OPTIM sgd, got OPTIM {s.OPTIM}"
+        )
+    heads = tuple(f"{h}." for h in head_names)
+    groups = {"base": [], "head_w": [], "head_b": []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = (
+            "base"
+            if not name.startswith(heads)
+            else ("head_b" if name.endswith("bias") else "head_w")
+        )
+        groups[key].append(p)
+    lr, wd = s.BASE_LR, s.WEIGHT_DECAY
+    settings = {
+        "base": (lr, wd),
+        "head_w": (lr * mults[0], wd * mults[1]),
+        "head_b": (lr * mults[2], wd * mults[3]),
+    }
+    param_groups = [
+        {"params": ps, "lr": settings[k][0], "weight_decay": settings[k][1]}
+        for k, ps in groups.items()
+        if ps
+    ]
+    opt = torch.optim.SGD(param_groups, lr=lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
+    return with_fast_impl(opt, device)
+
+
+def split_batch(batch: dict, mask: torch.Tensor) -> dict:
+    """The samples of ``batch`` where the ``(N,)`` bool ``mask`` is True: every tensor field
+    whose first dimension is ``N`` is indexed, other fields pass through."""
+    n = mask.shape[0]
+    return {
+        k: v[mask] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == n else v
+        for k, v in batch.items()
+    }
 
 
 class GeneratedReIDTrainer(IterationTrainer):
@@ -208,6 +302,13 @@ class GeneratedReIDTrainer(IterationTrainer):
     ``GENERATED.ONLY``: ``DATALOADER.IMS_PER_BATCH`` generated images per step, no real one
     (SPGAN / PTGAN train on the translated source).
 
+    ``GENERATED.SEPARATE_FORWARD`` True (CamStyle's released ``CamStyleTrainer._forward``,
+    ``reid/trainers.py``): the real and the generated images of a step go through two
+    forward passes (batch-norm statistics per stream, running statistics updated twice) and
+    the loss is ``mean_real(loss) + mean_generated(loss)``, each averaged over its own
+    samples. False (LSRO's released code, one pool of real and generated images): one
+    forward over the mixed batch and one mean over all its samples.
+
     The model is a meta-architecture with a re-ID network whose training forward returns
     ``(N, K)`` logits (e.g. ``IDEBaseline``, ``MODEL.META_ARCHITECTURE``), its classifier
     named in :attr:`HEAD_NAMES` (trained at ``SOLVER.REID.HEADS_LR_FACTOR`` x). The final
@@ -219,7 +320,11 @@ class GeneratedReIDTrainer(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        opt = build_reid_optimizer(cfg, self.model, list(self.HEAD_NAMES), self.device)
+        freeze_reid_parameters(cfg, self.model)
+        if cfg.SOLVER.REID.get("HEAD_MULTS"):
+            opt = build_caffe_style_optimizer(cfg, self.model, self.HEAD_NAMES, self.device)
+        else:
+            opt = build_reid_optimizer(cfg, self.model, list(self.HEAD_NAMES), self.device)
         sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
         self.register_optimizer("model", opt, sched)
         g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
@@ -239,6 +344,7 @@ class GeneratedReIDTrainer(IterationTrainer):
                 self.generated_per_batch,
                 cfg.LOSS.LABEL.GENERATED,
             )
+        self.separate_forward = bool(g.SEPARATE_FORWARD)
         self._stream = None
         self._baseline_results = None
 
@@ -251,13 +357,23 @@ class GeneratedReIDTrainer(IterationTrainer):
                 start=iteration, real_per_batch=self.real_per_batch,
             )  # fmt: skip
         batch = self.to_device(next(self._stream))
-        with self.autocast():
-            logits = self.model(batch["img"])
-        loss = self.label_loss(logits, batch)
+        gen = batch["generated"].bool()
+        if self.separate_forward and bool(gen.any()) and not bool(gen.all()):
+            # CamStyle (reid/trainers.py, CamStyleTrainer._forward): the real batch, then the
+            # transferred one, each through its own forward (batch-norm statistics per
+            # stream) and each loss averaged over its own samples
+            loss = sum(self._stream_loss(split_batch(batch, mask)) for mask in (~gen, gen))
+        else:
+            loss = self._stream_loss(batch)
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         self.amp.backward_step(loss, opt)
         return {"id": loss.detach()}
+
+    def _stream_loss(self, batch: dict) -> torch.Tensor:
+        with self.autocast():
+            logits = self.model(batch["img"])
+        return self.label_loss(logits, batch)
 
     def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """The step's loss: :func:`~dgnet_plugin.losses.label_assignment_loss` of the batch

@@ -123,8 +123,11 @@ class Conv2dBlock(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """``x + conv3x3(norm, act)(conv3x3(norm)(x))``; AdaIN parameters go through ``forward``.
+    """``x + conv3x3(norm)(dropout(conv3x3(norm, act)(x)))``, optionally followed by a ReLU;
+    AdaIN parameters go through ``forward``.
 
+    ``dropout > 0`` puts ``Dropout(dropout)`` after the first conv's activation (CycleGAN's
+    ``use_dropout``: ``networks.py``, ``ResnetBlock.build_conv_block``); 0 = none.
     ``post_relu``: a ReLU after the addition (PN-GAN's released ``ResBlock``,
     ``naiq/PN_GAN`` ``script/GAN/network.py``); off by default (CycleGAN, DG-Net, UNIT)."""
 
@@ -134,6 +137,7 @@ class ResBlock(nn.Module):
         norm: str = "in",
         activation: str = "lrelu",
         pad: str = "reflect",
+        dropout: float = 0.0,
         *,
         post_relu: bool = False,
     ):
@@ -141,14 +145,15 @@ class ResBlock(nn.Module):
         self.adain = norm == "adain"
         self.post_relu = bool(post_relu)
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad)
 
     def forward(self, x: torch.Tensor, adain: Sequence[torch.Tensor] | None = None):
         if self.adain:
             g1, b1, g2, b2 = adain
-            out = x + self.conv2(self.conv1(x, g1, b1), g2, b2)
+            out = x + self.conv2(self.drop(self.conv1(x, g1, b1)), g2, b2)
         else:
-            out = x + self.conv2(self.conv1(x))
+            out = x + self.conv2(self.drop(self.conv1(x)))
         return torch.relu(out) if self.post_relu else out
 
 
@@ -162,12 +167,13 @@ class ResBlocks(nn.Module):
         norm: str = "in",
         activation: str = "lrelu",
         pad="reflect",
+        dropout: float = 0.0,
         *,
         post_relu: bool = False,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            ResBlock(dim, norm, activation, pad, post_relu=post_relu) for _ in range(n)
+            ResBlock(dim, norm, activation, pad, dropout, post_relu=post_relu) for _ in range(n)
         )
 
     def forward(self, x: torch.Tensor, adain: Sequence[Sequence[torch.Tensor]] | None = None):

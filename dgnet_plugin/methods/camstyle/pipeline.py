@@ -29,6 +29,13 @@ def cameras(cfg) -> list[int]:
     return sorted({it[2] + 1 for it in items})
 
 
+def camera_sizes(cfg, i: int, j: int) -> tuple[int, int]:
+    """Training-image counts of cameras ``i`` and ``j`` (1-based): the two domains of the
+    pair's CycleGAN, whose larger count is an epoch (``GAN.EPOCHS``)."""
+    items, _ = load_train_set(cfg)
+    return tuple(sum(1 for it in items if it[2] == c - 1) for c in (i, j))
+
+
 def pair_dir(cfg, i: int, j: int) -> str:
     return os.path.join(cfg.OUTPUT_DIR, f"{cfg.GAN.OUTPUT_SUBDIR}_c{i}_c{j}")
 
@@ -92,7 +99,7 @@ def camstyle_stages(cfg) -> list:
                 f"CycleGAN between cameras {i} and {j}",
                 lambda c, i=i, j=j: pair_dir(c, i, j),
                 lambda c, i=i, j=j: [
-                    *gan_stage_opts(c),
+                    *gan_stage_opts(c, camera_sizes(c, i, j)),
                     "ENGINE.NAME",
                     "CamStyleCycleGANEngine",
                     "MODEL.META_ARCHITECTURE",

@@ -18,8 +18,10 @@ class IDEBaseline(nn.Module):
     ``(N, 3, H, W)``. Eval ``forward`` returns the test feature (``MODEL.HEADS.TEST_FEATURE``):
     the ``(N, embed_dim)`` embedding ("embed") or the ``(N, C)`` pooled backbone feature
     ("pool", e.g. ResNet-50's 2048-d pool5); training returns logits ``(N, num_classes)``;
-    ``return_all`` the dict ``{logits: (logits,), emb: (emb,)}``. Raises ``ConfigError`` for
-    another ``test_feature``.
+    ``return_all`` the dict ``{logits: (logits,), emb: (emb,)}``. ``bn_init``
+    (``MODEL.HEADS.BN_INIT``, where the config has it): the bottleneck BN's scale init,
+    ``normal`` N(1, 0.02) or ``ones`` (CamStyle). Raises ``ConfigError`` for another
+    ``test_feature``.
     """
 
     TEST_FEATURES = ("embed", "pool")
@@ -36,6 +38,7 @@ class IDEBaseline(nn.Module):
         head="EmbeddingHead",
         neck_relu=False,
         test_feature="embed",
+        bn_init="normal",
     ):
         super().__init__()
         if test_feature not in self.TEST_FEATURES:
@@ -46,6 +49,8 @@ class IDEBaseline(nn.Module):
         self.pool = pool
         self.num_classes = num_classes
         options = {"neck_relu": True} if neck_relu else {}
+        if bn_init != "normal":
+            options["bn_init"] = bn_init
         self.classifier = build_head(
             head, backbone.out_channels, num_classes, embed_dim, dropout, **options
         )
@@ -69,6 +74,7 @@ class IDEBaseline(nn.Module):
             h.NAME,
             h.NECK_RELU,
             h.TEST_FEATURE,
+            h.get("BN_INIT", "normal"),
         )
 
     def forward(self, x: torch.Tensor, return_all: bool = False):

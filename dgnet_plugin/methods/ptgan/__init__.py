@@ -11,6 +11,7 @@ cross-domain pipeline (:func:`~dgnet_plugin.engine.offline.cross_domain_stages`)
 
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
+from ...config.validate import one_of
 from ...engine.offline import cross_domain_stages
 from .config import add_ptgan_config
 from .engine import PTGANEngine, PTGANTranslatorEngine
@@ -26,7 +27,9 @@ METHOD = register_method(
         title="PTGAN",
         add_config=add_ptgan_config,
         engines=("PTGANEngine", "PTGANTranslatorEngine"),
-        config_rules=CYCLEGAN_RULES + GENERATED_REID_RULES,
+        config_rules=CYCLEGAN_RULES
+        + GENERATED_REID_RULES
+        + (one_of("PTGAN.ID_NORM", ("paper", "rms")),),
         stages=ptgan_stages,
     )
 )

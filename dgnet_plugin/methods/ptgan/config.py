@@ -13,6 +13,9 @@ _P.PTGAN = CN()
 # lambda_1 of L_PTGAN = L_Style + lambda_1 L_ID (the paper's value is not in our reference;
 # 10 keeps the masked term on the scale of the cycle term) [ours]
 _P.PTGAN.ID_WEIGHT = 10.0
+# Norm of L_ID per image: paper = ||(G(a) - a) * M(a)||_2 (Eq. 4, the raw L2 norm); rms = that
+# norm / sqrt(C H W), independent of the image size [ours] (the CPU demo's scale)
+_P.PTGAN.ID_NORM = "rms"
 
 
 def add_ptgan_config(cfg: CN) -> CN:

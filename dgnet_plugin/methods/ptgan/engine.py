@@ -23,9 +23,10 @@ class PTGANTranslatorEngine(CycleGANTrainer):
     """PTGAN's translator (Wei et al. section 4): ``L_PTGAN = L_Style + lambda_1 L_ID``, with
     ``L_Style`` CycleGAN's adversarial + cycle loss and ``L_ID = E||(G(a) - a) * M(a)||_2 +
     E||(F(b) - b) * M(b)||_2`` on the foreground masks ``M`` (:func:`~dgnet_plugin.losses.
-    masked_identity_loss`): the person keeps its appearance, the background takes the
-    target's style. Domain A = source training images, B = ``DOMAINS.TARGET``; both need
-    masks (``MASKS``)."""
+    masked_identity_loss`, divided by sqrt(C H W) unless ``PTGAN.ID_NORM`` is ``paper``: the
+    raw norm): the person keeps its appearance, the background takes the target's style.
+    Domain A = source training images, B = ``DOMAINS.TARGET``; both need masks
+    (``MASKS``)."""
 
     def __init__(self, cfg):
         self.masks = mask_provider_from_cfg(cfg)
@@ -40,7 +41,9 @@ class PTGANTranslatorEngine(CycleGANTrainer):
         return build_train_loader(self.cfg, items, start, seed_offset, dataset=ds)
 
     def extra_generator_losses(self, batch_a, batch_b, out):
-        w = self.cfg.PTGAN.ID_WEIGHT
+        p = self.cfg.PTGAN
         loss = masked_identity_loss(out["fake_b"], out["a"], batch_a["mask"])
         loss = loss + masked_identity_loss(out["fake_a"], out["b"], batch_b["mask"])
-        return {"masked_id": w * loss}
+        if p.ID_NORM == "paper":  # the raw per-image L2 norm of Eq. 4
+            loss = loss * out["a"][0].numel() ** 0.5
+        return {"masked_id": p.ID_WEIGHT * loss}

@@ -5,15 +5,17 @@ to the target's style; IDE is trained on the translated images with the source l
 evaluated on the target ("learning via translation").
 
 ``config``, ``meta_arch`` (``SPGAN``: CycleGAN + ``SiameseNet``), ``losses``
-(``spgan_contrastive_loss``), ``engine`` (``SPGANTranslatorEngine``, ``SPGANEngine``),
+(``spgan_metric_loss``, ``spgan_contrastive_loss``), ``engine`` (``SPGANTranslatorEngine``,
+``SPGANEngine``),
 ``pipeline`` (its stages; ``translation_stages`` is the cross-domain pipeline).
 """
 
 from ...config import Method, register_method
 from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
+from ...config.validate import one_of
 from .config import add_spgan_config
 from .engine import SPGANEngine, SPGANTranslatorEngine
-from .losses import spgan_contrastive_loss
+from .losses import NEGATIVES, spgan_contrastive_loss, spgan_metric_loss
 from .meta_arch import SPGAN, SiameseNet
 from .pipeline import spgan_stages
 
@@ -24,7 +26,9 @@ METHOD = register_method(
         add_config=add_spgan_config,
         engines=("SPGANEngine", "SPGANTranslatorEngine"),
         meta_architectures=("SPGAN",),
-        config_rules=CYCLEGAN_RULES + GENERATED_REID_RULES,
+        config_rules=CYCLEGAN_RULES
+        + GENERATED_REID_RULES
+        + (one_of("SPGAN.NEGATIVES", NEGATIVES),),
         stages=spgan_stages,
     )
 )
@@ -37,4 +41,5 @@ __all__ = [
     "SiameseNet",
     "add_spgan_config",
     "spgan_contrastive_loss",
+    "spgan_metric_loss",
 ]

@@ -14,6 +14,13 @@ _S.SPGAN.MARGIN = 2.0  # m of the contrastive loss
 _S.SPGAN.SIAMESE_BLOCKS = 4  # (4x4 stride-2 conv + 2x2 max-pool) blocks of SiaNet
 _S.SPGAN.SIAMESE_DIM = 64  # width of its first conv (doubled per block)
 _S.SPGAN.DROPOUT = 0.5
+# Negative pairs and form of the contrastive term: released = (x_S, x_T), the two real images,
+# m_loss = (pos_S + pos_T + 2 neg) / 3 (SPGAN/train_spgan_demo.py); paper = (G(x_S), x_T) and
+# (F(x_T), x_S), Hadsell's halved form averaged over the four pair groups (section 3.2)
+_S.SPGAN.NEGATIVES = "released"
+# SiaNet's own Adam, constant LR (train_spgan_demo.py: metric_train_op, lr 2e-4, beta1 0.5)
+_S.SPGAN.SIAMESE_LR = 2e-4
+_S.SPGAN.SIAMESE_BETAS = (0.5, 0.999)
 
 
 def add_spgan_config(cfg: CN) -> CN:

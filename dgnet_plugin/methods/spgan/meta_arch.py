@@ -6,18 +6,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...modeling.blocks import init_weights
+from ...modeling.generators.resnet import init_translator_weights
 from ...modeling.meta_arch import META_ARCH_REGISTRY, CycleGAN
 
 
 class SiameseNet(nn.Module):
-    """SiaNet (SPGAN section 3.2; ``SPGAN/models``): ``blocks`` x (4x4 stride-2 conv,
-    LeakyReLU 0.2, 2x2 max-pool), widths ``dim * 2**i``, then FC 128 -> dropout -> FC 64,
-    L2-normalised. ``(N, C, H, W)`` images in ``[-1, 1]`` -> ``(N, 64)`` unit embeddings.
-    Four blocks bring 256x256 to 1x1; what is left of a smaller image is average-pooled
-    (max-pools round up, so 64x32 with 2 blocks is 4x2)."""
+    """SiaNet (SPGAN section 3.2; ``SPGAN/models/models_spgan.py``, ``metric_net``):
+    ``blocks`` x (4x4 stride-2 conv, LeakyReLU 0.2, 2x2 max-pool), widths ``dim * 2**i``,
+    then FC 128 -> LeakyReLU 0.2 -> dropout -> FC 64, L2-normalised. ``(N, C, H, W)`` images
+    in ``[-1, 1]`` -> ``(N, 64)`` unit embeddings. Four blocks bring 256x256 to 1x1 (the
+    release flattens that 1x1 map); what is left of a smaller image is average-pooled
+    (max-pools round up, so 64x32 with 2 blocks is 4x2). Weights: ``init`` ``normal``
+    N(0, 0.02) or ``xavier`` (TF-slim's default, the release's), zero biases."""
 
-    def __init__(self, in_ch: int = 3, dim: int = 64, blocks: int = 4, dropout: float = 0.5):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        dim: int = 64,
+        blocks: int = 4,
+        dropout: float = 0.5,
+        init: str = "normal",
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         ch = in_ch
@@ -30,8 +39,11 @@ class SiameseNet(nn.Module):
             ]
             ch = out
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(ch, 128), nn.Dropout(dropout), nn.Linear(128, 64))
-        init_weights(self, "gaussian", 0.02)
+        # metric_net: fc1 -> LeakyReLU 0.2 -> dropout -> fc2
+        self.fc = nn.Sequential(
+            nn.Linear(ch, 128), nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(128, 64)
+        )
+        init_translator_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x).mean((2, 3))
@@ -41,7 +53,8 @@ class SiameseNet(nn.Module):
 @META_ARCH_REGISTRY.register()
 class SPGAN(CycleGAN):
     """:class:`~dgnet_plugin.modeling.meta_arch.CycleGAN` + ``siamese`` (:class:`SiameseNet`),
-    trained with the generators by the contrastive term."""
+    trained by its own optimiser on the contrastive term (``SPGAN/train_spgan_demo.py``:
+    ``metric_train_op``), not by the generators' (:meth:`generators` leaves it out)."""
 
     def __init__(self, gen_ab, gen_ba, dis_a, dis_b, siamese: nn.Module):
         super().__init__(gen_ab, gen_ba, dis_a, dis_b)
@@ -51,8 +64,11 @@ class SPGAN(CycleGAN):
     def from_config(cls, cfg, num_classes: int = 0):
         base = CycleGAN.from_config(cfg, num_classes)
         s = cfg.SPGAN
-        sia = SiameseNet(cfg.MODEL.GEN.OUT_CHANNELS, s.SIAMESE_DIM, s.SIAMESE_BLOCKS, s.DROPOUT)
+        sia = SiameseNet(
+            cfg.MODEL.GEN.OUT_CHANNELS,
+            s.SIAMESE_DIM,
+            s.SIAMESE_BLOCKS,
+            s.DROPOUT,
+            init=cfg.MODEL.DIS.get("INIT", "normal"),
+        )
         return cls(base.gen_ab, base.gen_ba, base.dis_a, base.dis_b, sia)
-
-    def generators(self) -> nn.ModuleList:
-        return nn.ModuleList([self.gen_ab, self.gen_ba, self.siamese])

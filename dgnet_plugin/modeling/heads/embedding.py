@@ -44,8 +44,12 @@ class EmbeddingHead(nn.Module):
     ``neck_relu`` (``MODEL.HEADS.NECK_RELU``): a ReLU between the BN and the dropout, as in
     CamStyle's head (zhunzhong07/CamStyle ``reid/models/resnet.py``, ``ResNet.forward``).
 
+    ``bn_init`` ``"ones"``: the BN scale starts at 1 (CamStyle, ``init.constant(feat_bn.weight,
+    1)``) instead of N(1, 0.02).
+
     ``forward(x)``: ``x`` ``(N, in_dim)`` -> ``(logits (N, num_classes), emb (N, embed_dim or
-    in_dim))``. Raises ``ValueError`` for ``num_classes < 1`` or ``embed_dim < 0``.
+    in_dim))``. Raises ``ValueError`` for ``num_classes < 1``, ``embed_dim < 0`` or another
+    ``bn_init``.
     """
 
     def __init__(
@@ -55,8 +59,11 @@ class EmbeddingHead(nn.Module):
         embed_dim: int = 512,
         dropout: float = 0.5,
         neck_relu: bool = False,
+        bn_init: str = "normal",
     ):
         super().__init__()
+        if bn_init not in ("normal", "ones"):
+            raise ValueError(f"MODEL.HEADS.BN_INIT '{bn_init}': choose normal or ones")
         if num_classes < 1:
             raise ValueError(f"a classifier head needs num_classes >= 1, got {num_classes}")
         if embed_dim < 0:
@@ -74,7 +81,10 @@ class EmbeddingHead(nn.Module):
         if embed_dim > 0:
             nn.init.kaiming_normal_(self.bottleneck[0].weight, a=0, mode="fan_out")
             nn.init.zeros_(self.bottleneck[0].bias)
-            nn.init.normal_(self.bottleneck[1].weight, 1.0, 0.02)
+            if bn_init == "normal":
+                nn.init.normal_(self.bottleneck[1].weight, 1.0, 0.02)
+            else:  # CamStyle's reid/models/resnet.py: init.constant(feat_bn.weight, 1)
+                nn.init.ones_(self.bottleneck[1].weight)
             nn.init.zeros_(self.bottleneck[1].bias)
         nn.init.normal_(self.classifier.weight, 0.0, 0.001)
         nn.init.zeros_(self.classifier.bias)
