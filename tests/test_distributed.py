@@ -46,12 +46,14 @@ LOSS_RTOL = {1: 1e-5, 2: 2e-3, 3: 3e-2}
 # gallery images of the 6-identity test set: metrics (in %) agree within this.
 EVAL_ATOL = 0.5
 ITERS = 3
-#: The warm-up ramps start at iteration 1 and reach their maxima at iteration 2 (0-based).
+#: The warm-up ramps leave 0 at iteration 1 and are at their maxima at iteration 2 (0-based),
+#: where the ramped terms enter the loss (the official order: one iteration after their weight
+#: leaves 0; methods/dgnet/schedule.py).
 WARMUP_ENDS_AT_ITERATION_2 = [
     "LOSS.WARM_ITER",
-    "1",
+    "0",
     "LOSS.WARM_TEACHER_ITER",
-    "1",
+    "0",
     "LOSS.WARM_SCALE",
     "10.0",
 ]

@@ -27,7 +27,8 @@ from dgnet_plugin.modeling import build_model
 
 
 def engine_cfg(tiny_market, tmp_path, *opts, teacher: bool = False):
-    """The small CPU config with every loss term on from iteration 1; the teacher terms only
+    """The small CPU config with every loss term on from iteration 2 (the ramped terms enter one
+    iteration after their weight leaves 0, as the official code); the teacher terms only
     with ``teacher`` (the test then gives the engine a teacher)."""
     cfg = small_cfg(tiny_market, tmp_path, *opts)
     cfg.LOSS.WARM_ITER = cfg.LOSS.WARM_TEACHER_ITER = 0
@@ -107,7 +108,7 @@ def test_fp16_overflowed_phase_is_skipped_without_tripping_the_nan_guard(tiny_ma
     m = engine.model
     before = {k: params_of(getattr(m, k)) for k in ("dis", "gen", "reid")}
 
-    losses = engine.run_step(1)
+    losses = engine.run_step(2)  # the ramped terms enter at iteration 2 (official order)
 
     assert unchanged(m.dis, before["dis"])  # D step skipped
     assert not unchanged(m.gen, before["gen"]) and not unchanged(m.reid, before["reid"])
@@ -217,7 +218,7 @@ def test_run_step_never_reads_a_tensor_on_the_host(tiny_market, tmp_path, monkey
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, spy)
-    losses = engine.run_step(1)
+    losses = engine.run_step(2)  # the ramped terms enter at iteration 2 (official order)
     assert {"teacher_kl", "fine", "cycle", "dis_reg"} <= set(losses)
     assert calls == []
 
