@@ -437,7 +437,8 @@ def test_spgan_reseeded_pool_is_the_released_item_pool():
     every iteration, a2b_pool queried before b2a_pool."""
     import numpy as np
 
-    from dgnet_plugin.engine.cyclegan import CycleGANTrainer, ReseededItemPool
+    from dgnet_plugin.engine.cyclegan import CycleGANTrainer
+    from dgnet_plugin.losses.image_pool import ImagePool
 
     class ItemPool:  # the released class, written out
         def __init__(self, max_num=50):
@@ -462,7 +463,7 @@ def test_spgan_reseeded_pool_is_the_released_item_pool():
     size = 3
     a2b_pool, b2a_pool = ItemPool(size), ItemPool(size)
     eng = object.__new__(CycleGANTrainer)
-    eng.pool_a, eng.pool_b = ReseededItemPool(size), ReseededItemPool(size)
+    eng.pool_a, eng.pool_b, eng.pool_reseed = ImagePool(size), ImagePool(size), True
     for it in range(8):
         fa, fb = torch.full((1, 1), 100.0 + it), torch.full((1, 1), 200.0 + it)
         np.random.seed(0)

@@ -45,35 +45,6 @@ def adversarial_losses(mode: str):
     return _ADVERSARIAL[mode]
 
 
-class ReseededItemPool:
-    """SPGAN's ``ItemPool`` (``SPGAN/Utils/utils.py``) as ``train_spgan_demo.py`` runs it: the
-    pool's draws come from a NumPy generator that the caller re-seeds with 0 every iteration
-    (``np.random.seed(0)``) and shares between the two pools (a2b queried first). While not
-    full, an image is stored and returned; then, per image, ``rand() > 0.5`` swaps it with the
-    stored slot ``randint(0, size)`` and returns the old one, else returns it. ``query(images,
-    rng)``: ``(N, C, H, W)`` -> same shape. ``GAN.POOL_RESEED``."""
-
-    def __init__(self, size: int = 50):
-        self.size = size
-        self.images: list[torch.Tensor] = []
-
-    def query(self, images: torch.Tensor, rng) -> torch.Tensor:
-        if self.size == 0:
-            return images
-        out = []
-        for img in images.detach():
-            if len(self.images) < self.size:
-                self.images.append(img)
-                out.append(img)
-            elif rng.rand() > 0.5:
-                k = int(rng.randint(0, self.size))
-                out.append(self.images[k])
-                self.images[k] = img
-            else:
-                out.append(img)
-        return torch.stack(out)
-
-
 class CycleGANTrainer(IterationTrainer):
     """One CycleGAN iteration per step, on one batch of each domain (images in ``[-1, 1]``:
     the stage's ``INPUT.PIXEL_MEAN`` / ``STD`` are 0.5, see
@@ -93,6 +64,9 @@ class CycleGANTrainer(IterationTrainer):
     not checkpointed: a resumed run refills them (50 images: a few iterations).
     """
 
+    #: ``GAN.POOL_RESEED``: the pools draw from a fresh ``RandomState(0)`` every iteration
+    pool_reseed = False
+
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("gen", "dis")
     SOLVER_KEYS = GAN_SOLVER_KEYS
@@ -108,9 +82,7 @@ class CycleGANTrainer(IterationTrainer):
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         g = torch.Generator().manual_seed(cfg.SEED)
         self.pool_a, self.pool_b = ImagePool(cfg.GAN.POOL_SIZE, g), ImagePool(cfg.GAN.POOL_SIZE, g)
-        if cfg.GAN.get("POOL_RESEED", False):
-            self.pool_a = ReseededItemPool(cfg.GAN.POOL_SIZE)
-            self.pool_b = ReseededItemPool(cfg.GAN.POOL_SIZE)
+        self.pool_reseed = bool(cfg.GAN.get("POOL_RESEED", False))
         self.items_a, self.items_b = self.domain_items()
         for label, items in (("A", self.items_a), ("B", self.items_b)):
             if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
@@ -213,7 +185,7 @@ class CycleGANTrainer(IterationTrainer):
         """The fakes the discriminators see: through the two image pools, or with
         ``GAN.POOL_RESEED`` through SPGAN's re-seeded pools (a fresh ``RandomState(0)`` per
         iteration, the a2b pool, i.e. ``fake_b``'s, drawn first)."""
-        if isinstance(self.pool_b, ReseededItemPool):
+        if self.pool_reseed:
             rng = np.random.RandomState(0)
             fake_b = self.pool_b.query(fake_b, rng)
             return self.pool_a.query(fake_a, rng), fake_b

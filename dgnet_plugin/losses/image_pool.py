@@ -25,7 +25,11 @@ class ImagePool:
         self.size, self.generator = size, generator
         self.images: list[torch.Tensor] = []
 
-    def query(self, images: torch.Tensor) -> torch.Tensor:
+    def query(self, images: torch.Tensor, rng=None) -> torch.Tensor:
+        """``(N, C, H, W)`` -> ``(N, C, H, W)``. ``rng``: a NumPy ``RandomState`` to draw from
+        instead of ``generator`` (SPGAN's ``ItemPool`` as ``train_spgan_demo.py`` runs it: one
+        ``RandomState(0)`` made afresh every iteration and shared by both pools,
+        ``GAN.POOL_RESEED``; ``rand() > 0.5`` swaps with slot ``randint(0, size)``)."""
         if self.size == 0:
             return images
         out = []
@@ -33,13 +37,19 @@ class ImagePool:
             if len(self.images) < self.size:
                 self.images.append(img)
                 out.append(img)
-            elif torch.rand((), generator=self.generator).item() > 0.5:
-                k = int(torch.randint(self.size, (), generator=self.generator))
+            elif (rng.rand() if rng is not None else self._rand()) > 0.5:
+                k = int(rng.randint(0, self.size) if rng is not None else self._slot())
                 out.append(self.images[k])
                 self.images[k] = img
             else:
                 out.append(img)
         return torch.stack(out)
+
+    def _rand(self) -> float:
+        return torch.rand((), generator=self.generator).item()
+
+    def _slot(self) -> int:
+        return int(torch.randint(self.size, (), generator=self.generator))
 
     def state_dict(self) -> dict:
         return {"images": list(self.images)}
