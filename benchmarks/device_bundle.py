@@ -1,14 +1,13 @@
 #!/usr/bin/env python
-"""Pack what a lent GPU machine lacks into ``.device/`` (git-ignored) for one device check.
+"""Pack what an offline CUDA machine lacks into ``.device/`` (git-ignored) for one device check.
 
-The workplace's lent GPU machine (the ``device`` tool) has torch, torchvision, numpy, scipy,
-pillow, opencv, tabulate, tqdm, tensorboard, pyyaml and pytest, but none of the pure-Python
-distributions in :data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and
+The CUDA machine this targets has torch, torchvision, numpy, scipy, pillow, opencv, tabulate,
+tqdm, tensorboard, pyyaml and pytest, but none of the pure-Python distributions in :data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and
 ``../shared/data`` does not travel with the working tree. Run here, from the repository root,
 in the project's environment (``.venv``)::
 
     .venv/bin/python benchmarks/device_bundle.py            # writes .device/ (about 10 MB)
-    # device tool: run(command="bash benchmarks/device_check.sh", carry=[".device"])
+    # on the CUDA machine, .device/ beside the working tree: bash benchmarks/device_check.sh
     .venv/bin/python benchmarks/device_bundle.py --clean    # removes .device/
 
 It writes
@@ -18,7 +17,7 @@ It writes
 * ``.device/data.tar``: the real CUHK03 crops of the identities the tests use (the subset of
   ``tests/conftest.make_tiny_market``: 12 training and 6 test identities) and the MobileNetV2
   weights, read from ``DGNET_SHARED_DATA`` (default ``../shared/data``). It is a transport
-  file for the lent machine, ignored by git and removed by ``--clean``: the data never enters
+  file for the CUDA machine, ignored by git and removed by ``--clean``: the data never enters
   the repository.
 
 Raises ``SystemExit`` with a message when a distribution is not installed here, a wheel
@@ -39,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / ".device"
 #: Distributions the package imports (directly or through torchreid / fvcore / gdown) that the
-#: lent machine does not have (its package list: .library/device/KINDS.md of the workplace).
+#: CUDA machine does not have (checked against its package list).
 MISSING_ON_DEVICE = (
     "torchreid",
     "fvcore",
@@ -120,8 +119,8 @@ def main(argv=None) -> int:
     n = pack_data(shared, BUNDLE / "data.tar")
     size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file()) / 2**20
     print(f"{BUNDLE}: {len(wheels)} wheels ({', '.join(w.name for w in wheels)}), data.tar with")
-    print(f"{n} files from {shared}; {size:.1f} MiB in all. Device tool: run(command=")
-    print('"bash benchmarks/device_check.sh", carry=[".device"]), then --clean.')
+    print(f"{n} files from {shared}; {size:.1f} MiB in all. On the CUDA machine, with .device/")
+    print("beside the working tree: bash benchmarks/device_check.sh; then --clean here.")
     return 0
 
 

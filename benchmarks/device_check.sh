@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check of the speed issue, as one command on a lent CUDA machine, from the repository
+# The GPU check of the speed issue, as one command on an offline CUDA machine, from the repository
 # root. Prepare here first: `.venv/bin/python benchmarks/device_bundle.py` (writes .device/:
-# wheels of what the machine lacks and the tests' CUHK03 subset), then with the device tool:
-#   run(command="bash benchmarks/device_check.sh", carry=[".device"], timeout_s=600)
+# wheels of what the machine lacks and the tests' CUHK03 subset), then copy .device/ beside the working tree there and run:
+#   bash benchmarks/device_check.sh
 # Steps, in order of importance, each under its own time limit so that partial results come
 # back: the training-step benchmark at the official configuration (bf16, then fp16 +
-# GradScaler), the CUDA tests, then the benchmark with torch.compile. Figures go to $OUT (the
-# device tool's result folder; output/device_check elsewhere): env.txt, bench_bf16.txt,
+# GradScaler), the CUDA tests, then the benchmark with torch.compile. Figures go to $OUT (a result
+# folder the caller sets; default output/device_check): env.txt, bench_bf16.txt,
 # bench_fp16.txt, test_cuda.txt, bench_compile.txt. Environment overrides: PYTHON (python3),
 # DEVICE (cuda), CONFIG (official), ITERS (20 timed iterations per variant), and the limits
 # T_BENCH (100 s), T_TESTS (200 s), T_COMPILE (220 s); the defaults add up to 520 s.

@@ -1,4 +1,4 @@
-"""benchmarks/device_bundle.py: what travels to a lent GPU machine (the data part; the wheels
+"""benchmarks/device_bundle.py: what travels to an offline CUDA machine (the data part; the wheels
 need the package index and are built by hand, see benchmarks/README.md)."""
 
 import tarfile
