@@ -2,9 +2,10 @@
 """Pack what an offline CUDA machine lacks into ``.device/`` (git-ignored) for one device check.
 
 The CUDA machine this targets has torch, torchvision, numpy, scipy, pillow, opencv, tabulate,
-tqdm, tensorboard, pyyaml and pytest, but none of the pure-Python distributions in :data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and
-``../shared/data`` does not travel with the working tree. Run here, from the repository root,
-in the project's environment (``.venv``)::
+tqdm, tensorboard, pyyaml and pytest, but none of the pure-Python distributions in
+:data:`MISSING_ON_DEVICE`; nothing can be downloaded there, and ``../shared/data`` does not
+travel with the working tree. Run here, from the repository root, in the project's
+environment (``.venv``)::
 
     .venv/bin/python benchmarks/device_bundle.py            # writes .device/ (about 10 MB)
     # on the CUDA machine, .device/ beside the working tree: bash benchmarks/device_check.sh
