@@ -321,10 +321,7 @@ class GeneratedReIDTrainer(IterationTrainer):
     def __init__(self, cfg):
         super().__init__(cfg)
         freeze_reid_parameters(cfg, self.model)
-        if cfg.SOLVER.REID.get("HEAD_MULTS"):
-            opt = build_caffe_style_optimizer(cfg, self.model, self.HEAD_NAMES, self.device)
-        else:
-            opt = build_reid_optimizer(cfg, self.model, list(self.HEAD_NAMES), self.device)
+        opt = self.build_optimizer()
         sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
         self.register_optimizer("model", opt, sched)
         g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
@@ -369,6 +366,15 @@ class GeneratedReIDTrainer(IterationTrainer):
         opt.zero_grad(set_to_none=True)
         self.amp.backward_step(loss, opt)
         return {"id": loss.detach()}
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The re-ID optimiser (a method overrides this seam): Caffe's per-layer multipliers
+        with ``SOLVER.REID.HEAD_MULTS`` (:func:`build_caffe_style_optimizer`), else the
+        backbone at ``BASE_LR`` and :attr:`HEAD_NAMES` at ``HEADS_LR_FACTOR`` x."""
+        cfg = self.cfg
+        if cfg.SOLVER.REID.get("HEAD_MULTS"):
+            return build_caffe_style_optimizer(cfg, self.model, self.HEAD_NAMES, self.device)
+        return build_reid_optimizer(cfg, self.model, list(self.HEAD_NAMES), self.device)
 
     def _stream_loss(self, batch: dict) -> torch.Tensor:
         with self.autocast():

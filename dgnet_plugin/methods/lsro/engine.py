@@ -11,7 +11,7 @@ from torch import nn
 
 from ...engine import ENGINE_REGISTRY
 from ...engine.offline import GeneratedReIDTrainer
-from ...engine.optim import build_iter_scheduler, with_fast_impl
+from ...engine.optim import with_fast_impl
 from ...losses import label_assignment_loss
 
 #: The authors' per-parameter learning-rate multipliers (layumi/Person-reID_GAN
@@ -116,24 +116,22 @@ class LSROEngine(GeneratedReIDTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        if cfg.LSRO.PARAM_GROUPS == "matconvnet":
-            self.use_matconvnet_optimizer()
+        if cfg.LSRO.PARAM_GROUPS == "matconvnet":  # the authors' start (class docstring)
+            reid = self.model.reid
+            matconvnet_classifier_init(reid.classifier.classifier)
+            for m in reid.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = MATCONVNET_BN_MOMENTUM
 
-    def use_matconvnet_optimizer(self) -> None:
-        """Replace the staged optimiser by the authors' (see the class docstring)."""
-        cfg, reid = self.cfg, self.model.reid
-        head = reid.classifier.classifier
-        matconvnet_classifier_init(head)
-        for m in reid.backbone.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = MATCONVNET_BN_MOMENTUM
-        s = cfg.SOLVER.REID
-        groups = matconvnet_param_groups(reid, s.BASE_LR, s.WEIGHT_DECAY)
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """``LSRO.PARAM_GROUPS matconvnet``: the authors' SGD over
+        :func:`matconvnet_param_groups`; ``staged``: the core's optimiser."""
+        if self.cfg.LSRO.PARAM_GROUPS != "matconvnet":
+            return super().build_optimizer()
+        s = self.cfg.SOLVER.REID
+        groups = matconvnet_param_groups(self.model.reid, s.BASE_LR, s.WEIGHT_DECAY)
         opt = torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV)
-        opt = with_fast_impl(opt, self.device)
-        self.register_optimizer(
-            "model", opt, build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
-        )
+        return with_fast_impl(opt, self.device)
 
     def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         mode = self.cfg.LOSS.LABEL.GENERATED
