@@ -12,13 +12,13 @@ from conftest import SHARED_DATA, VI_REID
 from PIL import Image
 
 from dgnet_plugin.config import get_cfg
-from dgnet_plugin.data.build import build_test_sets, open_dataset
-from dgnet_plugin.data.cross_modality import (
-    SYSUMM01,
+from dgnet_plugin.data.build import (
     build_cross_modality_loader,
+    build_test_sets,
     load_cross_modality_train_set,
-    read_sysu_ids,
+    open_dataset,
 )
+from dgnet_plugin.data.cross_modality import SYSUMM01, read_sysu_ids
 from dgnet_plugin.data.datasets import DatasetNotFoundError
 from dgnet_plugin.data.vi_proxy import (
     build_regdb_from_samples,

@@ -1,16 +1,18 @@
-"""``get_cfg`` / ``load_cfg_file`` and a ``CfgNode`` whose merge errors name the file and key."""
+"""A ``CfgNode`` whose merge errors name the file and key; renamed keys; ``merge_missing``.
+
+The defaults (:mod:`.defaults`) and the loaders (:mod:`.loading`: ``get_cfg``,
+``load_cfg_file``) build on it; it imports neither."""
 
 from __future__ import annotations
 
 import logging
 
-import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
 from ..errors import ConfigError  # re-exported: dgnet_plugin.config.ConfigError
 from ..model_zoo.configs import resolve_config_file
 
-__all__ = ["CfgNode", "ConfigError", "get_cfg", "load_cfg_file", "merge_missing"]
+__all__ = ["CfgNode", "ConfigError", "merge_missing", "register_renamed_key"]
 
 #: Keys renamed since an earlier release: old full key -> new full key. A config (or a saved
 #: ``config.yaml``) that still uses the old name is merged into the new key with a warning.
@@ -121,60 +123,6 @@ class CfgNode(_FvCfgNode):
         if isinstance(node, float) and isinstance(value, str) and value.lstrip("-").isdigit():
             return str(float(value))
         return value
-
-
-def get_cfg(method: str | None = None) -> CfgNode:
-    """A fresh copy of the core defaults, plus the keys of ``method`` (a registered method
-    name such as ``"dgnet"`` or ``"ide"``) when given.
-
-    Raises:
-        ConfigError: ``method`` is not registered.
-    """
-    from .defaults import _C
-    from .method import get_method
-
-    cfg = _C.clone()
-    if method:
-        get_method(method).add_config(cfg)
-    return cfg
-
-
-def engine_name_of(path: str, opts: list | None = None) -> str:
-    """``ENGINE.NAME`` of a config file (``_BASE_`` resolved) or of its overrides."""
-    opts = list(opts or [])
-    for i in range(0, len(opts) - 1, 2):
-        if opts[i] == "ENGINE.NAME":
-            return str(opts[i + 1])
-    path = resolve_config_file(path)
-    try:
-        loaded = CfgNode.load_yaml_with_base(path)
-    except (yaml.YAMLError, OSError, KeyError, AssertionError) as e:
-        raise ConfigError(f"{path}: cannot read it as a YAML config: {e}") from None
-    return str((loaded.get("ENGINE") or {}).get("NAME", ""))
-
-
-def load_cfg_file(path: str, opts: list | None = None, freeze: bool = True) -> CfgNode:
-    """The config of ``path`` (a YAML file, or the name of a packaged config:
-    :func:`dgnet_plugin.model_zoo.get_config_file`): the core defaults, the keys of the method
-    whose engine ``ENGINE.NAME`` names (see :mod:`.method`), the YAML file (``_BASE_``
-    resolved), then the ``KEY VALUE`` overrides.
-
-    Raises:
-        ConfigError: missing file, unknown or empty ``ENGINE.NAME``, unknown key, bad value.
-    """
-    from .method import METHODS, method_of_engine
-
-    path = resolve_config_file(path)
-    cfg = get_cfg()
-    method_of_engine(engine_name_of(path, opts), source=path).add_config(cfg)
-    union = get_cfg()
-    for m in METHODS.values():
-        m.add_config(union)
-    cfg.merge_from_file(path, other_methods_keys=union)
-    cfg.merge_from_list(list(opts or []))
-    if freeze:
-        cfg.freeze()
-    return cfg
 
 
 def merge_missing(dst: CfgNode, src: CfgNode) -> CfgNode:

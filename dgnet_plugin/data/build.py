@@ -11,10 +11,15 @@ from torch.utils.data import DataLoader
 from ..config import ConfigError
 from ..utils import comm
 from ..utils import torchreid_compat as tr
-from .cross_modality import CrossModalityDataset, ModalityImageDataset, modality_transforms
+from .cross_modality import (
+    CrossModalityDataset,
+    ModalityImageDataset,
+    collate_by_modality,
+    modality_transforms,
+)
 from .datasets import DatasetNotFoundError, market_layout_help
 from .pairs import ImageListDataset, PositivePairDataset
-from .samplers import GlobalBatchSampler
+from .samplers import CrossModalityBatchSampler, GlobalBatchSampler
 from .transforms import build_random_erasing, build_transforms
 
 
@@ -210,3 +215,68 @@ def build_test_sets(cfg, names=None) -> dict[str, dict]:
             for split in ("query", "gallery")
         }
     return out
+
+
+def load_cross_modality_train_set(cfg):
+    """``(items, modalities, num_pids)`` of ``DATASETS.NAMES``, every entry a
+    cross-modality dataset (``sysu_mm01``, ``regdb*``), merged like :func:`load_train_set`.
+
+    Raises:
+        ConfigError: an entry is not a cross-modality dataset.
+    """
+    items, num = load_train_set(cfg)
+    mods = []
+    for e in cfg.DATASETS.NAMES:
+        ds = open_dataset(*parse_dataset_entry(e, cfg.DATASETS.ROOT))
+        if not isinstance(ds, CrossModalityDataset):
+            raise ConfigError(
+                f"DATASETS.NAMES entry '{e}' has no modalities; a cross-modality method trains "
+                "on sysu_mm01 or regdb / regdb_trial_<t>"
+            )
+        mods += ds.modalities("train")
+    return items, mods, num
+
+
+def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
+    """Infinite iterator of :func:`collate_by_modality` batches: ``DATALOADER.NUM_IDS``
+    identities x (``NUM_INSTANCES`` visible + ``NUM_INSTANCES`` infrared) per step
+    (:class:`CrossModalityBatchSampler` seeded with ``SEED``, ``DATALOADER.VI_SAMPLER`` its
+    mode; the first ``start`` batches
+    skipped, so ``--resume`` continues the same sequence). One process only.
+
+    Raises:
+        ConfigError: several processes (not supported by this loader yet), or too few
+            identities with both modalities.
+    """
+    if comm.get_world_size() > 1:
+        raise ConfigError("the cross-modality loader runs in one process; drop --num-gpus")
+    d = cfg.DATALOADER
+    try:
+        sampler = CrossModalityBatchSampler(
+            [it[1] for it in items],
+            modalities,
+            d.NUM_IDS,
+            d.NUM_INSTANCES,
+            cfg.SEED,
+            d.VI_SAMPLER,
+        )
+    except ValueError as e:
+        raise ConfigError(f"DATALOADER.NUM_IDS={d.NUM_IDS}: {e}") from None
+    ds = ModalityImageDataset(items, modalities, modality_transforms(cfg, True))
+
+    class _Skip(torch.utils.data.Sampler):
+        def __iter__(self_inner):
+            it = iter(sampler)
+            for _ in range(start):
+                next(it)
+            yield from it
+
+    loader = DataLoader(
+        ds,
+        batch_sampler=_Skip(),
+        num_workers=d.NUM_WORKERS,
+        collate_fn=collate_by_modality,
+        generator=torch.Generator().manual_seed(cfg.SEED + 104729 * start),
+        persistent_workers=d.NUM_WORKERS > 0,
+    )
+    return iter(loader)

@@ -33,14 +33,12 @@ import os
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ..config import ConfigError
-from ..utils import comm
 from ..utils import torchreid_compat as tr
 from .datasets import DatasetNotFoundError, is_image_name, read_image
 from .sample import INFRARED, VISIBLE
-from .samplers import CrossModalityBatchSampler
+from .transforms import build_transforms
 
 #: SYSU-MM01 cameras (1-based) and their modality (dataset README)
 SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
@@ -290,7 +288,7 @@ class ModalityImageDataset(Dataset):
 def collate_by_modality(samples: list[dict]) -> dict:
     """A cross-modality batch: ``img_v`` ``(N_v, 3, H, W)``, ``pid_v``, ``img_i``
     ``(N_i, 1, H, W)``, ``pid_i``, in the sampler's order (with
-    :class:`CrossModalityBatchSampler` both follow the same identity order)."""
+    :class:`~.samplers.CrossModalityBatchSampler` both follow the same identity order)."""
     out = {}
     for key, mod in (("v", VISIBLE), ("i", INFRARED)):
         part = [s for s in samples if s["modality"] == mod]
@@ -302,77 +300,7 @@ def collate_by_modality(samples: list[dict]) -> dict:
 def modality_transforms(cfg, is_train: bool) -> dict:
     """``{visible: 3-channel transform, infrared: 1-channel transform}`` of the config's
     recipe (:func:`~.transforms.build_transforms`)."""
-    from .transforms import build_transforms
-
     return {
         VISIBLE: build_transforms(cfg, is_train, 3),
         INFRARED: build_transforms(cfg, is_train, 1),
     }
-
-
-def load_cross_modality_train_set(cfg):
-    """``(items, modalities, num_pids)`` of ``DATASETS.NAMES``, every entry a
-    cross-modality dataset (``sysu_mm01``, ``regdb*``), merged like :func:`~.build.
-    load_train_set`.
-
-    Raises:
-        ConfigError: an entry is not a cross-modality dataset.
-    """
-    from .build import load_train_set, open_dataset, parse_dataset_entry
-
-    items, num = load_train_set(cfg)
-    mods = []
-    for e in cfg.DATASETS.NAMES:
-        ds = open_dataset(*parse_dataset_entry(e, cfg.DATASETS.ROOT))
-        if not isinstance(ds, CrossModalityDataset):
-            raise ConfigError(
-                f"DATASETS.NAMES entry '{e}' has no modalities; a cross-modality method trains "
-                "on sysu_mm01 or regdb / regdb_trial_<t>"
-            )
-        mods += ds.modalities("train")
-    return items, mods, num
-
-
-def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
-    """Infinite iterator of :func:`collate_by_modality` batches: ``DATALOADER.NUM_IDS``
-    identities x (``NUM_INSTANCES`` visible + ``NUM_INSTANCES`` infrared) per step
-    (:class:`CrossModalityBatchSampler` seeded with ``SEED``, ``DATALOADER.VI_SAMPLER`` its
-    mode; the first ``start`` batches
-    skipped, so ``--resume`` continues the same sequence). One process only.
-
-    Raises:
-        ConfigError: several processes (not supported by this loader yet), or too few
-            identities with both modalities.
-    """
-    if comm.get_world_size() > 1:
-        raise ConfigError("the cross-modality loader runs in one process; drop --num-gpus")
-    d = cfg.DATALOADER
-    try:
-        sampler = CrossModalityBatchSampler(
-            [it[1] for it in items],
-            modalities,
-            d.NUM_IDS,
-            d.NUM_INSTANCES,
-            cfg.SEED,
-            d.VI_SAMPLER,
-        )
-    except ValueError as e:
-        raise ConfigError(f"DATALOADER.NUM_IDS={d.NUM_IDS}: {e}") from None
-    ds = ModalityImageDataset(items, modalities, modality_transforms(cfg, True))
-
-    class _Skip(torch.utils.data.Sampler):
-        def __iter__(self_inner):
-            it = iter(sampler)
-            for _ in range(start):
-                next(it)
-            yield from it
-
-    loader = DataLoader(
-        ds,
-        batch_sampler=_Skip(),
-        num_workers=d.NUM_WORKERS,
-        collate_fn=collate_by_modality,
-        generator=torch.Generator().manual_seed(cfg.SEED + 104729 * start),
-        persistent_workers=d.NUM_WORKERS > 0,
-    )
-    return iter(loader)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
+from ...data.build import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_reid_optimizer, build_warmup_scheduler
 from ...losses import id_loss, weighted_regularized_triplet_loss

@@ -27,7 +27,7 @@ import os
 
 import torch
 
-from ...data.cross_modality import build_cross_modality_loader, load_cross_modality_train_set
+from ...data.build import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import (
     build_adam,
