@@ -1,21 +1,21 @@
 """One run per ``OUTPUT_DIR``: a lock held for the run's lifetime, and a writability check.
 
-The lock is ``fcntl.flock`` on ``OUTPUT_DIR/.run.lock``, a file that holds ``<pid> <host>`` of
-its holder. The kernel drops a ``flock`` when its process dies, however it dies, so a lock
-left behind by a killed run never blocks the next one; the file's leftover content only lets
-the next run say whose lock it takes over. On file systems without ``flock`` (some network or
-FUSE mounts) the content itself is the lock: a live PID on this host, or any PID on another
-host, blocks; a dead PID on this host is taken over with a warning.
+The lock is :class:`filelock.FileLock` on ``OUTPUT_DIR/.run.lock`` (``flock``; the kernel drops
+it when its process dies, however it dies, so a lock left by a killed run never blocks the
+next one; on file systems without ``flock`` filelock falls back to a marker file that names
+its holder and is broken when that holder is gone). Beside it, ``OUTPUT_DIR/.run.owner``
+holds ``<pid> <host>`` of the holder, so that a refused run can say whose job it met and the
+next run can say whose stale lock it takes over.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 import socket
 import tempfile
+
+from filelock import FileLock, Timeout
 
 from ..errors import ConfigError, UserError
 from . import comm
@@ -23,33 +23,23 @@ from . import comm
 logger = logging.getLogger("dgnet_plugin")
 
 LOCK_NAME = ".run.lock"
-
-#: ``flock`` errors that mean "this file system cannot lock", not "someone holds the lock".
-_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+OWNER_NAME = ".run.owner"
 
 
 class RunLockedError(UserError, RuntimeError):
     """Another run (named by PID and host) holds the lock of the same ``OUTPUT_DIR``."""
 
 
-def _read_holder(fd: int) -> tuple[int, str] | None:
-    """``(pid, host)`` written in the lock file, or ``None`` when it is empty or garbled."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    parts = os.read(fd, 4096).decode(errors="replace").split()
+def _read_owner(path: str) -> tuple[int, str] | None:
+    """``(pid, host)`` written in the owner file, or ``None`` when missing, empty or garbled."""
+    try:
+        with open(path) as f:
+            parts = f.read(4096).split()
+    except OSError:
+        return None
     if len(parts) >= 2 and parts[0].isdigit():
         return int(parts[0]), parts[1]
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (``kill(pid, 0)``)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 class RunLock:
@@ -74,16 +64,16 @@ class RunLock:
     def __init__(self, output_dir: str, enabled: bool = True):
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, LOCK_NAME)
+        self.owner_path = os.path.join(output_dir, OWNER_NAME)
         self.enabled = enabled
-        self._fd: int | None = None
-        self._flock = True
+        self._lock: FileLock | None = None
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock is not None
 
     def acquire(self) -> RunLock:
-        """Take the lock and write this process's ``<pid> <host>`` into it.
+        """Take the lock and write this process's ``<pid> <host>`` into the owner file.
 
         Raises:
             RunLockedError: another live run holds it; the message names its PID and host.
@@ -106,43 +96,29 @@ class RunLock:
 
     def _acquire_local(self) -> None:
         os.makedirs(self.output_dir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(self.path, timeout=0)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunLockedError(self._locked_message(_read_holder(fd))) from None
-            except OSError as e:
-                if e.errno not in _NO_FLOCK:
-                    raise
-                self._flock = False
-                logger.warning(
-                    "%s: the file system cannot flock (%s); using the PID in the file as the lock",
-                    self.path,
-                    e.strerror,
-                )
-            holder = _read_holder(fd)
+            lock.acquire()
+        except Timeout:
+            raise RunLockedError(self._locked_message(_read_owner(self.owner_path))) from None
+        try:
             me = (os.getpid(), socket.gethostname())
+            holder = _read_owner(self.owner_path)
             if holder is not None and holder != me:
-                pid, host = holder
-                if not self._flock and (host != me[1] or pid_alive(pid)):
-                    raise RunLockedError(self._locked_message(holder))
-                state = "no longer running" if host == me[1] and not pid_alive(pid) else "gone"
+                gone = holder[1] == me[1] and not _pid_alive(holder[0])
                 logger.warning(
                     "taking over the stale lock %s of PID %d on %s (%s; it did not release it)",
                     self.path,
-                    pid,
-                    host,
-                    state,
+                    holder[0],
+                    holder[1],
+                    "no longer running" if gone else "gone",
                 )
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{me[0]} {me[1]}\n".encode())
-            os.fsync(fd)
+            with open(self.owner_path, "w") as f:
+                f.write(f"{me[0]} {me[1]}\n")
         except BaseException:
-            os.close(fd)
+            lock.release()
             raise
-        self._fd = fd
+        self._lock = lock
 
     def _locked_message(self, holder: tuple[int, str] | None) -> str:
         who = f"PID {holder[0]} on host {holder[1]}" if holder else "another process"
@@ -152,23 +128,32 @@ class RunLock:
         )
 
     def release(self) -> None:
-        """Empty the lock file and unlock it (the file stays: deleting a ``flock``-ed file
-        lets two processes lock two different files of the same name)."""
-        if self._fd is None:
+        """Empty the owner file and unlock (idempotent)."""
+        if self._lock is None:
             return
-        fd, self._fd = self._fd, None
+        lock, self._lock = self._lock, None
         try:
-            os.ftruncate(fd, 0)
-            if self._flock:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            with open(self.owner_path, "w"):
+                pass
         finally:
-            os.close(fd)
+            lock.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (``kill(pid, 0)``)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def check_output_dir_writable(path: str) -> None:

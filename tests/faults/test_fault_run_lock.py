@@ -1,4 +1,5 @@
-"""One run per OUTPUT_DIR (a flock held by a real second process) and the writability check."""
+"""One run per OUTPUT_DIR (a lock held by a real second process; filelock underneath) and the
+writability check."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dgnet_plugin.config import ConfigError
 from dgnet_plugin.utils.cli import run_cli
 from dgnet_plugin.utils.run_lock import (
     LOCK_NAME,
+    OWNER_NAME,
     RunLock,
     RunLockedError,
     check_output_dir_writable,
@@ -69,13 +71,13 @@ def test_second_writer_is_refused_naming_pid_and_host_then_takes_a_dead_holders_
     finally:
         holder.kill()  # SIGKILL: no release, the file still names the dead holder
         holder.wait()
-    assert (tmp_path / LOCK_NAME).read_text().split()[0] == str(holder.pid)
+    assert (tmp_path / OWNER_NAME).read_text().split()[0] == str(holder.pid)
     with RunLock(str(tmp_path)) as lock:
         assert lock.held
-        assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+        assert (tmp_path / OWNER_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
     assert f"stale lock {tmp_path / LOCK_NAME} of PID {holder.pid}" in log.text
     assert "no longer running" in log.text
-    assert (tmp_path / LOCK_NAME).read_text() == ""  # released cleanly
+    assert (tmp_path / OWNER_NAME).read_text() == ""  # released cleanly
 
 
 def test_clean_release_lets_the_next_run_in_without_warning(tmp_path, log):
@@ -94,32 +96,45 @@ def test_lock_creates_the_folder_and_release_is_idempotent(tmp_path):
     lock.acquire()
     lock.release()
     lock.release()
-    assert (out / LOCK_NAME).is_file()
+    assert (out / LOCK_NAME).is_file() and (out / OWNER_NAME).is_file()
     with RunLock(str(out), enabled=False) as off:
         assert not off.held
         with RunLock(str(out)):  # the disabled one holds nothing
             pass
 
 
-def test_without_flock_a_live_pid_blocks_and_a_dead_one_is_taken_over(tmp_path, monkeypatch, log):
-    def no_flock(fd, op):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(fcntl, "flock", no_flock)
-    host = socket.gethostname()
-    (tmp_path / LOCK_NAME).write_text(f"{os.getppid()} {host}\n")  # alive: our parent
-    with pytest.raises(RunLockedError, match=f"PID {os.getppid()} on host {host}"):
-        RunLock(str(tmp_path)).acquire()
-    (tmp_path / LOCK_NAME).write_text(f"{os.getppid()} other-host\n")  # cannot be checked
-    with pytest.raises(RunLockedError, match="on host other-host"):
-        RunLock(str(tmp_path)).acquire()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / LOCK_NAME).write_text(f"{dead.pid} {host}\n")
+def test_without_flock_a_held_lock_blocks_and_a_dead_holders_is_taken_over(
+    tmp_path, log, monkeypatch
+):
+    """A file system without flock (ENOSYS): filelock's marker file is the lock; a live
+    holder blocks, a holder that died without releasing is taken over with a warning."""
+    no_flock = (
+        "import errno, fcntl\n"
+        "def no_flock(fd, op):\n"
+        "    raise OSError(errno.ENOSYS, 'Function not implemented')\n"
+        "fcntl.flock = no_flock\n"
+    )
+    scope: dict = {}
+    exec(no_flock.replace("fcntl.flock = no_flock", ""), scope)
+    monkeypatch.setattr(fcntl, "flock", scope["no_flock"])  # this process: the same file system
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", no_flock + HOLDER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=f"PID {holder.pid} on host"):
+            RunLock(str(tmp_path)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
     with RunLock(str(tmp_path)):
-        assert (tmp_path / LOCK_NAME).read_text().split()[0] == str(os.getpid())
-    assert f"of PID {dead.pid} on {host} (no longer running" in log.text
-    assert "cannot flock" in log.text
+        assert (tmp_path / OWNER_NAME).read_text().split()[0] == str(os.getpid())
+    assert f"of PID {holder.pid} on {socket.gethostname()} (no longer running" in log.text
 
 
 def test_writable_check_creates_the_folder(tmp_path):
