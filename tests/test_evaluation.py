@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from dgnet_plugin.evaluation import combine_query_features, evaluate_distmat
+from dgnet_plugin.evaluation import evaluate_distmat
 from dgnet_plugin.evaluation.evaluator import format_results_table
 from dgnet_plugin.evaluation.features import extract_features
+from dgnet_plugin.methods.dgnet.appearance import combine_query_features
 from dgnet_plugin.utils import torchreid_compat as tr
 
 
@@ -83,3 +84,22 @@ def test_results_table():
         }
     )
     assert "| DG-Net" in t and "50.00" in t and "mINP" in t
+
+
+def test_the_query_side_weighting_is_dg_nets_seam_not_the_cores():
+    """``TEST.ALPHA`` is DG-Net's key; the evaluator applies whatever ``query_transform``
+    the engine supplies (DG-Net: the fine half x alpha; the core engines: none)."""
+    from dgnet_plugin.config import get_cfg
+    from dgnet_plugin.engine import ENGINE_REGISTRY, IterationTrainer
+
+    assert "ALPHA" not in get_cfg().TEST and get_cfg("dgnet").TEST.ALPHA == 0.5
+    assert IterationTrainer.query_transform(get_cfg(), object()) is None
+
+    class Ea(torch.nn.Module):
+        feature_parts = (2, 2)
+
+    cfg = get_cfg("dgnet")
+    cfg.TEST.ALPHA = 0.25
+    f = ENGINE_REGISTRY.get("DGNetEngine").query_transform(cfg, Ea())
+    q = torch.tensor([[1.0, 2.0, 4.0, 8.0]])
+    assert torch.equal(f(q), torch.tensor([[1.0, 2.0, 1.0, 2.0]]))

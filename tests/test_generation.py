@@ -441,7 +441,7 @@ def test_training_saves_swap_grids_on_disk_and_in_tensorboard(tiny_market, tmp_p
             self.images[tag] = (tuple(img.shape), step)
 
     engine.writer = Recorder()
-    engine.visualize(7)
+    engine.draw_samples(7)
     for split in ("train", "test"):
         path = tmp_path / "images" / f"swap_{split}_00000007.jpg"
         assert Image.open(path).size == (4 * (32 + 2) + 2, 4 * (64 + 2) + 2)

@@ -175,7 +175,6 @@ _C.TEST = CN()
 _C.TEST.EVAL_PERIOD = 10000  # iterations; 0 = only at the end
 _C.TEST.IMS_PER_BATCH = 80  # per process (each extracts the features of its shard)
 _C.TEST.FLIP = True
-_C.TEST.ALPHA = 0.5  # query-side weight of the fine-grained half
 _C.TEST.METRIC = "cosine"  # cosine | euclidean (squared, torchreid's convention)
 _C.TEST.MEMORY_MB = 512  # working memory of one query chunk of the ranking
 _C.TEST.CUHK03_CLASSIC = False  # also report CUHK03's single-gallery-shot CMC

@@ -25,7 +25,6 @@ from ..losses import (
 )
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError
-from ..utils.visualization import save_grid
 from .defaults import GAN_SOLVER_KEYS, IterationTrainer, resolve_device
 from .loading import read_state_dict
 from .optim import build_adam, build_linear_decay_scheduler
@@ -209,15 +208,9 @@ class CycleGANTrainer(IterationTrainer):
         ``VIS.NUM_IMAGES`` fixed images of each domain (spread over the training list)."""
         n = min(self.cfg.VIS.NUM_IMAGES, len(self.items_a), len(self.items_b))
         a, b = self.display_images(self.items_a, n), self.display_images(self.items_b, n)
-        was = self.model.training
-        self.model.eval()
         out = self.translate(a, b)
-        self.model.train(was)
         rows = [out[k] for k in ("a", "fake_b", "rec_a", "b", "fake_a", "rec_b")]
-        path = os.path.join(self.output_dir, "images", f"translation_{iteration:08d}.jpg")
-        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
-        if self.writer is not None:
-            self.writer.add_image("translation", grid, iteration)
+        self.save_samples("translation", rows, iteration)
 
 
 def load_translator(run_dir: str, device="cpu"):

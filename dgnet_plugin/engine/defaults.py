@@ -53,6 +53,7 @@ from ..utils.checkpoint import (
     set_rng_state,
 )
 from ..utils.events import JSONWriter, drop_records_after
+from ..utils.visualization import eval_mode, save_grid
 from . import hooks
 from .divergence import DivergenceGuard
 from .hooks import NonFiniteLossError
@@ -175,7 +176,36 @@ class IterationTrainer(TrainerBase):
 
     def visualize(self, iteration: int) -> None:
         """Write sample images (generative engines override it; then :class:`~.hooks.
-        SampleGrids` is registered)."""
+        SampleGrids` is registered). Called by :meth:`draw_samples`: the model is in eval
+        mode and no gradient is recorded; write each grid with :meth:`save_samples`."""
+
+    def draw_samples(self, iteration: int) -> None:
+        """:meth:`visualize` with the model in eval mode under ``no_grad`` (restored after,
+        also on error): what :class:`~.hooks.SampleGrids` calls."""
+        with eval_mode(self.model):
+            self.visualize(iteration)
+
+    def save_samples(
+        self,
+        name: str,
+        rows: list[torch.Tensor],
+        iteration: int,
+        tag: str | None = None,
+        *,
+        mean=None,
+        std=None,
+    ) -> torch.Tensor:
+        """Write ``rows`` (each ``(N, 3, H, W)``, normalised with ``mean`` / ``std``, default
+        ``INPUT.PIXEL_MEAN`` / ``PIXEL_STD``) as one grid to
+        ``OUTPUT_DIR/images/<name>_<iteration:08d>.jpg`` and to TensorBoard under ``tag``
+        (default ``name``); returns the ``(3, H', W')`` grid in [0, 1]."""
+        mean = self.cfg.INPUT.PIXEL_MEAN if mean is None else mean
+        std = self.cfg.INPUT.PIXEL_STD if std is None else std
+        path = os.path.join(self.output_dir, "images", f"{name}_{iteration:08d}.jpg")
+        grid = save_grid(rows, path, mean, std)
+        if self.writer is not None:
+            self.writer.add_image(tag or name, grid, iteration)
+        return grid
 
     def register_optimizer(self, name: str, optimizer, scheduler=None) -> None:
         """The optimiser (and per-iteration scheduler) of update phase ``name``: logged as
@@ -356,9 +386,22 @@ class IterationTrainer(TrainerBase):
         return self.results
 
     # ------------------------------------------------------------------ evaluation
+    @classmethod
+    def query_transform(cls, cfg, model):
+        """The method's query-side function of the ``(Q, D)`` query features of ``model``
+        (:func:`~dgnet_plugin.evaluation.evaluate_reid_model`'s ``query_transform``), or
+        ``None`` (default: the features as extracted). A classmethod: ``--eval-only`` calls
+        it without building the trainer."""
+        return None
+
     def evaluate_model(self, model) -> dict:
         return evaluate_reid_model(
-            model, self.test_sets, self.device, self.cfg.TEST, self.output_dir
+            model,
+            self.test_sets,
+            self.device,
+            self.cfg.TEST,
+            self.output_dir,
+            self.query_transform(self.cfg, model),
         )
 
     def row_name(self) -> str:

@@ -51,7 +51,8 @@ def evaluate_checkpoint(cfg) -> dict:
     model = SpeedOptions(cfg, device).prepare(model)
     test_sets = build_test_sets(cfg)
     reid = model.reid
-    results = evaluate_reid_model(reid, test_sets, device, cfg.TEST, cfg.OUTPUT_DIR)
+    query = engine.query_transform(cfg, reid)
+    results = evaluate_reid_model(reid, test_sets, device, cfg.TEST, cfg.OUTPUT_DIR, query)
     if comm.is_main_process():
         metrics = JSONWriter(os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
         report_results({type(reid).__name__: results}, results, 0, metrics)

@@ -152,7 +152,7 @@ class PeriodicCheckpointer(HookBase):
 
 
 class SampleGrids(HookBase):
-    """``trainer.visualize(iteration)`` (sample grids to ``OUTPUT_DIR/images`` and
+    """``trainer.draw_samples(iteration)`` (sample grids to ``OUTPUT_DIR/images`` and
     TensorBoard) every ``period`` iterations and at the end, on rank 0."""
 
     def __init__(self, period: int):
@@ -161,11 +161,11 @@ class SampleGrids(HookBase):
     def after_step(self) -> None:
         t = self.trainer
         if _due(self.period, t.iter) and t.iter < t.max_iter and comm.is_main_process():
-            t.visualize(t.iter)
+            t.draw_samples(t.iter)
 
     def after_train(self) -> None:
         if self.trainer.completed and comm.is_main_process():
-            self.trainer.visualize(self.trainer.iter)
+            self.trainer.draw_samples(self.trainer.iter)
 
 
 class ReIDEvaluation(HookBase):

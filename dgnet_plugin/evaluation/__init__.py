@@ -1,7 +1,7 @@
 """Evaluation: features, the single-query ranking protocol, result tables."""
 
 from .evaluator import evaluate_reid_model, format_results_table
-from .features import combine_query_features, extract_features, extract_features_distributed
+from .features import extract_features, extract_features_distributed
 from .fusion import FUSION_MODES, fuse_features
 from .ranking import (
     evaluate_distmat,
@@ -12,7 +12,6 @@ from .ranking import (
 __all__ = [
     "FUSION_MODES",
     "fuse_features",
-    "combine_query_features",
     "evaluate_distmat",
     "evaluate_features",
     "multi_query_features",

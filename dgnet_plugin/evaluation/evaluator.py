@@ -19,7 +19,7 @@ from .cross_modality import (
     load_rand_perm_cam,
     mean_over_trials,
 )
-from .features import combine_query_features, extract_features_distributed
+from .features import extract_features_distributed
 from .ranking import distance, evaluate_distmat, evaluate_features, multi_query_features
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,15 @@ def _image_size(loaders) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=None) -> dict:
+def evaluate_reid_model(
+    model, test_sets: dict, device, test_cfg, output_dir=None, query_transform=None
+) -> dict:
     """``{dataset: {Rank-1, Rank-5, Rank-10, Rank-20, mAP, mAP_market, mINP}}`` in percent.
 
     Features: :func:`extract_features` (flip-averaged with ``TEST.FLIP``, per-part
-    L2-normalised); query side weighted by :func:`combine_query_features` (``TEST.ALPHA``);
+    L2-normalised); then ``query_transform`` (a method's query-side function of the ``(Q,
+    D)`` query features, e.g. DG-Net's weighting of the fine-grained half; ``None``: as
+    they are) on the single- and multi-query features;
     ranking: :func:`evaluate_features` chunked on ``device`` (``TEST.METRIC``,
     ``TEST.MEMORY_MB``), or re-ranked distances with ``TEST.RERANK``. With
     ``TEST.MULTI_QUERY_DIR`` a ``<dataset> (multi-query)`` entry is added; with
@@ -72,7 +76,7 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
     """
     t = test_cfg
     results = {}
-    parts = tuple(getattr(model, "feature_parts", ()))
+    query = query_transform or (lambda f: f)
     for name, loaders in test_sets.items():
         qf, q_pids, q_camids = extract_features_distributed(
             model, loaders["query"], device, t.FLIP, f"{name} query"
@@ -91,7 +95,7 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
         if loaders.get("protocol"):  # visible-infrared: SYSU-MM01 / RegDB protocols
             results.update(_cross_modality(name, loaders["protocol"], qf, gf, ids, t))
             continue
-        qf = combine_query_features(qf, parts or (qf.shape[1],), t.ALPHA).to(device)
+        qf = query(qf).to(device)
         gf = gf.to(device)
         if t.RERANK:
             d = rerank_distance(qf, gf, t.METRIC, t.RERANK_K1, t.RERANK_K2, t.RERANK_LAMBDA)
@@ -107,7 +111,7 @@ def evaluate_reid_model(model, test_sets: dict, device, test_cfg, output_dir=Non
             )
         results[name] = _percent(metrics)
         if t.MULTI_QUERY_DIR:
-            mf = combine_query_features(mf, parts or (mf.shape[1],), t.ALPHA).to(device)
+            mf = query(mf).to(device)
             mqf = multi_query_features(qf, q_pids, q_camids, mf, m_pids, m_camids)
             results[f"{name} (multi-query)"] = _percent(
                 evaluate_features(mqf, gf, *ids, metric=t.METRIC, memory_mb=t.MEMORY_MB)

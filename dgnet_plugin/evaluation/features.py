@@ -69,20 +69,3 @@ def extract_features_distributed(model, loader, device, flip: bool = True, desc:
     pids = comm.all_gather_cat(torch.as_tensor(pids, dtype=torch.int64)).numpy()
     camids = comm.all_gather_cat(torch.as_tensor(camids, dtype=torch.int64)).numpy()
     return f, pids, camids
-
-
-def combine_query_features(q: torch.Tensor, parts: tuple[int, ...], alpha: float) -> torch.Tensor:
-    """Query-side weighting of DG-Net: ``[f_prim, alpha * f_fine]`` (official ``alpha``).
-
-    Weighting the query only makes the similarity ``f_prim.g_prim + alpha f_fine.g_fine``
-    (weighting both sides would give alpha^2). ``alpha = -1`` keeps the fine-grained half
-    only; models with one part are returned unchanged.
-    """
-    if len(parts) < 2:
-        return q
-    prim, fine = q.split([parts[0], sum(parts[1:])], dim=1)
-    if alpha == -1:
-        return torch.cat([torch.zeros_like(prim), fine], dim=1)
-    if alpha < 0:
-        raise ValueError(f"TEST.ALPHA must be >= 0 or exactly -1 (fine half only), got {alpha}")
-    return torch.cat([prim, alpha * fine], dim=1)

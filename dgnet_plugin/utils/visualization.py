@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
+from torch import nn
 from torchvision.utils import make_grid, save_image
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """``modules`` in eval mode under ``torch.no_grad()`` for the block; each module's own
+    train/eval flag (and its children's) is restored afterwards, also when the block raises."""
+    flags = [(m, m.training) for top in modules for m in top.modules()]
+    try:
+        for top in modules:
+            top.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for m, was in flags:
+            m.training = was
 
 
 def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -23,8 +23,6 @@ translators (their translations as ``TF_TRANSLATION`` says), then everything joi
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ...data.build import build_cross_modality_loader, load_cross_modality_train_set
@@ -200,23 +198,15 @@ class D2RLEngine(IterationTrainer):
         log["total"] = total.detach()
         return log
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """A grid of 6 rows: visible x, its translation to infrared, its cycle back; infrared
         y, its translation to visible, its cycle back (infrared rows shown in grey), written
         to ``OUTPUT_DIR/images/translate_XXXXXXXX.jpg`` and TensorBoard ``translate``."""
         if self._vis_batch is None:
             return
-        m = self.model
-        was = m.training
-        m.eval()
         x, y = self._vis_batch
-        rows = translation_rows(m, x, y)
-        m.train(was)
-        path = os.path.join(self.output_dir, "images", f"translate_{iteration:08d}.jpg")
-        grid = save_translation_grid(rows, path)
-        if self.writer is not None:
-            self.writer.add_image("translate", grid, iteration)
+        rows = translation_rows(self.model, x, y)
+        self.save_samples("translate", rows, iteration, mean=(0.0,) * 3, std=(1.0,) * 3)
 
 
 def translation_rows(model, x: torch.Tensor | None, y: torch.Tensor | None) -> list[torch.Tensor]:

@@ -26,7 +26,8 @@ class AppearanceEncoder(nn.Module):
     logits_fine]`` (torchreid's ``DeepSupervision`` averages their losses); in eval, the
     ``(N, 1024)`` feature ``[l2norm(emb_prim), l2norm(emb_fine)]``. ``return_all=True`` gives
     the dict ``{code, logits, emb}`` used by the DG-Net engine. ``feature_parts`` tells the
-    evaluator the two halves, L2-normalised separately, the fine half weighted by ``TEST.ALPHA``.
+    evaluator the two halves, L2-normalised separately, the query's fine half weighted by
+    ``TEST.ALPHA`` (:func:`combine_query_features`).
 
     ``bn_init`` (``MODEL.EA_BN_INIT``): the heads' BatchNorm1d weight: ``"ones"`` (the official
     ``ClassBlock``: its ``weights_init_kaiming`` matches ``InstanceNorm1d`` only, so the
@@ -92,3 +93,20 @@ def build_appearance_encoder(cfg, num_classes: int) -> AppearanceEncoder:
         h.NAME,
         cfg.MODEL.EA_BN_INIT,
     )
+
+
+def combine_query_features(q: torch.Tensor, parts: tuple[int, ...], alpha: float) -> torch.Tensor:
+    """Query-side weighting of DG-Net: ``[f_prim, alpha * f_fine]`` (official ``alpha``).
+
+    Weighting the query only makes the similarity ``f_prim.g_prim + alpha f_fine.g_fine``
+    (weighting both sides would give alpha^2). ``alpha = -1`` keeps the fine-grained half
+    only; models with one part are returned unchanged.
+    """
+    if len(parts) < 2:
+        return q
+    prim, fine = q.split([parts[0], sum(parts[1:])], dim=1)
+    if alpha == -1:
+        return torch.cat([torch.zeros_like(prim), fine], dim=1)
+    if alpha < 0:
+        raise ValueError(f"TEST.ALPHA must be >= 0 or exactly -1 (fine half only), got {alpha}")
+    return torch.cat([prim, alpha * fine], dim=1)

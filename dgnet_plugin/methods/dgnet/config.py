@@ -62,6 +62,11 @@ _D.VIS = CN()
 # held-out queries, written to metrics.json as generation/*); 0 = only at the end of training.
 _D.VIS.QUALITY_PERIOD = 0
 
+_D.TEST = CN()
+# Query-side weight of the fine-grained half of Ea's feature (reid_eval/test_2label.py alpha;
+# -1: the fine half only). evaluate_reid_model gets it through DGNetEngine.query_transform.
+_D.TEST.ALPHA = 0.5
+
 _D.LOSS = CN()
 _D.LOSS.RECON_X = 5.0  # recon_x_w   L_img1
 _D.LOSS.RECON_XP = 5.0  # recon_xp_w  L_img2

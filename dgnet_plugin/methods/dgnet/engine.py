@@ -14,7 +14,7 @@ from ...data.transforms import build_transforms
 from ...engine import ENGINE_REGISTRY, HookBase, IterationTrainer
 from ...engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
 from ...utils import comm
-from ...utils.visualization import save_grid
+from .appearance import combine_query_features
 from .generation.quality import reconstruction_ssim, swap_measures
 from .generation.swap import save_swap_grid
 from .schedule import DGNET_LOSS_TERMS, dgnet_loss_weights
@@ -91,6 +91,14 @@ class DGNetEngine(IterationTrainer):
             *super().build_hooks(),
             GenerationQuality(period=self.cfg.VIS.QUALITY_PERIOD),
         ]
+
+    @classmethod
+    def query_transform(cls, cfg, model):
+        """DG-Net's query side: ``[f_prim, TEST.ALPHA * f_fine]``
+        (:func:`~.appearance.combine_query_features`); models of one part (the teacher)
+        unchanged."""
+        parts = tuple(getattr(model, "feature_parts", ()))
+        return lambda q: combine_query_features(q, parts or (q.shape[1],), cfg.TEST.ALPHA)
 
     def set_teacher(self, teacher) -> None:
         """Use ``teacher`` (frozen, on the device) for the primary-feature term."""
@@ -176,20 +184,16 @@ class DGNetEngine(IterationTrainer):
         reconstruction, cycle, G(s_a, f_b), then the same for x_b. Also the swap grid of the
         x_a images (``images/swap_{split}_<iter>.jpg``, tag ``swap/{split}``; see
         :func:`~dgnet_plugin.methods.dgnet.generation.swap.swap_grid`)."""
-        self.model.eval()
         mean, std = self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
         for split, (xa, xb) in self._display_batches().items():
             with self.autocast():
                 rows = self.model.sample(xa.to(self.device), xb.to(self.device))
-            path = os.path.join(self.output_dir, "images", f"gen_{split}_{iteration:08d}.jpg")
-            grid = save_grid(rows, path, mean, std)
+            self.save_samples(f"gen_{split}", rows, iteration, f"samples/{split}")
             path = os.path.join(self.output_dir, "images", f"swap_{split}_{iteration:08d}.jpg")
             with self.autocast():
                 swap = save_swap_grid(self.model, xa.to(self.device), path, mean, std)
             if self.writer is not None:
-                self.writer.add_image(f"samples/{split}", grid, iteration)
                 self.writer.add_image(f"swap/{split}", swap, iteration)
-        self.model.train()
 
     # ------------------------------------------------------------------ evaluation
     def extra_rows(self) -> dict:

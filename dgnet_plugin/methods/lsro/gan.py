@@ -3,8 +3,6 @@ section 3.1; Radford et al. 2016). No labels are used."""
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
@@ -15,7 +13,6 @@ from ...losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
 from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
-from ...utils.visualization import save_grid
 
 
 @META_ARCH_REGISTRY.register()
@@ -90,13 +87,5 @@ class LSRODCGANEngine(IterationTrainer):
         noise (the same ``z`` at every iteration: the grids show the generator learning)."""
         n = self.cfg.VIS.NUM_IMAGES
         z = self.model.gen.sample_noise(2 * n, torch.Generator().manual_seed(0), self.device)
-        was = self.model.training
-        self.model.eval()
         fake = self.model.gen(z)
-        self.model.train(was)
-        path = os.path.join(self.output_dir, "images", f"samples_{iteration:08d}.jpg")
-        grid = save_grid(
-            [fake[:n], fake[n:]], path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
-        )
-        if self.writer is not None:
-            self.writer.add_image("samples", grid, iteration)
+        self.save_samples("samples", [fake[:n], fake[n:]], iteration)

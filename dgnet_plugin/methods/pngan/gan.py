@@ -24,7 +24,6 @@ from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
 from ...utils import comm
-from ...utils.visualization import save_grid
 from .data import (
     CANONICAL_POSES,
     EpochStepDecay,
@@ -273,15 +272,9 @@ class PNGANGeneratorEngine(IterationTrainer):
         """``images/pose_transfer_<iter>.jpg``: rows source, target pose, G(source, pose),
         the real target image."""
         b = self.display_pairs(self.cfg.VIS.NUM_IMAGES)
-        was = self.model.training
-        self.model.eval()
         fake = self.model(b["img"], b["pose"])
-        self.model.train(was)
         rows = [b["img"], pose_picture(b["pose"]), fake, b["target"]]
-        path = os.path.join(self.output_dir, "images", f"pose_transfer_{iteration:08d}.jpg")
-        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
-        if self.writer is not None:
-            self.writer.add_image("pose_transfer", grid, iteration)
+        self.save_samples("pose_transfer", rows, iteration)
         self.log_scores(iteration)
         self.draw_canonical_views(iteration)
 
@@ -295,18 +288,12 @@ class PNGANGeneratorEngine(IterationTrainer):
             return
         src = self._scores["source"][: self.cfg.VIS.NUM_IMAGES]
         canonical = self._scores["canonical"]
-        was = self.model.training
-        self.model.eval()
         rows = [torch.cat([torch.full_like(src[:1], -1.0), src])]
         for k in range(canonical.shape[0]):
             c = canonical[k : k + 1]
             fake = self.model(src, c.expand(src.shape[0], -1, -1, -1))
             rows.append(torch.cat([pose_picture(c), fake]))
-        self.model.train(was)
-        path = os.path.join(self.output_dir, "images", f"canonical_views_{iteration:08d}.jpg")
-        grid = save_grid(rows, path, self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD)
-        if self.writer is not None:
-            self.writer.add_image("canonical_views", grid, iteration)
+        self.save_samples("canonical_views", rows, iteration)
 
     def score_data(self) -> dict | None:
         """The fixed held-out set of :mod:`.scores`: 64 cross-camera pairs of the query images
