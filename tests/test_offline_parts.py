@@ -401,6 +401,57 @@ def test_run_stages_in_order_reuses_finished_and_runs_one(tmp_path):
         run_stages(stages, ctx, only="nope")
 
 
+def test_a_changed_stage_config_reruns_it_and_every_later_stage(tmp_path):
+    """stages.json records what each stage ran with; a change of a key the stage reads moves
+    its output aside and reruns it and the stages after it; a change of a key it ignores (or
+    of a run-only key such as MODEL.DEVICE) reuses it."""
+    from dgnet_plugin.config import get_cfg
+    from dgnet_plugin.engine.stages import RECORD_NAME, Stage, StageContext, run_stages
+
+    log = []
+    out = tmp_path / "gan_out"
+
+    def gan_run(ctx):
+        log.append("gan")
+        out.mkdir(exist_ok=True)
+        (out / "model_final.pth").write_text(str(ctx.cfg.SOLVER.GEN.LR))
+
+    def make(name):
+        def run(ctx):
+            log.append(name)
+            (tmp_path / name).write_text("x")
+
+        return Stage(name, run, lambda ctx: (tmp_path / name).exists(), name, ignore=("SOLVER",))
+
+    gan = Stage(
+        "gan",
+        gan_run,
+        lambda ctx: (out / "model_final.pth").exists(),
+        "gan",
+        config=lambda c: c,
+        ignore=("SOLVER.REID",),
+        outputs=lambda c: [str(out)],
+    )
+    stages = [gan, make("generate"), make("baseline")]
+    cfg = get_cfg()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    run_stages(stages, StageContext(cfg))
+    assert log == ["gan", "generate", "baseline"] and (tmp_path / RECORD_NAME).is_file()
+    cfg.SOLVER.REID.BASE_LR, cfg.MODEL.DEVICE = 0.123, "cuda"  # ignored / run-only
+    run_stages(stages, StageContext(cfg))
+    assert log == ["gan", "generate", "baseline"]
+    cfg.SOLVER.GEN.LR = 0.5
+    run_stages(stages, StageContext(cfg))
+    assert log[3:] == ["gan", "generate", "baseline"]
+    text = (tmp_path / "log.txt").read_text()  # the main run's log
+    assert "stage 1/4 'gan': its config changed since it ran (SOLVER.GEN.LR: 0.0001 -> 0.5)" in text
+    assert "'generate': its config changed since it ran (an earlier stage ran again)" in text
+    assert (tmp_path / "gan_out.stale" / "model_final.pth").read_text() == "0.0001"
+    assert (out / "model_final.pth").read_text() == "0.5"
+    run_stages(stages, StageContext(cfg))  # recorded: reused
+    assert len(log) == 6
+
+
 def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):
     """A translator stage's ``--resume`` compares only the SOLVER keys its engine reads
     (``SOLVER_KEYS``): a changed re-ID learning rate or LR step is not refused there, a
@@ -409,12 +460,16 @@ def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):
     from conftest import REPO
 
     from dgnet_plugin.config import ConfigError, load_cfg_file
-    from dgnet_plugin.config.offline import gan_stage_opts
+    from dgnet_plugin.config.offline import gan_stage_config
     from dgnet_plugin.engine.run import check_resume_config, engine_solver_keys
 
     demo = str(REPO / "configs" / "camstyle_cpu_demo.yml")
-    gan_opts = [*gan_stage_opts(load_cfg_file(demo)), "ENGINE.NAME", "CamStyleCycleGANEngine"]
-    gan_opts += ["MODEL.META_ARCHITECTURE", "CycleGAN"]
+    merges = {
+        **gan_stage_config(load_cfg_file(demo)),
+        "ENGINE.NAME": "CamStyleCycleGANEngine",
+        "MODEL.META_ARCHITECTURE": "CycleGAN",
+    }
+    gan_opts = [str(x) for kv in merges.items() for x in kv]
     old = load_cfg_file(demo, gan_opts)
     (tmp_path / "config.yaml").write_text(old.dump())
     keys = engine_solver_keys(old)

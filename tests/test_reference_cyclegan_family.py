@@ -502,14 +502,14 @@ def test_translator_length_in_epochs_from_the_domain_sizes():
     """CamStyle's fork: 30 + 20 epochs of max(|A|, |B|) iterations at batch 1 (train_options.py
     --niter 30 --niter_decay 20; data/reid_dataset.py __len__); SPGAN: 6 x min(|a|, |b|) //
     batch_size iterations at a constant LR (train_spgan_demo.py max_it)."""
-    from dgnet_plugin.config.offline import gan_schedule, gan_stage_opts
+    from dgnet_plugin.config.offline import gan_schedule, gan_stage_config
 
     cs = cfg_of("camstyle_r50.yml")
     assert gan_schedule(cs, (2017, 1709)) == (50 * 2017, 30 * 2017)  # Market c1 <-> c2
-    opts = gan_stage_opts(cs, (920, 3245))
-    assert opts[opts.index("SOLVER.MAX_ITER") + 1] == str(50 * 3245)
-    assert opts[opts.index("GAN.DECAY_START") + 1] == str(30 * 3245)
-    assert opts[opts.index("INPUT.LOAD_SIZE") + 1] == "(286, 286)"
+    merges = gan_stage_config(cs, (920, 3245))
+    assert merges["SOLVER.MAX_ITER"] == 50 * 3245
+    assert merges["GAN.DECAY_START"] == 30 * 3245
+    assert merges["INPUT.LOAD_SIZE"] == (286, 286)
     sp = cfg_of("spgan_r50.yml")
     assert gan_schedule(sp, (12936, 16522)) == (6 * 12936, 6 * 12936)
 
@@ -520,9 +520,10 @@ def test_translator_resize_and_crop_and_camstyle_rect_crop():
     from dgnet_plugin.data.transforms import RandomSizedRectCrop, build_transforms
 
     cfg = cfg_of("camstyle_r50.yml")
-    from dgnet_plugin.config.offline import gan_stage_opts
+    from dgnet_plugin.config.offline import gan_stage_config
+    from dgnet_plugin.engine.stages import derive_config
 
-    cfg.merge_from_list(gan_stage_opts(cfg, (10, 20)))  # the translator stage's config
+    cfg = derive_config(cfg, gan_stage_config(cfg, (10, 20)))  # the translator stage's config
     tf = build_transforms(cfg, True)
     names = [type(t).__name__ for t in tf.transforms][:3]
     assert names == ["Resize", "RandomCrop", "RandomHorizontalFlip"]

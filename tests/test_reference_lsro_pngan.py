@@ -125,7 +125,7 @@ def test_pngan_generator_stage_gets_its_length_from_the_data(tiny_market):
     training images with a pose // GAN.IMS_PER_BATCH), counted as the released loader does."""
     from dgnet_plugin.data import load_train_set
     from dgnet_plugin.data.pose import build_keypoint_provider
-    from dgnet_plugin.methods.pngan.stages import pose_gan_opts
+    from dgnet_plugin.methods.pngan.stages import pose_gan_config
 
     demo = str(REPO / "configs" / "pngan_cuhk03_cpu_demo.yml")
     cfg = load_cfg_file(
@@ -136,15 +136,15 @@ def test_pngan_generator_stage_gets_its_length_from_the_data(tiny_market):
     provider = build_keypoint_provider(POSES_CSV)
     pairs = released_epoch_pairs(items, lambda p: provider(p) is not None)
     per_epoch = len(pairs) // cfg.GAN.IMS_PER_BATCH
-    opts = dict(zip(*[iter(pose_gan_opts(cfg))] * 2, strict=True))
-    assert int(opts["SOLVER.MAX_ITER"]) == 20 * per_epoch > 0
-    assert int(opts["GAN.DECAY_START"]) == 10 * per_epoch
-    assert int(opts["PNGAN.ITERS_PER_EPOCH"]) == per_epoch
+    opts = pose_gan_config(cfg)
+    assert opts["SOLVER.MAX_ITER"] == 20 * per_epoch > 0
+    assert opts["GAN.DECAY_START"] == 10 * per_epoch
+    assert opts["PNGAN.ITERS_PER_EPOCH"] == per_epoch
     # PNGAN.EPOCHS 0 (the demo): GAN.MAX_ITER as given
     cfg.defrost()
     cfg.PNGAN.EPOCHS = 0
-    opts = dict(zip(*[iter(pose_gan_opts(cfg))] * 2, strict=True))
-    assert opts["SOLVER.MAX_ITER"] == str(cfg.GAN.MAX_ITER) and "PNGAN.ITERS_PER_EPOCH" not in opts
+    opts = pose_gan_config(cfg)
+    assert opts["SOLVER.MAX_ITER"] == cfg.GAN.MAX_ITER and "PNGAN.ITERS_PER_EPOCH" not in opts
 
 
 # ------------------------------------------------------------------ losses
@@ -428,16 +428,17 @@ def test_lsro_baseline_stage_trains_64_real_images_for_50_epochs(monkeypatch):
     from dgnet_plugin.methods.lsro.stages import lsro_stages
 
     launched = []
-    monkeypatch.setattr(run_module, "launch_training", lambda f, opts, **kw: launched.append(opts))
+    monkeypatch.setattr(run_module, "run_training", lambda c, **kw: launched.append(c))
     cfg = load_cfg_file(str(REPO / "configs" / "lsro_r50.yml"))
     stage = next(s for s in lsro_stages(cfg) if s.name == "baseline")
     stage.run(StageContext(cfg, "lsro_r50.yml", []))
-    opts = dict(zip(*[iter(launched[0])] * 2, strict=True))
+    derived = launched[0]  # the stage's derived config
     per_epoch = math.ceil(12936 / 64)
-    assert opts["GENERATED.ENABLED"] == "False"
-    assert opts["DATALOADER.IMS_PER_BATCH"] == "64"
-    assert opts["SOLVER.MAX_ITER"] == str(50 * per_epoch)
-    assert opts["SOLVER.STEPS"] == str((40 * per_epoch,))
+    assert derived.GENERATED.ENABLED is False
+    assert derived.DATALOADER.IMS_PER_BATCH == 64
+    assert derived.SOLVER.MAX_ITER == 50 * per_epoch
+    assert tuple(derived.SOLVER.STEPS) == (40 * per_epoch,)
+    assert derived.OUTPUT_DIR == os.path.join(cfg.OUTPUT_DIR, "baseline")
 
 
 def test_lsro_dcgan_length_is_25_epochs_of_the_training_images():

@@ -7,7 +7,7 @@ by CamStyle) and CamStyle's re-ID recipe.
 
 The stage that trains the translator runs the method's config with the ``GAN`` node turned
 into ``SOLVER.MAX_ITER``, ``DATALOADER.IMS_PER_BATCH``, ``INPUT.SIZE_TRAIN`` ... of its own
-run (:func:`gan_stage_opts`), so one config file describes every stage; ``SOLVER.GEN`` and
+run (:func:`gan_stage_config`), so one config file describes every stage; ``SOLVER.GEN`` and
 ``SOLVER.DIS`` are the translator's Adam, ``SOLVER.REID`` / ``SOLVER.MAX_ITER`` the re-ID
 stage's.
 """
@@ -170,43 +170,54 @@ def gan_schedule(cfg, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
     return epochs * per_epoch, (epochs - int(g.DECAY_EPOCHS)) * per_epoch
 
 
-def gan_stage_opts(cfg, sizes: tuple[int, int] | None = None) -> list[str]:
-    """``KEY VALUE`` options that turn the method's config into its translator stage's run:
-    the schedule of :func:`gan_schedule` (``sizes``: the two domains' training-image counts,
-    needed with ``GAN.EPOCHS``) -> ``SOLVER.MAX_ITER`` / ``GAN.DECAY_START``,
-    ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE`` ->
-    ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
-    ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std = 0.5),
-    no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test sets. The
-    stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
+def gan_stage_config(cfg, sizes: tuple[int, int] | None = None) -> dict:
+    """The merges (``{KEY: value}``) that turn the method's config into its translator
+    stage's derived config: the schedule of :func:`gan_schedule` (``sizes``: the two
+    domains' training-image counts, needed with ``GAN.EPOCHS``) -> ``SOLVER.MAX_ITER`` /
+    ``GAN.DECAY_START``, ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE``
+    -> ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
+    ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std =
+    0.5), no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test
+    sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
     g = cfg.GAN
     max_iter, decay_start = gan_schedule(cfg, sizes)
-    load = (
-        ["INPUT.LOAD_SIZE", str(tuple(g.LOAD_SIZE)),
-         "INPUT.LOAD_INTERPOLATION", g.LOAD_INTERPOLATION]
-        if g.get("LOAD_SIZE") else []
-    )  # fmt: skip
-    decay = ["GAN.DECAY_START", str(decay_start)] if "DECAY_START" in g else []
-    # the re-ID stage's crop is not the translator's
-    rect = (
-        ["INPUT.RANDOM_SIZED_RECT_CROP", "False"] if "RANDOM_SIZED_RECT_CROP" in cfg.INPUT else []
+    out = {}
+    if g.get("LOAD_SIZE"):
+        out["INPUT.LOAD_SIZE"] = tuple(g.LOAD_SIZE)
+        out["INPUT.LOAD_INTERPOLATION"] = g.LOAD_INTERPOLATION
+    if "DECAY_START" in g:
+        out["GAN.DECAY_START"] = decay_start
+    if "RANDOM_SIZED_RECT_CROP" in cfg.INPUT:  # the re-ID stage's crop is not the translator's
+        out["INPUT.RANDOM_SIZED_RECT_CROP"] = False
+    out.update(
+        {
+            "SOLVER.MAX_ITER": max_iter,
+            "SOLVER.CHECKPOINT_PERIOD": g.CHECKPOINT_PERIOD,
+            "DATALOADER.IMS_PER_BATCH": g.IMS_PER_BATCH,
+            "INPUT.SIZE_TRAIN": tuple(g.SIZE),
+            "INPUT.SIZE_TEST": tuple(g.SIZE),
+            "INPUT.PADDING": g.PADDING,
+            "INPUT.PIXEL_MEAN": (0.5, 0.5, 0.5),
+            "INPUT.PIXEL_STD": (0.5, 0.5, 0.5),
+            "INPUT.REA.PROB": 0.0,
+            "VIS.PERIOD": g.VIS_PERIOD,
+            "DATASETS.TESTS": (),
+        }
     )
-    return [
-        *load,
-        *decay,
-        *rect,
-        "SOLVER.MAX_ITER", str(max_iter),
-        "SOLVER.CHECKPOINT_PERIOD", str(g.CHECKPOINT_PERIOD),
-        "DATALOADER.IMS_PER_BATCH", str(g.IMS_PER_BATCH),
-        "INPUT.SIZE_TRAIN", str(tuple(g.SIZE)),
-        "INPUT.SIZE_TEST", str(tuple(g.SIZE)),
-        "INPUT.PADDING", str(g.PADDING),
-        "INPUT.PIXEL_MEAN", "(0.5, 0.5, 0.5)",
-        "INPUT.PIXEL_STD", "(0.5, 0.5, 0.5)",
-        "INPUT.REA.PROB", "0.0",
-        "VIS.PERIOD", str(g.VIS_PERIOD),
-        "DATASETS.TESTS", "()",
-    ]  # fmt: skip
+    return out
+
+
+#: what a translator / GAN stage does not read: the re-ID recipe of the same config file
+GAN_STAGE_IGNORES = (
+    "SOLVER.REID",
+    "SOLVER.STEPS",
+    "SOLVER.REID_GAMMA",
+    "GENERATED",
+    "LOSS.LABEL",
+    "MODEL.HEADS",
+    "MODEL.BACKBONE",
+    "MODEL.WEIGHTS",
+)
 
 
 _D = CN()

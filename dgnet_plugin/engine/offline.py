@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..config.offline import gan_stage_opts
+from ..config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ..data import load_train_set
 from ..data.build import open_dataset, parse_dataset_entry
 from ..data.datasets import parse_market_name
@@ -34,11 +34,24 @@ from .cyclegan import Translators
 from .defaults import IterationTrainer
 from .loading import load_model
 from .optim import build_iter_scheduler, build_reid_optimizer
-from .stages import Stage, StageContext
+from .stages import Stage, StageContext, derive_config
 
 logger = logging.getLogger("dgnet_plugin")
 
 BASELINE_SUBDIR = "baseline"
+
+#: what a generation stage does not read: the re-ID recipe (the translators it uses are
+#: earlier stages, whose change reruns it anyway)
+GENERATION_IGNORES = (
+    "SOLVER",
+    "DATALOADER",
+    "MODEL.HEADS",
+    "MODEL.BACKBONE",
+    "MODEL.WEIGHTS",
+    "LOSS.LABEL",
+    "GENERATED.ENABLED",
+    "GENERATED.PER_BATCH",
+)
 
 
 def generated_root(cfg) -> str:
@@ -52,24 +65,39 @@ def run_finished(run_dir: str) -> bool:
 
 
 def training_stage(
-    name: str, description: str, run_dir: Callable, opts: Callable[[object], list]
+    name: str,
+    description: str,
+    run_dir: Callable,
+    merges: Callable[[object], dict],
+    ignore: tuple[str, ...] = (),
 ) -> Stage:
-    """A stage that trains the method's config in a run of its own: ``tools/train_net.py``'s
-    :func:`~.run.launch_training` of the main config file with the main ``opts`` followed by
-    ``opts(cfg)`` (e.g. :func:`dgnet_plugin.config.offline.gan_stage_opts` plus the
-    translator's ``ENGINE.NAME``), always resuming (an interrupted stage continues from its
-    newest checkpoint), without the pipeline. ``run_dir(cfg)`` is its ``OUTPUT_DIR``; the
-    stage is done when that run wrote ``model_final.pth``."""
-    from .run import launch_training
+    """A stage that trains a derived config in a run of its own (:func:`~.run.run_training`):
+    the main config with ``OUTPUT_DIR = run_dir(cfg)`` and ``merges(cfg)`` (e.g.
+    :func:`dgnet_plugin.config.offline.gan_stage_config` plus the translator's
+    ``ENGINE.NAME``), always resuming (an interrupted stage continues from its newest
+    checkpoint), without the pipeline. The stage is done when that run wrote
+    ``model_final.pth``; ``ignore``: keys of the derived config it does not read."""
+    from .run import run_training
+
+    def config(cfg):
+        return derive_config(cfg, {"OUTPUT_DIR": run_dir(cfg), **merges(cfg)})
 
     def run(ctx: StageContext) -> None:
-        extra = ["OUTPUT_DIR", run_dir(ctx.cfg), *opts(ctx.cfg)]
-        launch_training(ctx.config_file, ctx.opts + extra, resume=True, pipeline=False)
+        run_training(config(ctx.cfg), resume=True)
 
     def done(ctx: StageContext) -> bool:
         return run_finished(run_dir(ctx.cfg))
 
-    return Stage(name, run, done, description, every_process=True)
+    return Stage(
+        name,
+        run,
+        done,
+        description,
+        every_process=True,
+        config=config,
+        ignore=ignore,
+        outputs=lambda cfg: [run_dir(cfg)],
+    )
 
 
 def baseline_stage() -> Stage:
@@ -80,7 +108,7 @@ def baseline_stage() -> Stage:
         BASELINE_SUBDIR,
         "re-ID baseline on the real images only (same recipe)",
         lambda cfg: os.path.join(cfg.OUTPUT_DIR, BASELINE_SUBDIR),
-        lambda cfg: ["GENERATED.ENABLED", "False"],
+        lambda cfg: {"GENERATED.ENABLED": False},
     )
 
 
@@ -88,7 +116,14 @@ def generation_stage(run: Callable[[StageContext], None], description: str) -> S
     """The stage ``generate``: ``run(ctx)`` writes the generated set at
     :func:`generated_root` (with :func:`dgnet_plugin.data.generated.write_generated_set`,
     which resumes and writes ``COMPLETE.json`` at the end); done when it is complete."""
-    return Stage("generate", run, lambda ctx: is_complete(generated_root(ctx.cfg)), description)
+    return Stage(
+        "generate",
+        run,
+        lambda ctx: is_complete(generated_root(ctx.cfg)),
+        description,
+        outputs=lambda cfg: [generated_root(cfg)],
+        ignore=GENERATION_IGNORES,
+    )
 
 
 def domain_split_stage() -> Stage:
@@ -110,7 +145,14 @@ def domain_split_stage() -> Stage:
         s = ctx.cfg.DOMAINS.SPLIT
         return subset_done(s.SOURCE_DIR) and subset_done(s.TARGET_DIR)
 
-    return Stage("domains", run, done, "source and target domains cut out by identity range")
+    return Stage(
+        "domains",
+        run,
+        done,
+        "source and target domains cut out by identity range",
+        outputs=lambda cfg: [cfg.DOMAINS.SPLIT.SOURCE_DIR, cfg.DOMAINS.SPLIT.TARGET_DIR],
+        keys=("DOMAINS.SPLIT",),
+    )
 
 
 def target_domain_items(cfg) -> list:
@@ -190,13 +232,12 @@ def cross_domain_stages(cfg, engine: str, meta_arch: str, generator: str) -> lis
             cfg.GAN.OUTPUT_SUBDIR,
             f"{generator}: source <-> target translator",
             translator_dir,
-            lambda c: [
-                *gan_stage_opts(c, domain_sizes(c)),
-                "ENGINE.NAME",
-                engine,
-                "MODEL.META_ARCHITECTURE",
-                meta_arch,
-            ],  # fmt: skip
+            lambda c: {
+                **gan_stage_config(c, domain_sizes(c)),
+                "ENGINE.NAME": engine,
+                "MODEL.META_ARCHITECTURE": meta_arch,
+            },
+            GAN_STAGE_IGNORES,
         ),
         generation_stage(generate, "every source training image to the target style"),
         baseline_stage(),

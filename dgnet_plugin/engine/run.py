@@ -1,13 +1,15 @@
 """A training run in its ``OUTPUT_DIR``: every check before any work, then train.
 
-:func:`launch_training` is what ``tools/train_net.py`` runs (and what a method runs for a
-stage of its own, e.g. DG-Net's teacher). In order: the config is validated (core rules and
-the method's ``config_rules``), ``OUTPUT_DIR`` is checked writable and locked for the run's
-lifetime (a second run into it exits with status 2 naming the holder), stale temporary
-checkpoint files are removed, a fresh start over existing checkpoints is refused unless
-asked to overwrite, a ``--resume`` whose ``SOLVER`` values changed is refused (except the
-ones that only lengthen or shorten the run), the Market-layout data folders are scanned, and
-only then are ``config.yaml`` and ``log.txt`` written and the engine built.
+:func:`launch_training` is what ``tools/train_net.py`` runs: it reads the config once and
+hands it to :func:`run_pipeline`, the one pipeline runner (the method's stages, then its
+engine); a training stage's derived config is trained by :func:`run_training`. In order:
+the config is validated (core rules and the method's ``config_rules``), ``OUTPUT_DIR`` is
+checked writable and locked for the run's lifetime (a second run into it exits with status 2
+naming the holder), stale temporary checkpoint files are removed, a fresh start over existing
+checkpoints is refused unless asked to overwrite, a ``--resume`` whose ``SOLVER`` values
+changed is refused (except the ones that only lengthen or shorten the run), ``config.yaml``
+and ``log.txt`` are written, the stages run, the Market-layout data folders are scanned, and
+only then is the engine built.
 """
 
 from __future__ import annotations
@@ -179,44 +181,77 @@ def launch_training(
     resume: bool = False,
     overwrite: bool = False,
     stage: str | None = None,
-    pipeline: bool = True,
 ):
-    """Train the config ``config_file`` (+ ``KEY VALUE`` ``opts``) in its ``OUTPUT_DIR``:
-    :func:`open_run`'s checks and lock, :func:`default_setup`, the method's
-    ``before_training`` step and pipeline stages (:mod:`.stages`: finished ones reused,
-    interrupted ones continued), the engine (``--resume``: from the newest complete
-    checkpoint). ``stage``: run only that stage of the method's pipeline
+    """Train the config ``config_file`` (+ ``KEY VALUE`` ``opts``): what
+    ``tools/train_net.py`` runs. The config is read once; :func:`run_pipeline` does the
+    rest."""
+    cfg = load_cfg_file(config_file, list(opts or []), freeze=False)
+    return run_pipeline(cfg, resume, overwrite, stage, source=config_file, opts=opts)
+
+
+def run_pipeline(
+    cfg,
+    resume: bool = False,
+    overwrite: bool = False,
+    stage: str | None = None,
+    source: str = "",
+    opts=None,
+):
+    """The one pipeline runner. Prepare once (:func:`open_run`'s checks and lock,
+    :func:`default_setup`, the method's ``before_training`` step), then the method's
+    stages (:mod:`.stages`: derived configs, finished ones reused, interrupted ones
+    continued, changed ones rerun with every later one), then the engine of ``cfg``
+    (``--resume``: from the newest complete checkpoint). ``stage``: run only that stage
     (:data:`~.stages.MAIN_STAGE` = the engine's training alone). Returns the final
-    evaluation (empty for a stage without re-ID network, or a single earlier stage).
-    ``pipeline=False``: the engine's training alone (what a stage runs for a run of its own,
-    e.g. the real-only baseline with the main engine)."""
+    evaluation (empty for a single earlier stage)."""
     from .stages import MAIN_STAGE, StageContext, check_stage_name, run_stages
 
-    opts = list(opts or [])
-    cfg = load_cfg_file(config_file, opts, freeze=False)
     method = method_of_engine(cfg.ENGINE.NAME)
     # the pipeline belongs to the method's main engine (the first); a stage's own run (e.g.
     # the translator's engine of the same method) has no stages of its own
-    main = pipeline and method.stages is not None and cfg.ENGINE.NAME == method.engines[0]
+    main = method.stages is not None and cfg.ENGINE.NAME == method.engines[0]
     stages = method.stages(cfg) if main else []
     if stage is not None:
         check_stage_name(stages, stage)
     # one earlier stage alone does not train this run: its checkpoints are not in the way
     earlier_stage_only = stage is not None and stage != MAIN_STAGE
     with open_run(cfg, resume or earlier_stage_only, overwrite, method.config_rules):
-        default_setup(cfg, config_file, opts)
-        if not stages:
-            scan_datasets(cfg)
+        default_setup(cfg, source, opts)
         if method.before_training is not None:
             method.before_training(cfg)
-        if stages:
-            # the stages may write the data this run reads (domain folders, generated sets);
-            # each stage's own run scans its data before working
-            if stage != MAIN_STAGE:
-                run_stages(stages, StageContext(cfg, config_file, opts), only=stage)
+        if stages and stage != MAIN_STAGE:
+            ran = run_stages(stages, StageContext(cfg, source, list(opts or [])), only=stage)
             if earlier_stage_only:
                 return {}
-            scan_datasets(cfg)
-        engine = build_seeded_engine(cfg)
-        engine.resume_or_load(resume=resume)
-        return engine.train()
+            if ran and resume:
+                logger.warning(
+                    "a stage ran again before this --resume: the checkpoints of %s predate "
+                    "it (start again with --overwrite to train on its new output)",
+                    cfg.OUTPUT_DIR,
+                )
+        # after the stages: they may write the data this run reads (domain folders,
+        # generated sets); each stage's own run scans its data before working
+        scan_datasets(cfg)
+        return _train(cfg, resume)
+
+
+def run_training(cfg, resume: bool = True, overwrite: bool = False) -> dict:
+    """Train ``cfg`` (a stage's derived config, or a config of its own such as DG-Net's
+    teacher) in its ``OUTPUT_DIR``, without a pipeline: :func:`open_run`,
+    :func:`default_setup`, the dataset scan, the engine. Resumes by default (an interrupted
+    stage continues)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    method = method_of_engine(cfg.ENGINE.NAME)
+    with open_run(cfg, resume, overwrite, method.config_rules):
+        default_setup(cfg, "(derived config)")
+        if method.before_training is not None:
+            method.before_training(cfg)
+        scan_datasets(cfg)
+        return _train(cfg, resume)
+
+
+def _train(cfg, resume: bool) -> dict:
+    engine = build_seeded_engine(cfg)
+    engine.resume_or_load(resume=resume)
+    return engine.train()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from ...config.offline import gan_stage_opts
+from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data import load_train_set
 from ...data.build import parse_dataset_entry
 from ...data.datasets import parse_market_name
@@ -98,15 +98,13 @@ def camstyle_stages(cfg) -> list:
                 f"{cfg.GAN.OUTPUT_SUBDIR}_c{i}_c{j}",
                 f"CycleGAN between cameras {i} and {j}",
                 lambda c, i=i, j=j: pair_dir(c, i, j),
-                lambda c, i=i, j=j: [
-                    *gan_stage_opts(c, camera_sizes(c, i, j)),
-                    "ENGINE.NAME",
-                    "CamStyleCycleGANEngine",
-                    "MODEL.META_ARCHITECTURE",
-                    "CycleGAN",
-                    "CAMSTYLE.PAIR",
-                    f"({i}, {j})",
-                ],  # fmt: skip
+                lambda c, i=i, j=j: {
+                    **gan_stage_config(c, camera_sizes(c, i, j)),
+                    "ENGINE.NAME": "CamStyleCycleGANEngine",
+                    "MODEL.META_ARCHITECTURE": "CycleGAN",
+                    "CAMSTYLE.PAIR": (i, j),
+                },
+                GAN_STAGE_IGNORES,
             )
         )
     stages.append(generation_stage(generate, "every training image to every other camera"))

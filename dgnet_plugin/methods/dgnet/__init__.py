@@ -15,7 +15,7 @@ from .commands import GENERATION_COMMANDS
 from .config import add_dgnet_config
 from .engine import DGNetEngine
 from .meta_arch import DGNet
-from .teacher import train_missing_teacher
+from .teacher import dgnet_stages
 from .torchreid_models import register_torchreid_models, torchreid_export
 
 register_torchreid_models()
@@ -27,7 +27,7 @@ METHOD = register_method(
         add_config=add_dgnet_config,
         engines=("DGNetEngine",),
         meta_architectures=("DGNet",),
-        before_training=train_missing_teacher,
+        stages=dgnet_stages,
         generation_commands=GENERATION_COMMANDS,
         export=torchreid_export,
         config_rules=(

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import os
 
-from ...config import ConfigError
+from ...config import ConfigError, load_cfg_file
 from ...engine.loading import load_model
-from ...engine.run import launch_training
+from ...engine.run import run_training
+from ...engine.stages import Stage, derive_config
 from ...model_zoo import entry_config_path, is_remote_spec, resolve_weights
 from ...modeling.norm import convert_norm
 from ...utils import comm
 from ...utils.checkpoint import CheckpointError
-from ...utils.events import setup_logger
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -115,32 +115,43 @@ def init_appearance_encoder(ea, teacher) -> None:
     logger.info("Ea initialised from the teacher (MODEL.TEACHER.INIT_EA)")
 
 
-def train_missing_teacher(cfg) -> None:
-    """DG-Net's ``before_training`` step: when ``MODEL.TEACHER.WEIGHTS`` does not exist and
-    ``MODEL.TEACHER.CONFIG`` is set, train the teacher with that config on the same
-    ``DATASETS`` (into the folder of ``MODEL.TEACHER.WEIGHTS``), then come back to the DG-Net
-    run's log. A finished teacher is reused; an interrupted one resumes.
+def teacher_config(cfg):
+    """The teacher stage's config: ``MODEL.TEACHER.CONFIG`` read as a config of its own, with
+    this run's ``DATASETS`` (ROOT, NAMES, TESTS) and ``MODEL.DEVICE``, its ``OUTPUT_DIR`` the
+    folder of ``MODEL.TEACHER.WEIGHTS``."""
+    t = cfg.MODEL.TEACHER
+    merges = {"OUTPUT_DIR": os.path.dirname(t.WEIGHTS), "MODEL.DEVICE": cfg.MODEL.DEVICE}
+    for key in ("ROOT", "NAMES", "TESTS"):
+        merges[f"DATASETS.{key}"] = cfg.DATASETS[key]
+    return derive_config(load_cfg_file(t.CONFIG), merges)
+
+
+def dgnet_stages(cfg) -> list[Stage]:
+    """DG-Net's pipeline before its own training: the stage ``teacher`` when the run needs a
+    teacher (:func:`uses_teacher`) that ``MODEL.TEACHER.CONFIG`` describes and that is not a
+    ``zoo://`` entry or a URL (those are downloaded by :func:`load_teacher`). The stage
+    trains that config on the same ``DATASETS`` into the folder of ``MODEL.TEACHER.WEIGHTS``
+    (:func:`teacher_config`); a finished teacher is reused, an interrupted one resumes.
 
     Raises:
         ConfigError: ``MODEL.TEACHER.WEIGHTS`` does not end in ``model_final.pth``.
     """
     t = cfg.MODEL.TEACHER
-    if is_remote_spec(t.WEIGHTS):
-        return  # zoo:// or a URL: load_teacher downloads it, there is nothing to train
-    if not uses_teacher(cfg) or os.path.isfile(t.WEIGHTS):
-        if os.path.isfile(t.WEIGHTS):
-            logger.info("Reusing teacher %s", t.WEIGHTS)
-        return
-    if not t.CONFIG:
-        return  # load_teacher raises with instructions
+    if is_remote_spec(t.WEIGHTS) or not uses_teacher(cfg) or not t.CONFIG:
+        return []  # without a config, load_teacher raises with instructions
     if os.path.basename(t.WEIGHTS) != "model_final.pth":
         raise ConfigError(
             f"MODEL.TEACHER.WEIGHTS '{t.WEIGHTS}' must end in model_final.pth to be trained "
             "from MODEL.TEACHER.CONFIG (it names the teacher's OUTPUT_DIR)"
         )
-    opts = ["OUTPUT_DIR", os.path.dirname(t.WEIGHTS), "MODEL.DEVICE", cfg.MODEL.DEVICE]
-    for key in ("ROOT", "NAMES", "TESTS"):
-        opts += [f"DATASETS.{key}", str(cfg.DATASETS[key])]
-    logger.info("Teacher %s not found: training it with %s", t.WEIGHTS, t.CONFIG)
-    launch_training(t.CONFIG, opts, resume=True)
-    setup_logger(cfg.OUTPUT_DIR)
+    return [
+        Stage(
+            "teacher",
+            lambda ctx: run_training(teacher_config(ctx.cfg), resume=True),
+            lambda ctx: os.path.isfile(ctx.cfg.MODEL.TEACHER.WEIGHTS),
+            f"the teacher ({t.CONFIG}) on the same data",
+            every_process=True,
+            config=teacher_config,
+            outputs=lambda c: [os.path.dirname(c.MODEL.TEACHER.WEIGHTS)],
+        )
+    ]

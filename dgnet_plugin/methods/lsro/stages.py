@@ -9,7 +9,7 @@ import os
 
 import torch
 
-from ...config.offline import gan_stage_opts
+from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data.generated import generated_file_name, write_generated_set
 from ...engine.cyclegan import load_translator
 from ...engine.offline import (
@@ -53,19 +53,16 @@ def dcgan_iterations(num_images: int, batch: int, epochs: int) -> int:
     return int(epochs) * (int(num_images) // int(batch))
 
 
-def dcgan_opts(cfg) -> list[str]:
-    """``KEY VALUE`` options of the DCGAN stage's run: :func:`gan_stage_opts`, its engine and
-    meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB`` and, with
+def dcgan_config(cfg) -> dict:
+    """The merges of the DCGAN stage's derived config: :func:`gan_stage_config`, its engine
+    and meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB`` and, with
     ``LSRO.GAN_EPOCHS`` > 0, ``SOLVER.MAX_ITER`` from the training set's size (logged)."""
-    opts = [
-        *gan_stage_opts(cfg),
-        "ENGINE.NAME",
-        "LSRODCGANEngine",
-        "MODEL.META_ARCHITECTURE",
-        "DCGAN",
-        "INPUT.FLIP_PROB",
-        str(cfg.LSRO.GAN_FLIP_PROB),
-    ]
+    opts = {
+        **gan_stage_config(cfg),
+        "ENGINE.NAME": "LSRODCGANEngine",
+        "MODEL.META_ARCHITECTURE": "DCGAN",
+        "INPUT.FLIP_PROB": cfg.LSRO.GAN_FLIP_PROB,
+    }
     epochs = cfg.LSRO.GAN_EPOCHS
     if epochs > 0:
         from ...data import load_train_set
@@ -76,7 +73,7 @@ def dcgan_opts(cfg) -> list[str]:
             "LSRO DCGAN: %d epochs of %d training images at batch %d = %d iterations",
             epochs, n, cfg.GAN.IMS_PER_BATCH, iters,
         )  # fmt: skip
-        opts += ["SOLVER.MAX_ITER", str(iters), "GAN.DECAY_START", str(iters)]
+        opts.update({"SOLVER.MAX_ITER": iters, "GAN.DECAY_START": iters})
     return opts
 
 
@@ -126,7 +123,7 @@ def comparison_stage(mode: str) -> Stage:
         f"re-ID on real + generated images, {COMPARISON_ROWS[mode]}",
         lambda cfg: comparison_dir(cfg, mode),
         # the main run's generated set (the run's own OUTPUT_DIR differs)
-        lambda cfg: ["LOSS.LABEL.GENERATED", mode, "GENERATED.ROOT", generated_root(cfg)],
+        lambda cfg: {"LOSS.LABEL.GENERATED": mode, "GENERATED.ROOT": generated_root(cfg)},
     )
 
 
@@ -143,16 +140,12 @@ def lsro_baseline_stage(cfg) -> Stage:
         BASELINE_SUBDIR,
         f"re-ID baseline on the real images only ({b.BASELINE_BATCH} per step)",
         lambda c: os.path.join(c.OUTPUT_DIR, BASELINE_SUBDIR),
-        lambda c: [
-            "GENERATED.ENABLED",
-            "False",
-            "DATALOADER.IMS_PER_BATCH",
-            str(c.LSRO.BASELINE_BATCH),
-            "SOLVER.MAX_ITER",
-            str(c.LSRO.BASELINE_MAX_ITER or c.SOLVER.MAX_ITER),
-            "SOLVER.STEPS",
-            str(tuple(c.LSRO.BASELINE_STEPS or c.SOLVER.STEPS)),
-        ],  # fmt: skip
+        lambda c: {
+            "GENERATED.ENABLED": False,
+            "DATALOADER.IMS_PER_BATCH": c.LSRO.BASELINE_BATCH,
+            "SOLVER.MAX_ITER": c.LSRO.BASELINE_MAX_ITER or c.SOLVER.MAX_ITER,
+            "SOLVER.STEPS": tuple(c.LSRO.BASELINE_STEPS or c.SOLVER.STEPS),
+        },
     )
 
 
@@ -164,7 +157,8 @@ def lsro_stages(cfg) -> list[Stage]:
             "dcgan",
             "DCGAN on the training images (no labels)",
             dcgan_dir,
-            dcgan_opts,
+            dcgan_config,
+            GAN_STAGE_IGNORES,
         ),
         generation_stage(generate, f"{cfg.LSRO.NUM_GENERATED} DCGAN images"),
     ]

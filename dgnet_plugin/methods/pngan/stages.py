@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from ...config.offline import gan_stage_opts
+from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data.datasets import parse_market_name, read_image
 from ...data.generated import generated_file_name, write_generated_set
 from ...data.transforms import build_transforms
@@ -151,26 +151,22 @@ def generator_schedule(cfg) -> dict | None:
     return s
 
 
-def pose_gan_opts(cfg) -> list[str]:
-    """``KEY VALUE`` options of the generator stage's run: :func:`gan_stage_opts`, its engine
+def pose_gan_config(cfg) -> dict:
+    """The merges of the generator stage's derived config: :func:`gan_stage_config`, its engine
     and meta-architecture and, with ``PNGAN.EPOCHS`` > 0, the length of
     :func:`generator_schedule` (``SOLVER.MAX_ITER``, ``GAN.DECAY_START``,
     ``PNGAN.ITERS_PER_EPOCH``: the engine then decays the rate once per epoch, as the
     released ``LambdaLR``)."""
-    opts = [
-        *gan_stage_opts(cfg),
-        "ENGINE.NAME",
-        "PNGANGeneratorEngine",
-        "MODEL.META_ARCHITECTURE",
-        "PoseGAN",
-    ]
+    opts = {
+        **gan_stage_config(cfg),
+        "ENGINE.NAME": "PNGANGeneratorEngine",
+        "MODEL.META_ARCHITECTURE": "PoseGAN",
+    }
     s = generator_schedule(cfg)
     if s is not None:
-        opts += [
-            "SOLVER.MAX_ITER", str(s["max_iter"]),
-            "GAN.DECAY_START", str(s["decay_start"]),
-            "PNGAN.ITERS_PER_EPOCH", str(s["iters_per_epoch"]),
-        ]  # fmt: skip
+        opts["SOLVER.MAX_ITER"] = s["max_iter"]
+        opts["GAN.DECAY_START"] = s["decay_start"]
+        opts["PNGAN.ITERS_PER_EPOCH"] = s["iters_per_epoch"]
     return opts
 
 
@@ -182,12 +178,15 @@ def pngan_stages(cfg) -> list[Stage]:
             compute_poses,
             lambda ctx: os.path.isfile(poses_path(ctx.cfg)),
             f"{cfg.POSE.NUM_CANONICAL} canonical poses by k-means over the training keypoints",
+            outputs=lambda c: [poses_path(c)],
+            keys=("POSE", "DATASETS.ROOT", "DATASETS.NAMES"),
         ),
         training_stage(
             "pose_gan",
             "pose-conditioned generator on same-identity pairs",
             pose_gan_dir,
-            pose_gan_opts,
+            pose_gan_config,
+            GAN_STAGE_IGNORES,
         ),
         generation_stage(generate, "training images in the canonical poses"),
         baseline_stage(),
