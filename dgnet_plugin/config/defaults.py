@@ -3,9 +3,9 @@
 Method-specific keys live in the method's package (``dgnet_plugin/methods/<name>/config.py``,
 ``add_<name>_config(cfg)``, fastreid ``projects/`` style) and are added when a config of that
 method is loaded (:func:`dgnet_plugin.config.load_cfg_file` looks the method up from
-``ENGINE.NAME``). The values that GAN methods share (the Adam nodes ``SOLVER.GEN`` /
-``SOLVER.DIS``) default to DG-Net's official recipe; a method changes them in its
-``add_<name>_config``.
+``ENGINE.NAME``). The nodes that several GAN methods share (the Adam nodes ``SOLVER.GEN`` /
+``SOLVER.DIS``) default to DCGAN's Adam (Radford et al. 2016, also CycleGAN's); a method
+sets its own values in its ``add_<name>_config``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _C.MODEL.META_ARCHITECTURE = ""  # META_ARCH registry (e.g. DGNet, IDEBaseline)
 _C.MODEL.DEVICE = "auto"  # auto = cuda when available, else cpu
 _C.MODEL.WEIGHTS = ""  # checkpoint loaded before training / for --eval-only
 _C.MODEL.CHANNELS_LAST = True  # CUDA only: networks and image batches in channels_last
-_C.MODEL.COMPILE = False  # CUDA only: torch.compile the forward of Es, G and D
+_C.MODEL.COMPILE = False  # CUDA only: torch.compile the networks the method names
 # Batch norm of the re-ID networks (Ea, the IDE teacher), fastreid's names: BN (per-process
 # batch statistics) | syncBN (SyncBatchNorm over all processes; CUDA only, plain BN in one
 # process) | FrozenBN (running statistics, never updated; affine weights still learn)
@@ -147,15 +147,17 @@ _C.SOLVER.STEPS = (60000, 90000, 105000)  # per-iteration MultiStepLR milestones
 _C.SOLVER.GAMMA = 0.1  # LR decay of the generator / discriminator optimisers
 _C.SOLVER.REID_GAMMA = 0.1  # LR decay of the re-ID network's optimiser
 
-_C.SOLVER.GEN = CN()  # Adam of a GAN method's generator (DG-Net: Es + decoder + MLPs)
-_C.SOLVER.GEN.LR = 1e-4
-_C.SOLVER.GEN.BETAS = (0.0, 0.999)
-_C.SOLVER.GEN.WEIGHT_DECAY = 5e-4
+# Adam of a GAN method's generator(s) and discriminator(s); defaults: DCGAN's (Radford et al.
+# 2016, section 4), which CycleGAN keeps; every method sets its own in add_<name>_config
+_C.SOLVER.GEN = CN()
+_C.SOLVER.GEN.LR = 2e-4
+_C.SOLVER.GEN.BETAS = (0.5, 0.999)
+_C.SOLVER.GEN.WEIGHT_DECAY = 0.0
 
-_C.SOLVER.DIS = CN()  # Adam of a GAN method's discriminator
-_C.SOLVER.DIS.LR = 1e-4
-_C.SOLVER.DIS.BETAS = tuple([0.0, 0.999])  # a tuple of its own (no YAML anchor in dumps)
-_C.SOLVER.DIS.WEIGHT_DECAY = 5e-4
+_C.SOLVER.DIS = CN()
+_C.SOLVER.DIS.LR = 2e-4
+_C.SOLVER.DIS.BETAS = tuple([0.5, 0.999])  # a tuple of its own (no YAML anchor in dumps)
+_C.SOLVER.DIS.WEIGHT_DECAY = 0.0
 
 _C.SOLVER.REID = CN()  # optimiser of the re-ID network (DG-Net's Ea, the IDE baseline)
 _C.SOLVER.REID.OPTIM = (
