@@ -47,7 +47,7 @@ def adversarial_losses(mode: str):
 class CycleGANTrainer(IterationTrainer):
     """One CycleGAN iteration per step, on one batch of each domain (images in ``[-1, 1]``:
     the stage's ``INPUT.PIXEL_MEAN`` / ``STD`` are 0.5, see
-    :func:`dgnet_plugin.config.offline.gan_stage_opts`):
+    :func:`dgnet_plugin.config.offline.gan_stage_config`):
 
     1. translate: ``fake_b = G(a)``, ``rec_a = F(fake_b)``, ``fake_a = F(b)``, ``rec_b =
        G(fake_a)``;
@@ -72,12 +72,6 @@ class CycleGANTrainer(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m = self.model
-        for name, nets in (("gen", m.generators()), ("dis", m.discriminators())):
-            solver = cfg.SOLVER.GEN if name == "gen" else cfg.SOLVER.DIS
-            opt = build_adam(nets, solver, self.device)
-            sched = build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
-            self.register_optimizer(name, opt, sched)
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         g = torch.Generator().manual_seed(cfg.SEED)
         self.pool_a, self.pool_b = ImagePool(cfg.GAN.POOL_SIZE, g), ImagePool(cfg.GAN.POOL_SIZE, g)
@@ -91,7 +85,25 @@ class CycleGANTrainer(IterationTrainer):
                 )
         logger.info("CycleGAN domains: A %d images, B %d images", len(self.items_a),
                     len(self.items_b))  # fmt: skip
-        self._streams = None
+
+    def build_optimizers(self, cfg) -> dict:
+        """``gen`` (both generators) and ``dis`` (both discriminators): Adam, constant then
+        linearly decayed from ``GAN.DECAY_START``."""
+        m, out = self.model, {}
+        for name, nets in (("gen", m.generators()), ("dis", m.discriminators())):
+            solver = cfg.SOLVER.GEN if name == "gen" else cfg.SOLVER.DIS
+            opt = build_adam(nets, solver, self.device)
+            sched = build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
+            out[name] = (opt, sched)
+        return out
+
+    def build_train_loader(self, start: int):
+        """``(batch_a, batch_b)`` pairs: one stream per domain (:meth:`domain_stream`)."""
+        return zip(
+            self.domain_stream(self.items_a, 101, start),
+            self.domain_stream(self.items_b, 202, start),
+            strict=False,
+        )
 
     # ------------------------------------------------------------------ for methods
     def domain_items(self) -> tuple[list, list]:
@@ -120,14 +132,6 @@ class CycleGANTrainer(IterationTrainer):
         return {}
 
     # ------------------------------------------------------------------ the step
-    def _next(self, iteration: int):
-        if self._streams is None:
-            self._streams = (
-                self.domain_stream(self.items_a, 101, iteration),
-                self.domain_stream(self.items_b, 202, iteration),
-            )
-        return tuple(self.to_device(next(s)) for s in self._streams)
-
     def translate(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
         fake_b, fake_a = m.gen_ab(a), m.gen_ba(b)
@@ -140,9 +144,9 @@ class CycleGANTrainer(IterationTrainer):
             "rec_b": m.gen_ab(fake_a),
         }
 
-    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+    def train_step(self, batches, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
-        batch_a, batch_b = self._next(iteration)
+        batch_a, batch_b = batches
         a, b = batch_a["img"], batch_b["img"]
         # generators, with the discriminators (and the method's other networks) frozen
         frozen = self.frozen_in_generator_step()

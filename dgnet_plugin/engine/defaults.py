@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from ..config import ConfigError
-from ..data import build_test_sets, load_train_set
+from ..data import build_test_sets, build_train_loader, load_train_set
 from ..data.samplers import per_process_batch
 from ..evaluation import evaluate_reid_model, format_results_table
 from ..modeling import build_model
@@ -127,8 +127,8 @@ class IterationTrainer(TrainerBase):
         per_process_batch(
             cfg.DATALOADER.IMS_PER_BATCH, comm.get_world_size(), "DATALOADER.IMS_PER_BATCH"
         )
-        self.test_sets = build_test_sets(cfg) if self.has_reid and cfg.DATASETS.TESTS else {}
-        model = build_model(cfg, self.num_classes)
+        self.test_sets = self.build_test_loader(cfg) if self.has_reid and cfg.DATASETS.TESTS else {}
+        model = self.build_model(cfg)
         if self.has_reid:
             convert_norm(model.reid, cfg.MODEL.NORM, self.device, comm.get_world_size())
         self.model = self.speed.prepare(model.to(self.device))
@@ -144,6 +144,9 @@ class IterationTrainer(TrainerBase):
         self.results: dict = {}
         self._checkpointer: Checkpointer | None = None
         self._resume_rng: dict | None = None
+        self.data = None  # the training batches: build_train_loader, at the start of train()
+        for name, (opt, sched) in self.build_optimizers(cfg).items():
+            self.register_optimizer(name, opt, sched)
 
     @classmethod
     def check_meta_architecture(cls, cfg) -> bool:
@@ -169,9 +172,55 @@ class IterationTrainer(TrainerBase):
             )
         return "reid" in provides
 
+    # ------------------------------------------------------------------ seams (fastreid's)
+    def build_model(self, cfg) -> nn.Module:
+        """The meta-architecture of ``MODEL.META_ARCHITECTURE`` for ``num_classes``
+        identities (moved to the device by the caller)."""
+        return build_model(cfg, self.num_classes)
+
+    def build_test_loader(self, cfg) -> dict:
+        """``{dataset: {query, gallery loaders[, protocol]}}`` of ``DATASETS.TESTS``."""
+        return build_test_sets(cfg)
+
+    def build_optimizers(self, cfg) -> dict:
+        """``{phase: (optimizer, per-iteration scheduler or None)}`` of the engine's update
+        phases, registered with :meth:`register_optimizer` once the model is built
+        (default: none; an engine overrides it)."""
+        return {}
+
+    def build_train_loader(self, start: int):
+        """An endless iterator of training batches from iteration ``start`` on (the batches
+        of iterations ``0 .. start - 1`` are skipped, so ``--resume`` continues the same
+        sequence). Built once, when :meth:`train` starts (after :meth:`resume_or_load` has
+        set the iteration). Default: one stream of ``DATALOADER.IMS_PER_BATCH`` images of
+        the training set (:func:`~dgnet_plugin.data.build_train_loader`)."""
+        return build_train_loader(self.cfg, self.train_items, start=start)
+
+    def build_evaluator(self):
+        """``f(model) -> {dataset: metrics}``: the leaderboard evaluation of a re-ID network
+        on the test sets (with the method's :meth:`query_transform`)."""
+
+        def evaluate(model) -> dict:
+            return evaluate_reid_model(
+                model,
+                self.test_sets,
+                self.device,
+                self.cfg.TEST,
+                self.output_dir,
+                self.query_transform(self.cfg, model),
+            )
+
+        return evaluate
+
     # ------------------------------------------------------------------ for engines
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
-        """One iteration of the method; returns the (detached) losses to log."""
+        """One iteration: the next batch of :meth:`build_train_loader`'s iterator, on the
+        device, through :meth:`train_step`."""
+        return self.train_step(self.to_device(next(self.data)), iteration)
+
+    def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration of the method's algorithm (every update phase) on ``batch`` (on
+        the device); returns the (detached) losses to log."""
         raise NotImplementedError
 
     def visualize(self, iteration: int) -> None:
@@ -234,15 +283,18 @@ class IterationTrainer(TrainerBase):
         """Autocast in ``SOLVER.AMP``'s dtype on CUDA (bf16 / fp16); a no-op on CPU."""
         return self.amp.autocast()
 
-    def to_device(self, batch: dict) -> dict:
+    def to_device(self, batch):
         """Tensors to the device without blocking (pinned batches), images channels_last
-        when ``MODEL.CHANNELS_LAST`` is on."""
-        return {
-            k: v.to(self.device, non_blocking=True, memory_format=self.speed.memory_format(v))
-            if torch.is_tensor(v)
-            else v
-            for k, v in batch.items()
-        }
+        when ``MODEL.CHANNELS_LAST`` is on; dicts, tuples and lists of them recursively."""
+        if torch.is_tensor(batch):
+            return batch.to(
+                self.device, non_blocking=True, memory_format=self.speed.memory_format(batch)
+            )
+        if isinstance(batch, dict):
+            return {k: self.to_device(v) for k, v in batch.items()}
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self.to_device(v) for v in batch)
+        return batch
 
     # ------------------------------------------------------------------ hooks
     def build_hooks(self) -> list:
@@ -369,6 +421,8 @@ class IterationTrainer(TrainerBase):
         if self._resume_rng is not None:
             self._restore_rng(self._resume_rng)
             self._resume_rng = None
+        if self.data is None and self.iter < self.cfg.SOLVER.MAX_ITER:
+            self.data = self.build_train_loader(self.iter)
         self.model.train()
         logger.info(
             "Training %s from iteration %d to %d on %d process(es), %d image(s) each per step",
@@ -395,14 +449,10 @@ class IterationTrainer(TrainerBase):
         return None
 
     def evaluate_model(self, model) -> dict:
-        return evaluate_reid_model(
-            model,
-            self.test_sets,
-            self.device,
-            self.cfg.TEST,
-            self.output_dir,
-            self.query_transform(self.cfg, model),
-        )
+        """:meth:`build_evaluator`'s evaluation of ``model`` (built once)."""
+        if getattr(self, "_evaluator", None) is None:
+            self._evaluator = self.build_evaluator()
+        return self._evaluator(model)
 
     def row_name(self) -> str:
         """The evaluated model's name in the results table (default: the re-ID network's

@@ -24,20 +24,19 @@ class AGWEngine(IterationTrainer):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
+
+    def build_optimizers(self, cfg) -> dict:
         opt = build_reid_optimizer(cfg, self.model, ["head"], self.device)
         s = cfg.SOLVER
         sched = build_warmup_scheduler(
             opt, s.WARMUP_ITERS, s.STEPS, s.REID_GAMMA, stages=s.WARMUP_STAGES
         )
-        self.register_optimizer("model", opt, sched)
-        self._stream = None
+        return {"model": (opt, sched)}
 
-    def run_step(self, iteration: int) -> dict:
-        if self._stream is None:
-            self._stream = build_cross_modality_loader(
-                self.cfg, self.items, self.modalities, iteration
-            )
-        b = self.to_device(next(self._stream))
+    def build_train_loader(self, start: int):
+        return build_cross_modality_loader(self.cfg, self.items, self.modalities, start)
+
+    def train_step(self, b, iteration: int) -> dict:
         with self.autocast():
             out = self.model.forward_pair(b["img_v"], b["img_i"])
         pids = torch.cat([b["pid_v"], b["pid_i"]])

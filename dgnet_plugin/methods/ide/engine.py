@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ...data import build_train_loader
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_iter_scheduler, build_reid_optimizer
 from ...losses import id_loss
@@ -25,20 +24,17 @@ class IDEEngine(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        opt = build_reid_optimizer(cfg, self.model, ["classifier"], self.device)
-        sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
-        self.register_optimizer("model", opt, sched)
-        self._stream = None
         self._train_net = self.model
+
+    def build_optimizers(self, cfg) -> dict:
+        opt = build_reid_optimizer(cfg, self.model, ["classifier"], self.device)
+        return {"model": (opt, build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA))}
 
     def prepare_distributed(self) -> None:
         if self._train_net is self.model:
             self._train_net = self.ddp(self.model, broadcast_buffers=True)
 
-    def run_step(self, iteration: int):
-        if self._stream is None:
-            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
-        batch = self.to_device(next(self._stream))
+    def train_step(self, batch, iteration: int):
         with self.autocast():
             logits = self._train_net(batch["img"])
         loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)

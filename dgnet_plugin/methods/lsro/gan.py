@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...data import build_train_loader
 from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
 from ...engine.optim import build_adam
 from ...losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
@@ -53,16 +52,14 @@ class LSRODCGANEngine(IterationTrainer):
     AMP_PHASES = ("dis", "gen")
     SOLVER_KEYS = GAN_SOLVER_KEYS
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.register_optimizer("gen", build_adam(self.model.gen, cfg.SOLVER.GEN, self.device))
-        self.register_optimizer("dis", build_adam(self.model.dis, cfg.SOLVER.DIS, self.device))
-        self._stream = None
+    def build_optimizers(self, cfg) -> dict:
+        return {
+            "gen": (build_adam(self.model.gen, cfg.SOLVER.GEN, self.device), None),
+            "dis": (build_adam(self.model.dis, cfg.SOLVER.DIS, self.device), None),
+        }
 
-    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
-        if self._stream is None:
-            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
-        real = self.to_device(next(self._stream))["img"]  # the identities are not used
+    def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        real = batch["img"]  # the identities are not used
         m, opt = self.model, self.optimizers
         z = m.gen.sample_noise(real.shape[0], device=self.device)
         with self.autocast():

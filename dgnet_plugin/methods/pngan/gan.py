@@ -159,10 +159,6 @@ class PNGANGeneratorEngine(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m = self.model
-        for name, net, solver in (("gen", m.gen, cfg.SOLVER.GEN), ("dis", m.dis, cfg.SOLVER.DIS)):
-            opt = build_adam(net, solver, self.device)
-            self.register_optimizer(name, opt, self.build_scheduler(opt))
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         self.pairs = PosePairDataset(
             self.train_items,
@@ -173,8 +169,17 @@ class PNGANGeneratorEngine(IterationTrainer):
             source_pose=max(cfg.PNGAN.SELF_PAIRS, cfg.PNGAN.SELF_PAIRS_FINAL) > 0,
             masks=mask_provider_from_cfg(cfg) if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
         )
-        self._stream = None
         self._scores = None
+
+    def build_optimizers(self, cfg) -> dict:
+        m, out = self.model, {}
+        for name, net, solver in (("gen", m.gen, cfg.SOLVER.GEN), ("dis", m.dis, cfg.SOLVER.DIS)):
+            opt = build_adam(net, solver, self.device)
+            out[name] = (opt, self.build_scheduler(opt))
+        return out
+
+    def build_train_loader(self, start: int):
+        return self.pair_stream(start)
 
     def build_scheduler(self, opt):
         """The released per-epoch decay with ``PNGAN.ITERS_PER_EPOCH`` > 0, else the linear
@@ -185,11 +190,8 @@ class PNGANGeneratorEngine(IterationTrainer):
             return torch.optim.lr_scheduler.LambdaLR(opt, decay)
         return build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
 
-    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+    def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
         cfg, m, opt = self.cfg, self.model, self.optimizers
-        if self._stream is None:
-            self._stream = self.pair_stream(iteration)
-        batch = self.to_device(next(self._stream))
         p = cfg.PNGAN
         fraction = self_pair_fraction(
             p.SELF_PAIRS, p.SELF_PAIRS_FINAL, iteration, cfg.SOLVER.MAX_ITER

@@ -32,13 +32,14 @@ class SPGANTranslatorEngine(CycleGANTrainer):
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("gen", "dis", "metric")
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def build_optimizers(self, cfg) -> dict:
+        """The translators' two phases, then ``metric``: SiaNet's own constant Adam."""
         s = cfg.SPGAN
         solver = type(cfg.SOLVER.GEN)(
             {"LR": s.SIAMESE_LR, "BETAS": s.SIAMESE_BETAS, "WEIGHT_DECAY": 0.0}
         )
-        self.register_optimizer("metric", build_adam(self.model.siamese, solver, self.device))
+        metric = build_adam(self.model.siamese, solver, self.device)
+        return {**super().build_optimizers(cfg), "metric": (metric, None)}
 
     def domain_items(self):
         return list(self.train_items), target_domain_items(self.cfg)
