@@ -55,7 +55,8 @@ def dcgan_iterations(num_images: int, batch: int, epochs: int) -> int:
 
 def dcgan_opts(cfg) -> list[str]:
     """``KEY VALUE`` options of the DCGAN stage's run: :func:`gan_stage_opts`, its engine and
-    meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB`` and, with
+    meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB``,
+    ``DATALOADER.SHUFFLE`` = ``LSRO.GAN_SHUFFLE`` and, with
     ``LSRO.GAN_EPOCHS`` > 0, ``SOLVER.MAX_ITER`` from the training set's size (logged)."""
     opts = [
         *gan_stage_opts(cfg),
@@ -65,6 +66,8 @@ def dcgan_opts(cfg) -> list[str]:
         "DCGAN",
         "INPUT.FLIP_PROB",
         str(cfg.LSRO.GAN_FLIP_PROB),
+        "DATALOADER.SHUFFLE",
+        str(bool(cfg.LSRO.GAN_SHUFFLE)),
     ]
     epochs = cfg.LSRO.GAN_EPOCHS
     if epochs > 0:
