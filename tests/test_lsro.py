@@ -118,7 +118,7 @@ TINY = [
     "LSRO.NUM_GENERATED", "12", "LSRO.COMPARE", "('baseline', 'argmax')",
     "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.CHECKPOINT_PERIOD", "0",
     "DATALOADER.IMS_PER_BATCH", "8", "GENERATED.PER_BATCH", "4", "GENERATED.BATCH_SIZE", "5",
-    "VIS.NUM_IMAGES", "2",
+    "VIS.NUM_IMAGES", "2", "GENERATED.MIXING", "pool",
 ]  # fmt: skip
 
 
@@ -148,7 +148,7 @@ def test_lsro_all_stages_on_real_crops(tmp_path):
     assert (out / "baseline" / "model_final.pth").is_file()
     assert "generated labels: argmax" in (out / "reid_argmax" / "log.txt").read_text()
     log = (out / "log.txt").read_text()
-    assert " real + 12 generated images" in log
+    assert " real + 12 generated images (8 per step from one shuffled pool" in log
     table = log[log.rindex("Evaluation at iteration 2") :]
     for row in (
         "+ generated, LSRO (uniform label)",

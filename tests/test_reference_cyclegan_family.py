@@ -538,6 +538,25 @@ def test_translator_resize_and_crop_and_camstyle_rect_crop():
     assert RandomSizedRectCrop((256, 128))(Image.new("RGB", (256, 256))).size == (128, 256)
 
 
+def test_spgan_reid_resizes_bilinear_in_training_and_bicubic_at_test():
+    """Learning-via-Translation IDE: Caffe's ImageData layer resizes the training images with
+    OpenCV's cv::resize (bilinear, new_height / new_width 224); duke_evaluation/utils/
+    prepare_img.m resizes the test images with MATLAB's imresize (bicubic)."""
+    from torchvision.transforms import InterpolationMode
+
+    from dgnet_plugin.data.transforms import build_transforms
+
+    cfg = cfg_of("spgan_r50.yml")
+    train = [t for t in build_transforms(cfg, True).transforms if type(t).__name__ == "Resize"]
+    test = [t for t in build_transforms(cfg, False).transforms if type(t).__name__ == "Resize"]
+    assert [t.interpolation for t in train] == [InterpolationMode.BILINEAR]
+    assert [t.interpolation for t in test] == [InterpolationMode.BICUBIC]
+    for other in ("camstyle_r50.yml", "ptgan_r50.yml"):  # the others keep bicubic
+        tf = build_transforms(cfg_of(other), True).transforms
+        assert all(t.interpolation == InterpolationMode.BICUBIC
+                   for t in tf if type(t).__name__ == "Resize")  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- SPGAN re-ID
 def test_spgan_reid_stage_freezes_conv1_res2_and_bn_and_uses_caffe_multipliers():
     """models/duke/ResNet_50_domain/ResNet_50_train.prototxt: conv1 and res2 at lr_mult 0,
@@ -589,6 +608,7 @@ RECIPES = {
         ("TEST.RERANK", False, f"{CS} --rerank off"),
         ("DATALOADER.IMS_PER_BATCH", 128, f"{CS} --batch-size"),
         ("GENERATED.PER_BATCH", 46, f"{CS} README --camstyle 46"),
+        ("GENERATED.MIXING", "fixed", f"{CS} reid/trainers.py: 128 real + 46 fake per step"),
         ("GENERATED.SEPARATE_FORWARD", True, f"{CS} reid/trainers.py _forward"),
         ("LOSS.LABEL.REAL", "hard", f"{CS} trainers.py CrossEntropyLoss"),
         ("LOSS.LABEL.GENERATED", "lsr", f"{CS} trainers.py _lsr_loss"),
@@ -688,6 +708,7 @@ RECIPES = {
         ("SOLVER.STEPS", (20000,), f"{IDE} stepsize"),
         ("DATALOADER.IMS_PER_BATCH", 16, f"{IDE} batch_size"),
         ("INPUT.SIZE_TRAIN", (224, 224), f"{IDE} new_height/new_width"),
+        ("INPUT.INTERPOLATION_TRAIN", "bilinear", f"{IDE} Caffe ImageData cv::resize"),
         ("INPUT.SIZE_TEST", (224, 224), f"{IDE} prepare_img.m"),
         ("INPUT.PADDING", 0, f"{IDE} crop 224 of 224"),
         ("INPUT.FLIP_PROB", 0.5, f"{IDE} mirror true"),

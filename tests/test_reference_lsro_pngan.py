@@ -450,6 +450,164 @@ def test_lsro_dcgan_length_is_25_epochs_of_the_training_images():
         dcgan_iterations(10, 64, 25)
 
 
+def released_dcgan_epoch(num_files: int, batch: int) -> list[list[int]]:
+    """layumi/DCGAN-tensorflow model.py train: every epoch ``self.data = glob(...)`` (the same
+    list), ``batch_idxs = min(len(data), train_size) // batch_size`` and ``batch_files =
+    self.data[idx * batch_size:(idx + 1) * batch_size]``: never shuffled."""
+    files = list(range(num_files))
+    return [files[i * batch : (i + 1) * batch] for i in range(num_files // batch)]
+
+
+def test_lsro_dcgan_reads_the_training_list_in_order_every_epoch():
+    from torch.utils.data import Dataset
+
+    from dgnet_plugin.data import build_train_loader
+    from dgnet_plugin.data.samplers import GlobalBatchSampler
+    from dgnet_plugin.methods.lsro.stages import dcgan_config
+
+    released = released_dcgan_epoch(22, 4)
+    one = GlobalBatchSampler(22, 4, seed=5, shuffle=False)
+    got = list(itertools.islice(iter(one), 3 * len(released)))
+    assert got == released * 3  # the file order, every epoch, last partial batch dropped
+    halves = [GlobalBatchSampler(22, 4, r, 2, seed=5, shuffle=False) for r in (0, 1)]
+    for k, (a, b) in enumerate(zip(*map(iter, halves))):
+        assert a + b == released[k % len(released)]
+        if k == 10:
+            break
+    assert got[:5] != list(itertools.islice(iter(GlobalBatchSampler(22, 4, seed=5)), 5))
+
+    # the recipe's DCGAN stage runs with DATALOADER.SHUFFLE False, and the loader obeys it
+    cfg = load_cfg_file(str(REPO / "configs" / "lsro_r50.yml"), freeze=False)
+    cfg.LSRO.GAN_EPOCHS = 0
+    merges = dcgan_config(cfg)
+    assert merges["DATALOADER.SHUFFLE"] is False and merges["INPUT.CROP_SCALE"] == ()
+    cfg.merge_from_list(["DATALOADER.SHUFFLE", "False", "DATALOADER.IMS_PER_BATCH", "4",
+                         "DATALOADER.NUM_WORKERS", "0"])  # fmt: skip
+
+    class Index(Dataset):
+        def __len__(self):
+            return 22
+
+        def __getitem__(self, i):
+            return i
+
+    stream = build_train_loader(cfg, [None] * 22, dataset=Index())
+    assert [next(stream).tolist() for _ in range(2 * len(released))] == released * 2
+
+
+def released_pool_epoch(perm: list[int], batch: int) -> list[list[int]]:
+    """layumi/Person-reID_GAN examples/cnn_train_dag.m: ``params.train =
+    opts.train(randperm(numel(opts.train)))`` (line 84), then ``for t = 1:batchSize:numel(subset)``
+    with ``batchSize = min(params.batchSize, numel(subset) - t + 1)`` (lines 193-196): every
+    image of the one real + generated pool once per epoch, the last batch holding the rest."""
+    return [perm[t : t + min(batch, len(perm) - t)] for t in range(0, len(perm), batch)]
+
+
+def test_lsro_pooled_batches_are_the_released_shuffled_pool():
+    from dgnet_plugin.data.samplers import PooledBatchSampler
+
+    n, b, seed = 19, 4, 3
+    gen = torch.Generator().manual_seed(seed)
+    perms = [torch.randperm(n, generator=gen).tolist() for _ in range(3)]
+    released = [x for perm in perms for x in released_pool_epoch(perm, b)]
+    got = list(itertools.islice(iter(PooledBatchSampler(n, b, seed=seed)), len(released)))
+    assert got == released and len(released) == 3 * math.ceil(n / b)
+    for e in range(3):  # every image of the pool once per epoch
+        assert sorted(sum(got[e * 5 : (e + 1) * 5], [])) == list(range(n))
+    resumed = list(itertools.islice(iter(PooledBatchSampler(n, b, seed=seed, start=7)), 3))
+    assert resumed == got[7:10]
+    # two processes: contiguous halves of each full batch; the 3 left cannot split evenly
+    halves = [PooledBatchSampler(n, b, r, 2, seed) for r in (0, 1)]
+    assert len(halves[0]) == 4
+    pairs = list(itertools.islice(zip(*map(iter, halves)), 8))
+    full = [x for x in released[:10] if len(x) == b]
+    assert [a + c for a, c in pairs] == full[:8]
+
+    # Market: 12,936 real + 6,000 generated, batches of 64: 296 per epoch, 31.7 % generated
+    # on average, the count varying from batch to batch (a fixed split would not)
+    real, fake = 12936, 6000
+    s = PooledBatchSampler(real + fake, 64, seed=0)
+    assert len(s) == 296 == math.ceil((real + fake) / 64)
+    batches = list(itertools.islice(iter(s), 2 * 296))
+    assert [len(x) for x in batches[:296]] == [64] * 295 + [(real + fake) % 64]
+    counts = torch.tensor([sum(i >= real for i in x) for x in batches if len(x) == 64]).float()
+    assert counts.mean().item() == pytest.approx(64 * fake / (real + fake), abs=0.3)
+    assert counts.std().item() > 2
+    assert sum(sum(i >= real for i in x) for x in batches[:296]) == fake
+
+
+def test_lsro_pooled_loader_keeps_each_samples_label_rule(tiny_market):
+    """The pooled loader's batches mix real and generated images, each flagged, so that the
+    loss gives each sample its own rule (real: cross-entropy, generated: uniform) and divides
+    by the batch (checked against vl_nnloss.m in test_lsro_loss_against_vl_nnloss_labelsmooth)."""
+    from dgnet_plugin.data import load_train_set
+    from dgnet_plugin.data.generated import build_mixed_train_loader
+
+    cfg = load_cfg_file(
+        str(REPO / "configs" / "lsro_cuhk03_cpu_demo.yml"),
+        ["DATASETS.ROOT", str(tiny_market), "DATASETS.NAMES", "('market_layout',)",
+         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.IMS_PER_BATCH", "8",
+         "INPUT.SIZE_TRAIN", "(32, 16)", "GENERATED.MIXING", "pool"],
+    )  # fmt: skip
+    real, _ = load_train_set(cfg)
+    real = real[:20]
+    fake = [(p, -1, c, 0) for p, _, c, _ in real[:6]]  # any images, flagged as generated
+    stream = build_mixed_train_loader(cfg, real, fake, 0, pooled=True)
+    batches = [next(stream) for _ in range(math.ceil(26 / 8))]
+    assert [len(x["pid"]) for x in batches] == [8, 8, 8, 2]
+    flags = torch.cat([x["generated"] for x in batches])
+    pids = torch.cat([x["pid"] for x in batches])
+    assert int(flags.sum()) == 6 and bool((pids[flags] == -1).all())
+    assert bool((pids[~flags] >= 0).all())
+
+
+def released_crop_box(w0, h0, out_w, out_h, size_range, aniso_range, u):
+    """layumi/Person-reID_GAN matlab/src/vl_imreadjpeg.cu (Batch::prefetch, the crop of each
+    item): anisotropy, crop shape from the output's, ``scale = min(W / cw, H / ch)``, ``size =
+    sqrt(z (b - a) + a)`` with ``a = max^2``, ``b = min^2``, C ``round`` clipped to the image,
+    ``dx = rand() % (dx + 1)`` (here a uniform ``u`` times ``dx + 1``)."""
+    if aniso_range[0] == 0 or aniso_range[1] == 0:
+        r = (w0 / h0) / (out_w / out_h)
+    else:
+        a, b = math.log(aniso_range[1]), math.log(aniso_range[0])
+        r = math.exp(u[0] * (b - a) + a)
+    cw, ch = out_w * math.sqrt(r), out_h / math.sqrt(r)
+    scale = min(w0 / cw, h0 / ch)
+    a, b = size_range[1] ** 2, size_range[0] ** 2
+    size = math.sqrt(u[1] * (b - a) + a)
+    cw, ch = cw * scale * size, ch * scale * size
+    cwi = int(min(math.floor(cw + 0.5), w0))
+    chi = int(min(math.floor(ch + 0.5), h0))
+    return int(u[2] * (w0 - cwi + 1)), int(u[3] * (h0 - chi + 1)), cwi, chi
+
+
+def test_lsro_crop_against_vl_imreadjpeg():
+    from PIL import Image
+
+    from dgnet_plugin.data.transforms import MatConvNetCrop, build_transforms
+
+    draws = [(0.3, 0.0, 0.0, 0.0), (0.7, 0.999, 0.999, 0.999), (0.5, 0.41, 0.62, 0.13)]
+    for aniso in ((1.0, 1.0), (0.0, 0.0), (0.8, 1.25)):
+        crop = MatConvNetCrop((224, 224), (0.85, 1.0), aniso)
+        for u in draws:
+            for w0, h0 in ((64, 128), (60, 161)):
+                want = released_crop_box(w0, h0, 224, 224, (0.85, 1.0), aniso, u)
+                assert crop.box(w0, h0, u) == want, (aniso, u, w0, h0)
+    # Market's 64x128 crops: squares of 0.85-1 of the 64 px side ((1, 1): the output's shape)
+    crop = MatConvNetCrop((224, 224), (0.85, 1.0))
+    torch.manual_seed(0)
+    img = Image.new("RGB", (64, 128))
+    sides = []
+    for _ in range(300):
+        out = crop(img)
+        assert out.size[0] == out.size[1]
+        sides.append(out.size[0])
+    assert min(sides) >= round(0.85 * 64) and max(sides) <= 64 and len(set(sides)) > 5
+    cfg = load_cfg_file(str(REPO / "configs" / "lsro_r50.yml"))
+    assert build_transforms(cfg, True)(img).shape == (3, 224, 224)
+    assert isinstance(build_transforms(cfg, True).transforms[0], MatConvNetCrop)
+
+
 # ------------------------------------------------------------------ recipes
 #: (key, released value, source)
 LSRO_RECIPE = [
@@ -474,6 +632,13 @@ LSRO_RECIPE = [
     ("LSRO.G_STEPS_PER_D", 2, "DCT model.py:261-269"),
     ("LSRO.GAN_EPOCHS", 25, "DCT main.py:11"),
     ("LSRO.GAN_FLIP_PROB", 0.0, "DCT utils.py get_image"),
+    ("LSRO.GAN_SHUFFLE", False, "DCT model.py:194-203 the glob list in order"),
+    ("GENERATED.MIXING", "pool", "PRG cnn_train_dag.m:84 one shuffled real + generated pool"),
+    ("DATALOADER.IMS_PER_BATCH", 64, "PRG lsro.m:20 batchSize 64"),
+    ("INPUT.CROP_SCALE", (0.85, 1.0), "PRG lsro.m:42 CropSize [0.85,1]"),
+    ("INPUT.CROP_ANISOTROPY", (1.0, 1.0), "PRG lsro.m:41-43 default CropAnisotropy [1 1]"),
+    ("INPUT.INTERPOLATION_TRAIN", "bicubic", "PRG lsro.m:43 Interpolation bicubic"),
+    ("INPUT.PADDING", 0, "PRG lsro.m:41-43 no pad"),
     ("LSRO.NUM_GENERATED", 6000, "PRG prepare_gan_data.m:5"),
     ("LSRO.PARAM_GROUPS", "matconvnet", "PRG resnet52_market_gan.m:7-18"),
     ("LSRO.PSEUDO_WEIGHT", 0.1, "PRG Pseudo_Loss.m"),

@@ -120,6 +120,10 @@ _C.DATALOADER.NUM_WORKERS = 8
 # streams of (image, positive). Each of N processes (torchrun / --num-gpus N) gets
 # IMS_PER_BATCH / N, so the recipe does not change with the number of GPUs.
 _C.DATALOADER.IMS_PER_BATCH = 8
+# True = a fresh permutation of the training images every epoch; False = every epoch in the
+# training list's own order (the DCGAN fork of LSRO reads its glob list in order,
+# layumi/DCGAN-tensorflow model.py train). Plain and pair loaders (data.build)
+_C.DATALOADER.SHUFFLE = True
 # Cross-modality batches (sysu_mm01, regdb): NUM_IDS identities x (NUM_INSTANCES visible +
 # NUM_INSTANCES infrared) images per step (AGW: 8 x (4 + 4))
 _C.DATALOADER.NUM_IDS = 8

@@ -108,7 +108,24 @@ _R.GENERATED.ONLY = False
 # samples (CamStyle: reid/trainers.py, CamStyleTrainer._forward); False = one forward over the
 # mixed batch and one mean over all its samples (LSRO: one pool of real and generated images)
 _R.GENERATED.SEPARATE_FORWARD = False
+# How a step's images are drawn: fixed = DATALOADER.IMS_PER_BATCH real + GENERATED.PER_BATCH
+# generated, each part from its own shuffled stream (CamStyle: 128 + 46) | pool = batches of
+# DATALOADER.IMS_PER_BATCH from one shuffled pool of every real and generated image, an epoch
+# being the pool (LSRO: layumi/Person-reID_GAN examples/cnn_train_dag.m; PER_BATCH not read)
+_R.GENERATED.MIXING = "fixed"
 _R.INPUT = CN()
+# MatConvNet's random crop before the resize to SIZE_TRAIN (vl_imreadjpeg 'CropSize',
+# 'CropLocation' random; LSRO: layumi/Person-reID_GAN train_id_net_res_market_lsro.m
+# CropSize [0.85, 1]): (min, max) fraction of the largest crop of the CROP_ANISOTROPY shape
+# that fits the image, drawn so that its area is uniform; () = off (data.transforms.MatConvNetCrop)
+_R.INPUT.CROP_SCALE = ()
+# (min, max) of the crop's change of aspect relative to SIZE_TRAIN's (log-uniform); (1, 1) =
+# the crop has SIZE_TRAIN's shape (vl_imreadjpeg's default 'CropAnisotropy'); (0, 0) = the
+# crop has the image's own shape
+_R.INPUT.CROP_ANISOTROPY = (1.0, 1.0)
+# The resize filter of the training images (the test resize stays bicubic): bicubic |
+# bilinear (SPGAN's Caffe IDE: ImageData, OpenCV's bilinear resize)
+_R.INPUT.INTERPOLATION_TRAIN = "bicubic"
 # CamStyle's training crop (reid/utils/data/transforms.py, RandomSizedRectCrop: 0.64-1 of the
 # area, aspect 2-3, bilinear resize; then flip) instead of resize + pad + random crop
 _R.INPUT.RANDOM_SIZED_RECT_CROP = False
@@ -177,8 +194,8 @@ def gan_stage_config(cfg, sizes: tuple[int, int] | None = None) -> dict:
     ``GAN.DECAY_START``, ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE``
     -> ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
     ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std =
-    0.5), no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``), no test
-    sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
+    0.5), no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``, ``CROP_SCALE``), no
+    test sets. The stage adds its ``OUTPUT_DIR`` and ``ENGINE.NAME``."""
     g = cfg.GAN
     max_iter, decay_start = gan_schedule(cfg, sizes)
     out = {}
@@ -189,6 +206,8 @@ def gan_stage_config(cfg, sizes: tuple[int, int] | None = None) -> dict:
         out["GAN.DECAY_START"] = decay_start
     if "RANDOM_SIZED_RECT_CROP" in cfg.INPUT:  # the re-ID stage's crop is not the translator's
         out["INPUT.RANDOM_SIZED_RECT_CROP"] = False
+    if "CROP_SCALE" in cfg.INPUT:
+        out["INPUT.CROP_SCALE"] = ()
     out.update(
         {
             "SOLVER.MAX_ITER": max_iter,
@@ -290,6 +309,8 @@ CYCLEGAN_RULES = (
 #: ``Method.config_rules`` of the generated-data re-ID keys (:func:`add_generated_reid_config`)
 GENERATED_REID_RULES = (
     non_negative("GENERATED.PER_BATCH"),
+    one_of("GENERATED.MIXING", ("fixed", "pool")),
+    one_of("INPUT.INTERPOLATION_TRAIN", ("bicubic", "bilinear")),
     positive("GENERATED.BATCH_SIZE"),
     one_of("LOSS.LABEL.REAL", _LABEL_MODES),
     one_of("LOSS.LABEL.GENERATED", _LABEL_MODES),

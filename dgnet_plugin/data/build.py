@@ -111,11 +111,12 @@ def _test_loader(dataset, batch_size, workers) -> DataLoader:
 def _train_loader(cfg, dataset, seed: int, groups=None, start: int = 0) -> DataLoader:
     """Infinite loader of this process's share of each global batch of
     ``DATALOADER.IMS_PER_BATCH`` (:class:`GlobalBatchSampler`, shuffled with ``seed`` on
-    every process, the first ``start`` global batches skipped); worker seeds differ per
-    process and per ``start``."""
+    every process, or in the items' order with ``DATALOADER.SHUFFLE`` False; the first
+    ``start`` global batches skipped); worker seeds differ per process and per ``start``."""
     rank, world = comm.get_rank(), comm.get_world_size()
+    shuffle = cfg.DATALOADER.get("SHUFFLE", True)
     sampler = GlobalBatchSampler(
-        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups, start
+        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups, start, shuffle
     )
     workers = cfg.DATALOADER.NUM_WORKERS
     return DataLoader(

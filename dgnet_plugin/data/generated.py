@@ -38,7 +38,7 @@ from ..utils.events import progress_bar
 from .datasets import DatasetNotFoundError, parse_market_name
 from .pairs import ImageListDataset
 from .sample import GENERATED
-from .samplers import RatioBatchSampler
+from .samplers import PooledBatchSampler, RatioBatchSampler
 from .transforms import build_random_erasing, build_transforms
 
 logger = logging.getLogger("dgnet_plugin")
@@ -300,33 +300,47 @@ class MixedImageDataset(ImageListDataset):
 
 
 def build_mixed_train_loader(
-    cfg, real_items, generated_items, generated_per_batch, start=0, real_per_batch=None
+    cfg,
+    real_items,
+    generated_items,
+    generated_per_batch,
+    start=0,
+    real_per_batch=None,
+    pooled=False,
 ):
     """Infinite iterator of ``{img (erased), pid, camid, impath, generated}`` batches with
     ``real_per_batch`` (default ``DATALOADER.IMS_PER_BATCH``) real and ``generated_per_batch``
     generated images per global step (:class:`~.samplers.RatioBatchSampler`; this process gets
     its share of each), from iteration ``start`` on. ``generated_per_batch`` 0: real images
-    only (the baseline); ``real_per_batch`` 0: generated images only."""
+    only (the baseline); ``real_per_batch`` 0: generated images only.
+
+    ``pooled`` True (``GENERATED.MIXING pool``, LSRO's released ``cnn_train_dag.m``): every
+    batch is ``real_per_batch`` images drawn from one shuffled pool of all real and generated
+    items (:class:`~.samplers.PooledBatchSampler`; an epoch is the pool) and
+    ``generated_per_batch`` is not read."""
     if real_per_batch is None:
         real_per_batch = cfg.DATALOADER.IMS_PER_BATCH
     ds = MixedImageDataset(
         real_items if real_per_batch else [],
-        generated_items if generated_per_batch else [],
+        generated_items if generated_per_batch or pooled else [],
         build_transforms(cfg, True),
         build_random_erasing(cfg),
         cfg.INPUT.FORMAT,
     )
     rank, world = comm.get_rank(), comm.get_world_size()
-    sampler = RatioBatchSampler(
-        ds.num_real,
-        len(ds) - ds.num_real,
-        real_per_batch,
-        generated_per_batch,
-        rank,
-        world,
-        cfg.SEED,
-        start,
-    )
+    if pooled:
+        sampler = PooledBatchSampler(len(ds), real_per_batch, rank, world, cfg.SEED, start)
+    else:
+        sampler = RatioBatchSampler(
+            ds.num_real,
+            len(ds) - ds.num_real,
+            real_per_batch,
+            generated_per_batch,
+            rank,
+            world,
+            cfg.SEED,
+            start,
+        )
     workers = cfg.DATALOADER.NUM_WORKERS
     loader = DataLoader(
         ds,

@@ -75,12 +75,15 @@ class GlobalBatchSampler(Sampler[list]):
             when the identity has one image). ``None``: it yields plain indices.
         start: global batches already drawn (the iteration a resumed run starts at): they
             are skipped by replaying the shared generator (about 2 µs per skipped batch).
+        shuffle: False = every epoch in the items' own order ``0..num_items-1``
+            (``DATALOADER.SHUFFLE``; LSRO's DCGAN fork reads its ``glob`` list in order every
+            epoch, layumi/DCGAN-tensorflow ``model.py`` ``train``); positives are still drawn.
 
     Raises:
         ValueError: fewer items than ``global_batch``, or ``start < 0``.
 
-    Each epoch is a fresh permutation; the last incomplete global batch of an epoch is
-    dropped (``drop_last``).
+    Each epoch is a fresh permutation (or the items' order); the last incomplete global batch
+    of an epoch is dropped (``drop_last``).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class GlobalBatchSampler(Sampler[list]):
         seed: int = 0,
         groups: Sequence[Sequence[int]] | None = None,
         start: int = 0,
+        shuffle: bool = True,
     ):
         if start < 0:
             raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
@@ -105,6 +109,7 @@ class GlobalBatchSampler(Sampler[list]):
         self.batch = per_process_batch(global_batch, world_size, "DATALOADER.IMS_PER_BATCH")
         self.seed = seed
         self.start = start
+        self.shuffle = bool(shuffle)
         self._group_of = None
         if groups is not None:
             self._groups = [torch.as_tensor(list(g), dtype=torch.int64) for g in groups]
@@ -126,7 +131,10 @@ class GlobalBatchSampler(Sampler[list]):
         lo, hi = self.rank * self.batch, (self.rank + 1) * self.batch
         skip = self.start
         while True:
-            perm = torch.randperm(self.num_items, generator=gen)
+            if self.shuffle:
+                perm = torch.randperm(self.num_items, generator=gen)
+            else:
+                perm = torch.arange(self.num_items)
             for offset in range(0, self.num_items - self.global_batch + 1, self.global_batch):
                 if skip:  # replay: the same draws as the batch would make, nothing built
                     skip -= 1
@@ -392,3 +400,70 @@ class RatioBatchSampler(Sampler[list]):
         if self.real_per_batch:
             return self.num_real // self.real_per_batch
         return self.num_generated // self.generated_per_batch
+
+
+#: ``GENERATED.MIXING`` values: ``fixed`` (:class:`RatioBatchSampler`) | ``pool``
+#: (:class:`PooledBatchSampler`)
+MIXINGS = ("fixed", "pool")
+
+
+class PooledBatchSampler(Sampler[list]):
+    """Infinite batches drawn from one shuffled pool of real and generated items (LSRO's
+    released re-ID training, layumi/Person-reID_GAN ``examples/cnn_train_dag.m``: every epoch
+    ``randperm`` of the whole ``imdb`` of real + generated images, cut into batches of
+    ``batchSize``, the last one holding the rest); ``GENERATED.MIXING pool``.
+
+    Items are indexed as in :class:`~.generated.MixedImageDataset` (real first, then
+    generated); each epoch is a permutation of all ``num_items`` of them from a
+    ``torch.Generator`` seeded with ``seed``, cut into global batches of ``global_batch``, so
+    every item is drawn once per epoch and a batch holds on average ``global_batch x
+    num_generated / num_items`` generated items (a hypergeometric count). The last batch of an
+    epoch holds the ``num_items mod global_batch`` remaining items (the released loop's
+    ``min(batchSize, numel(subset) - t + 1)``); it is kept when it splits evenly over the
+    processes with at least two items each (batch norm needs two), else skipped. This
+    process gets its contiguous share of each batch. ``start`` skips the first batches (a
+    resumed run draws the batches of the uninterrupted one).
+
+    Raises:
+        ValueError: fewer items than ``global_batch``, or ``start < 0``; ``ConfigError``:
+            ``global_batch`` not divisible by ``world_size``.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        global_batch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        start: int = 0,
+    ):
+        if start < 0:
+            raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
+        if num_items < global_batch:
+            raise ValueError(
+                f"{num_items} real + generated images, fewer than the batch of {global_batch}"
+            )
+        self.batch = per_process_batch(global_batch, world_size, "DATALOADER.IMS_PER_BATCH")
+        self.num_items, self.global_batch = num_items, global_batch
+        self.rank, self.world_size, self.seed, self.start = rank, world_size, seed, start
+        rest = num_items % global_batch
+        self.rest = rest if rest % world_size == 0 and rest // world_size >= 2 else 0
+
+    def __iter__(self) -> Iterator[list]:
+        gen = torch.Generator().manual_seed(self.seed)
+        skip = self.start
+        full = self.num_items // self.global_batch
+        while True:
+            perm = torch.randperm(self.num_items, generator=gen)
+            for k in range(len(self)):
+                if skip:
+                    skip -= 1
+                    continue
+                size = self.global_batch if k < full else self.rest
+                share = size // self.world_size
+                lo = k * self.global_batch + self.rank * share
+                yield perm[lo : lo + share].tolist()
+
+    def __len__(self) -> int:  # batches per epoch (the iterator itself never ends)
+        return self.num_items // self.global_batch + (1 if self.rest else 0)

@@ -3,6 +3,7 @@ random erasing (torchreid)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -74,6 +75,70 @@ class RandomSizedRectCrop:
         return img if img.size == out else img.resize(out, Image.BILINEAR)
 
 
+class MatConvNetCrop:
+    """MatConvNet's random crop (``vl_imreadjpeg`` with ``'CropSize', [min, max]``,
+    ``'CropLocation', 'random'`` and ``'CropAnisotropy', [a_min, a_max]``; the crop that
+    layumi/Person-reID_GAN ``train_id_net_res_market_lsro.m`` ``getBatch`` takes before its
+    resize to 224x224), as ``matlab/src/vl_imreadjpeg.cu`` computes it for an image of
+    ``w0 x h0`` and an output of ``W x H`` (``INPUT.SIZE_TRAIN``):
+
+    1. anisotropy ``r = exp(log a_max + u1 (log a_min - log a_max))`` (``r = (w0/h0) / (W/H)``,
+       the image's own shape, when ``a_min`` or ``a_max`` is 0); the crop's shape is
+       ``(W sqrt(r), H / sqrt(r))``: with ``(1, 1)`` it has the output's aspect (a square for
+       224x224: on a 64x128 Market image the largest is 64x64);
+    2. it is scaled to the largest that fits, ``min(w0 / cw, h0 / ch)``, times ``s = sqrt(max^2
+       + u2 (min^2 - max^2))`` (the area fraction uniform in ``[min^2, max^2]``), rounded and
+       clipped to the image;
+    3. its corner is uniform over every position inside the image.
+
+    The crop is returned (PIL in, PIL out); the resize to ``(H, W)`` follows in the
+    transform. Draws use torch's generator (the loaders seed it per worker).
+    ``INPUT.CROP_SCALE`` / ``INPUT.CROP_ANISOTROPY``.
+
+    Raises:
+        ConfigError: a scale outside ``(0, 1]`` or ``min > max``; an anisotropy below 0 or
+            ``min > max``.
+    """
+
+    def __init__(self, size: Sequence[int], scale: Sequence[float], anisotropy=(1.0, 1.0)):
+        self.size = (int(size[0]), int(size[1]))
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.anisotropy = (float(anisotropy[0]), float(anisotropy[1]))
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ConfigError(
+                f"INPUT.CROP_SCALE {tuple(scale)}: (min, max) with 0 < min <= max <= 1"
+            )
+        if not 0 <= self.anisotropy[0] <= self.anisotropy[1]:
+            raise ConfigError(
+                f"INPUT.CROP_ANISOTROPY {tuple(anisotropy)}: (min, max) with 0 <= min <= max"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale}, anisotropy={self.anisotropy})"
+
+    def box(self, w0: int, h0: int, u: Sequence[float]) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of the crop in a ``w0 x h0`` image for the uniform numbers
+        ``u = (u1, u2, u3, u4)`` in ``[0, 1)`` (anisotropy, size, x, y)."""
+        out_h, out_w = self.size
+        a_min, a_max = self.anisotropy
+        if a_min == 0 or a_max == 0:
+            ratio = (w0 / h0) / (out_w / out_h)
+        else:
+            ratio = math.exp(math.log(a_max) + u[0] * (math.log(a_min) - math.log(a_max)))
+        cw, ch = out_w * math.sqrt(ratio), out_h / math.sqrt(ratio)
+        lo, hi = self.scale
+        size = math.sqrt(hi * hi + u[1] * (lo * lo - hi * hi))
+        fit = min(w0 / cw, h0 / ch) * size
+        # C's round (half away from zero)
+        w, h = min(math.floor(cw * fit + 0.5), w0), min(math.floor(ch * fit + 0.5), h0)
+        x, y = int(u[2] * (w0 - w + 1)), int(u[3] * (h0 - h + 1))
+        return x, y, w, h
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        x, y, w, h = self.box(*img.size, torch.rand(4, dtype=torch.float64).tolist())
+        return img.crop((x, y, x + w, y + h))
+
+
 _INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
 
 
@@ -100,7 +165,19 @@ def _spatial_ops(cfg, is_train: bool, tv) -> list:
             tv.RandomCrop(size),
             tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB),
         ]
-    ops = [tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB), tv.Resize(size, interpolation=bicubic)]
+    mode = cfg.INPUT.get("INTERPOLATION_TRAIN", "bicubic")
+    if mode not in _INTERPOLATIONS:
+        raise ConfigError(f"INPUT.INTERPOLATION_TRAIN '{mode}': choose bicubic or bilinear")
+    ops = [
+        tv.RandomHorizontalFlip(cfg.INPUT.FLIP_PROB),
+        tv.Resize(size, interpolation=_INTERPOLATIONS[mode]),
+    ]
+    scale = tuple(cfg.INPUT.get("CROP_SCALE", ()) or ())
+    if scale:  # MatConvNet's crop, then the resize (vl_imreadjpeg)
+        if tv is not T:
+            raise ConfigError("INPUT.CROP_SCALE works on images alone, not with masks or poses")
+        aniso = tuple(cfg.INPUT.get("CROP_ANISOTROPY", (1.0, 1.0)))
+        ops.insert(0, MatConvNetCrop(size, scale, aniso))
     if cfg.INPUT.PADDING > 0:
         mode = cfg.INPUT.PADDING_MODE
         if mode not in PADDING_MODES:
@@ -126,11 +203,14 @@ def build_transforms(cfg, is_train: bool, channels: int | None = None) -> T.Comp
     RandomCrop((H, W)). Test: Resize((H, W), bicubic).
     Where the config has them: ``INPUT.LOAD_SIZE`` (CycleGAN's resize_and_crop: Resize(LOAD_SIZE,
     ``INPUT.LOAD_INTERPOLATION``) -> RandomCrop((H, W)) -> flip) or
-    ``INPUT.RANDOM_SIZED_RECT_CROP`` (CamStyle: :class:`RandomSizedRectCrop` -> flip).
+    ``INPUT.RANDOM_SIZED_RECT_CROP`` (CamStyle: :class:`RandomSizedRectCrop` -> flip);
+    ``INPUT.CROP_SCALE`` (MatConvNet's :class:`MatConvNetCrop` first, LSRO);
+    ``INPUT.INTERPOLATION_TRAIN`` (the training resize's filter, bicubic by default).
 
     Raises:
-        ConfigError: an ``INPUT.PADDING_MODE`` other than edge | constant, or an
-            ``INPUT.LOAD_INTERPOLATION`` other than bicubic | bilinear.
+        ConfigError: an ``INPUT.PADDING_MODE`` other than edge | constant, an
+            ``INPUT.LOAD_INTERPOLATION`` or ``INTERPOLATION_TRAIN`` other than bicubic |
+            bilinear, or a crop scale or anisotropy out of range.
     """
     return T.Compose(_spatial_ops(cfg, is_train, T) + _to_normalised_tensor(cfg, channels))
 

@@ -343,6 +343,12 @@ class GeneratedReIDTrainer(IterationTrainer):
     ``GENERATED.ONLY``: ``DATALOADER.IMS_PER_BATCH`` generated images per step, no real one
     (SPGAN / PTGAN train on the translated source).
 
+    ``GENERATED.MIXING``: ``fixed`` (above; CamStyle's 128 real + 46 camera-style images)
+    | ``pool`` (LSRO's released ``examples/cnn_train_dag.m``: each step
+    ``DATALOADER.IMS_PER_BATCH`` images from one shuffled pool of every real and generated
+    image, an epoch being the pool, :class:`~dgnet_plugin.data.samplers.PooledBatchSampler`;
+    ``GENERATED.PER_BATCH`` is not read). Either way each sample keeps its own label rule.
+
     ``GENERATED.SEPARATE_FORWARD`` True (CamStyle's released ``CamStyleTrainer._forward``,
     ``reid/trainers.py``): the real and the generated images of a step go through two
     forward passes (batch-norm statistics per stream, running statistics updated twice) and
@@ -368,18 +374,25 @@ class GeneratedReIDTrainer(IterationTrainer):
         g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
         self.real_per_batch = 0 if g.ENABLED and g.ONLY else batch
         self.generated_per_batch = (batch if g.ONLY else g.PER_BATCH) if g.ENABLED else 0
+        # one shuffled pool of real and generated images (GENERATED.MIXING pool)
+        self.pooled = bool(g.ENABLED and not g.ONLY and g.get("MIXING", "fixed") == "pool")
+        #: whether generated images are trained on (False: the real-only baseline)
+        self.with_generated = bool(self.generated_per_batch or self.pooled)
         self.generated_items: list = []
-        if self.generated_per_batch:
+        if self.with_generated:
             samples = read_generated_set(generated_root(cfg))
             labelled = cfg.LOSS.LABEL.GENERATED not in ("lsro", "argmax")
             self.generated_items = label_generated(samples, self.train_items, labelled)
+            per_step = (
+                f"{batch} per step from one shuffled pool"
+                if self.pooled
+                else f"{self.real_per_batch} + {self.generated_per_batch} per step"
+            )
             logger.info(
-                "Training on %d real + %d generated images (%d + %d per step; generated labels: "
-                "%s)",
+                "Training on %d real + %d generated images (%s; generated labels: %s)",
                 len(self.train_items) if self.real_per_batch else 0,
                 len(self.generated_items),
-                self.real_per_batch,
-                self.generated_per_batch,
+                per_step,
                 cfg.LOSS.LABEL.GENERATED,
             )
         self.separate_forward = bool(g.SEPARATE_FORWARD)
@@ -392,7 +405,7 @@ class GeneratedReIDTrainer(IterationTrainer):
         if self._stream is None:
             self._stream = build_mixed_train_loader(
                 self.cfg, self.train_items, self.generated_items, self.generated_per_batch,
-                start=iteration, real_per_batch=self.real_per_batch,
+                start=iteration, real_per_batch=self.real_per_batch, pooled=self.pooled,
             )  # fmt: skip
         batch = self.to_device(next(self._stream))
         gen = batch["generated"].bool()
@@ -434,7 +447,7 @@ class GeneratedReIDTrainer(IterationTrainer):
     def row_name(self) -> str:
         """``<engine> (<re-ID network>, real + generated)``, or ``..., real only`` without
         generated images."""
-        kind = "real + generated" if self.generated_per_batch else "real only"
+        kind = "real + generated" if self.with_generated else "real only"
         kind = "generated only" if not self.real_per_batch else kind
         name = type(self).__name__.removesuffix("Engine")
         return f"{name} ({type(self.model.reid).__name__}, {kind})"
@@ -444,7 +457,7 @@ class GeneratedReIDTrainer(IterationTrainer):
         run is not the baseline itself: its final evaluation from its ``metrics.json`` (the
         same test sets), else evaluated here from its ``model_final.pth``."""
         run_dir = os.path.join(self.cfg.OUTPUT_DIR, BASELINE_SUBDIR)
-        if not self.generated_per_batch or not run_finished(run_dir):
+        if not self.with_generated or not run_finished(run_dir):
             return {}
         if self._baseline_results is None:
             self._baseline_results = self._recorded_results(run_dir)

@@ -66,6 +66,10 @@ _L.LSRO.GAN_EPOCHS = 25
 # horizontal-flip probability of the DCGAN stage's real images (DCGAN-tensorflow utils.py
 # get_image: resize only, no flip)
 _L.LSRO.GAN_FLIP_PROB = 0.0
+# the DCGAN stage's data order (its DATALOADER.SHUFFLE): False = the training list's order,
+# the same every epoch (DCGAN-tensorflow model.py train reads its glob list in order, never
+# shuffled) | True = a fresh permutation every epoch
+_L.LSRO.GAN_SHUFFLE = True
 # the re-ID optimiser: matconvnet = the authors' per-parameter rates, weight decay and
 # classifier init (engine.matconvnet_param_groups; layumi/Person-reID_GAN
 # resnet52_market_gan.m, matlab/+dagnn/@DagNN/initParams.m) | staged = backbone at

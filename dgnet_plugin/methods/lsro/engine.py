@@ -96,7 +96,9 @@ def comparison_dir(cfg, mode: str) -> str:
 class LSROEngine(GeneratedReIDTrainer):
     """:class:`~dgnet_plugin.engine.offline.GeneratedReIDTrainer` with LSRO's labels: each
     step ``DATALOADER.IMS_PER_BATCH`` real images (hard labels) and ``GENERATED.PER_BATCH``
-    DCGAN images, labelled by ``LOSS.LABEL.GENERATED``:
+    DCGAN images (``GENERATED.MIXING pool``, the authors' code: ``DATALOADER.IMS_PER_BATCH``
+    images from one shuffled pool of both), the DCGAN images labelled by
+    ``LOSS.LABEL.GENERATED``:
 
     - ``lsro``: ``q(k) = 1/K`` (LSRO, Eq. 4: ``l = -(1 - Z) log p(y) - Z/K sum_k log p(k)``);
     - ``argmax``: the network's own prediction (the paper's "pseudo label" baseline);
@@ -156,13 +158,13 @@ class LSROEngine(GeneratedReIDTrainer):
         return (w * ce).sum() / ce.shape[0]
 
     def row_name(self) -> str:
-        if not self.generated_per_batch:
+        if not self.with_generated:
             return "baseline (real images only)"
         return COMPARISON_ROWS[self.cfg.LOSS.LABEL.GENERATED]
 
     def extra_rows(self) -> dict:
         rows = super().extra_rows()
-        if not self.generated_per_batch:
+        if not self.with_generated:
             return rows
         for mode in self.cfg.LSRO.COMPARE:
             if mode in COMPARISON_ROWS and mode != self.cfg.LOSS.LABEL.GENERATED:

@@ -55,13 +55,15 @@ def dcgan_iterations(num_images: int, batch: int, epochs: int) -> int:
 
 def dcgan_config(cfg) -> dict:
     """The merges of the DCGAN stage's derived config: :func:`gan_stage_config`, its engine
-    and meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB`` and, with
+    and meta-architecture, ``INPUT.FLIP_PROB`` = ``LSRO.GAN_FLIP_PROB``, ``DATALOADER.SHUFFLE`` =
+    ``LSRO.GAN_SHUFFLE`` and, with
     ``LSRO.GAN_EPOCHS`` > 0, ``SOLVER.MAX_ITER`` from the training set's size (logged)."""
     opts = {
         **gan_stage_config(cfg),
         "ENGINE.NAME": "LSRODCGANEngine",
         "MODEL.META_ARCHITECTURE": "DCGAN",
         "INPUT.FLIP_PROB": cfg.LSRO.GAN_FLIP_PROB,
+        "DATALOADER.SHUFFLE": bool(cfg.LSRO.GAN_SHUFFLE),
     }
     epochs = cfg.LSRO.GAN_EPOCHS
     if epochs > 0:

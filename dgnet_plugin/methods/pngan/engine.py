@@ -36,14 +36,14 @@ class PNGANEngine(GeneratedReIDTrainer):
     beside the image's own feature."""
 
     def row_name(self) -> str:
-        if not self.generated_per_batch:
+        if not self.with_generated:
             return "baseline (real images only)"
         return "real + pose-normalised, image feature"
 
     def extra_rows(self) -> dict:
         rows = super().extra_rows()
         names = [n for n in self.cfg.PNGAN.TEST_FEATURES if n in FEATURE_ROWS]
-        if not self.generated_per_batch or not names or not os.path.isfile(poses_path(self.cfg)):
+        if not self.with_generated or not names or not os.path.isfile(poses_path(self.cfg)):
             return rows
         gan, gcfg, _ = load_translator(pose_gan_dir(self.cfg), self.device)
         size = tuple(gcfg.INPUT.SIZE_TEST)
