@@ -440,13 +440,13 @@ def test_a_changed_stage_config_reruns_it_and_every_later_stage(tmp_path):
     cfg.SOLVER.REID.BASE_LR, cfg.MODEL.DEVICE = 0.123, "cuda"  # ignored / run-only
     run_stages(stages, StageContext(cfg))
     assert log == ["gan", "generate", "baseline"]
-    cfg.SOLVER.GEN.LR = 0.5
+    old, cfg.SOLVER.GEN.LR = cfg.SOLVER.GEN.LR, 0.5
     run_stages(stages, StageContext(cfg))
     assert log[3:] == ["gan", "generate", "baseline"]
     text = (tmp_path / "log.txt").read_text()  # the main run's log
-    assert "stage 1/4 'gan': its config changed since it ran (SOLVER.GEN.LR: 0.0001 -> 0.5)" in text
+    assert f"stage 1/4 'gan': its config changed since it ran (SOLVER.GEN.LR: {old} -> 0.5)" in text
     assert "'generate': its config changed since it ran (an earlier stage ran again)" in text
-    assert (tmp_path / "gan_out.stale" / "model_final.pth").read_text() == "0.0001"
+    assert (tmp_path / "gan_out.stale" / "model_final.pth").read_text() == str(old)
     assert (out / "model_final.pth").read_text() == "0.5"
     run_stages(stages, StageContext(cfg))  # recorded: reused
     assert len(log) == 6

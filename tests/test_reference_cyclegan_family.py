@@ -6,6 +6,7 @@ its paper. Each reference test writes the released formula out here, on small fi
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import pytest
@@ -178,7 +179,7 @@ def cyclegan_engine(cls, cfg, meta="CycleGAN"):
     eng.pool_a, eng.pool_b = ImagePool(0), ImagePool(0)
     torch.manual_seed(4)
     a, b = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
-    eng._next = lambda it: ({"img": a}, {"img": b})
+    eng.data = itertools.repeat(({"img": a}, {"img": b}))
     return eng, a, b
 
 

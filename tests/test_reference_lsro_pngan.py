@@ -226,7 +226,7 @@ def _stub_engine(cls, cfg, model, batches, log):
     engine.optimizers = {
         k: _CountingSGD(getattr(model, k).parameters(), k, log) for k in ("gen", "dis")
     }
-    engine._stream = iter(batches)
+    engine.data = iter(batches)
     return engine
 
 

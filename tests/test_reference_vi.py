@@ -331,7 +331,7 @@ def test_agw_step_losses_are_agws(tmp_path, monkeypatch):
         "id": torch.nn.CrossEntropyLoss()(out["logits"], labels),
         "wrt": agw_wrt(out["pool"].double(), labels).float(),
     }
-    engine._stream = iter([{"img_v": x_v, "img_i": x_i, "pid_v": pids, "pid_i": pids}])
+    engine.data = iter([{"img_v": x_v, "img_i": x_i, "pid_v": pids, "pid_i": pids}])
     steps = _count_steps(engine)
     log = engine.run_step(0)
     assert close(log["id"], ref["id"]) and torch.allclose(log["wrt"], ref["wrt"], rtol=1e-4)
