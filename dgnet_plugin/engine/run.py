@@ -190,6 +190,7 @@ def launch_training(
     evaluation (empty for a stage without re-ID network, or a single earlier stage).
     ``pipeline=False``: the engine's training alone (what a stage runs for a run of its own,
     e.g. the real-only baseline with the main engine)."""
+    from .device import resolve_device
     from .stages import MAIN_STAGE, StageContext, check_stage_name, run_stages
 
     opts = list(opts or [])
@@ -213,7 +214,8 @@ def launch_training(
             # the stages may write the data this run reads (domain folders, generated sets);
             # each stage's own run scans its data before working
             if stage != MAIN_STAGE:
-                run_stages(stages, StageContext(cfg, config_file, opts), only=stage)
+                ctx = StageContext(cfg, config_file, opts, resolve_device(cfg.MODEL.DEVICE))
+                run_stages(stages, ctx, only=stage)
             if earlier_stage_only:
                 return {}
             scan_datasets(cfg)

@@ -42,11 +42,20 @@ MAIN_STAGE = "train"
 @dataclass
 class StageContext:
     """What a stage gets: the main run's frozen ``cfg``, its config file and ``KEY VALUE``
-    ``opts`` (a training stage launches the same file with overrides of its own)."""
+    ``opts`` (a training stage launches the same file with overrides of its own), and the
+    run's ``device``, resolved once from ``MODEL.DEVICE`` (:func:`~.device.resolve_device`)
+    when not given: every generation stage, generator and provider runs on it."""
 
     cfg: object
     config_file: str
     opts: list = field(default_factory=list)
+    device: torch.device | None = None
+
+    def __post_init__(self):
+        if self.device is None:
+            from .device import resolve_device
+
+            self.device = resolve_device(self.cfg.MODEL.DEVICE)
 
 
 @dataclass(frozen=True)
