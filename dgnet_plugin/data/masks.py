@@ -98,21 +98,37 @@ class ModelMaskProvider:
         return os.path.join(self.cache_dir, f"{_stem(image_path)}_{h}.png")
 
     @torch.no_grad()
+    def _segment(self, image_path: str, img: Image.Image, cached: str) -> None:
+        if self._model is None:
+            self._model = torch.jit.load(self.model_path, map_location=self.device).eval()
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        out = self._model(x[None].to(self.device)).float().cpu()
+        if out.shape[1] > 1:  # logits per class: the person is class 1
+            out = out.softmax(1)[:, 1:2]
+        p = out[0, 0].clamp(0, 1)
+        tmp = cached + ".tmp.png"
+        Image.fromarray((p.numpy() * 255).round().astype(np.uint8)).save(tmp)
+        os.replace(tmp, cached)
+
+    def prepare(self, image_paths) -> int:
+        """Segment every image of ``image_paths`` that is not cached yet, in this process and
+        on the provider's device; returns how many were segmented. Engines call it before
+        their data loaders start: the loaders' worker processes then only read the cache
+        (CUDA cannot be used in a forked worker)."""
+        n = 0
+        for path in image_paths:
+            cached = self.cache_path(path)
+            if not os.path.isfile(cached):
+                self._segment(path, read_image(path), cached)
+                n += 1
+        return n
+
     def __call__(self, image_path: str, size: tuple[int, int] | None = None) -> torch.Tensor:
         cached = self.cache_path(image_path)
         img = read_image(image_path)
         size = size or img.size
         if not os.path.isfile(cached):
-            if self._model is None:
-                self._model = torch.jit.load(self.model_path, map_location=self.device).eval()
-            x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-            out = self._model(x[None].to(self.device)).float().cpu()
-            if out.shape[1] > 1:  # logits per class: the person is class 1
-                out = out.softmax(1)[:, 1:2]
-            p = out[0, 0].clamp(0, 1)
-            tmp = cached + ".tmp.png"
-            Image.fromarray((p.numpy() * 255).round().astype(np.uint8)).save(tmp)
-            os.replace(tmp, cached)
+            self._segment(image_path, img, cached)
         with Image.open(cached) as m:
             return _to_tensor(m.convert("L"), size)
 
@@ -134,9 +150,9 @@ def build_mask_provider(folder: str = "", model: str = "", cache_dir: str = "", 
     )
 
 
-def mask_provider_from_cfg(cfg):
+def mask_provider_from_cfg(cfg, device):
     """The provider of a config's ``MASKS`` keys (:func:`build_mask_provider`):
-    ``MASKS.FOLDER``, else ``MASKS.MODEL`` on ``MODEL.DEVICE`` (``auto``: the CPU), cached in
+    ``MASKS.FOLDER``, else ``MASKS.MODEL`` on ``device`` (the run's resolved device), cached in
     ``MASKS.CACHE`` (default ``<OUTPUT_DIR>/../mask_cache``, shared by the runs of one
     method). Used by PTGAN's translator and PN-GAN's generator stage.
 
@@ -145,7 +161,6 @@ def mask_provider_from_cfg(cfg):
     """
     m = cfg.MASKS
     cache = m.CACHE or os.path.join(os.path.dirname(os.path.abspath(cfg.OUTPUT_DIR)), "mask_cache")
-    device = cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"
     return build_mask_provider(m.FOLDER, m.MODEL, cache, device)
 
 

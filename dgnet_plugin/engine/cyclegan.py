@@ -284,7 +284,8 @@ class Translators:
             tf = build_transforms(cfg, False)
             x = torch.stack([tf(read_image(entries[i]["source"], cfg.INPUT.FORMAT)) for i in idx])
             gen = model.gen_ab if direction == "ab" else model.gen_ba
-            y = ((gen(x.to(next(model.parameters()).device)) + 1) / 2).clamp(0, 1).cpu()
+            # on the device: the writer moves the whole batch to the host once
+            y = ((gen(x.to(next(model.parameters()).device)) + 1) / 2).clamp(0, 1)
             for i, img in zip(idx, y):
                 out[i] = img
         return torch.stack(out)

@@ -55,6 +55,7 @@ from ..utils.checkpoint import (
 from ..utils.events import JSONWriter, drop_records_after
 from ..utils.visualization import eval_mode, save_grid
 from . import hooks
+from .device import resolve_device
 from .divergence import DivergenceGuard
 from .hooks import NonFiniteLossError
 from .optim import restore_impl
@@ -64,19 +65,6 @@ from .train_loop import TrainerBase
 logger = logging.getLogger("dgnet_plugin")
 
 __all__ = ["IterationTrainer", "NonFiniteLossError", "resolve_device"]
-
-
-def resolve_device(name) -> torch.device:
-    """``MODEL.DEVICE`` (a name or a ``torch.device``) as a device; with several processes
-    CUDA means ``cuda:LOCAL_RANK``."""
-    name = str(name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"MODEL.DEVICE '{name}' but CUDA is not available; use 'cpu' or 'auto'")
-    if name.startswith("cuda") and comm.is_distributed():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(name)
 
 
 #: ``SOLVER_KEYS`` of a generator/discriminator stage (CycleGAN translators, LSRO's DCGAN,

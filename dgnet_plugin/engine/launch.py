@@ -50,9 +50,9 @@ def env_local_rank() -> int:
 
 def uses_cuda(device_name: str) -> bool:
     """Whether ``MODEL.DEVICE`` (``auto``, ``cpu``, ``cuda``, ``cuda:K``) means CUDA here."""
-    if device_name == "auto":
-        return torch.cuda.is_available()
-    return device_name.startswith("cuda")
+    from .device import device_name as resolved_name
+
+    return resolved_name(device_name).startswith("cuda")
 
 
 @contextlib.contextmanager

@@ -221,7 +221,7 @@ def cross_domain_stages(cfg, engine: str, meta_arch: str, generator: str) -> lis
         write_generated_set(
             generated_root(c),
             source_to_target_plan(c, generator),
-            Translators(c.MODEL.DEVICE if c.MODEL.DEVICE != "auto" else "cpu"),
+            Translators(ctx.device),
             generator=generator,
             batch_size=c.GENERATED.BATCH_SIZE,
         )

@@ -204,6 +204,7 @@ def run_pipeline(
     (``--resume``: from the newest complete checkpoint). ``stage``: run only that stage
     (:data:`~.stages.MAIN_STAGE` = the engine's training alone). Returns the final
     evaluation (empty for a single earlier stage)."""
+    from .device import resolve_device
     from .stages import MAIN_STAGE, StageContext, check_stage_name, run_stages
 
     method = method_of_engine(cfg.ENGINE.NAME)
@@ -220,7 +221,8 @@ def run_pipeline(
         if method.before_training is not None:
             method.before_training(cfg)
         if stages and stage != MAIN_STAGE:
-            ran = run_stages(stages, StageContext(cfg, source, list(opts or [])), only=stage)
+            ctx = StageContext(cfg, source, list(opts or []), resolve_device(cfg.MODEL.DEVICE))
+            ran = run_stages(stages, ctx, only=stage)
             if earlier_stage_only:
                 return {}
             if ran and resume:

@@ -88,11 +88,20 @@ def derive_config(cfg, merges: dict) -> CfgNode:
 @dataclass
 class StageContext:
     """What a stage gets: the main run's frozen ``cfg`` (a training stage derives its own
-    from it), and for the log the config file and ``KEY VALUE`` ``opts`` it came from."""
+    from it), for the log the config file and ``KEY VALUE`` ``opts`` it came from, and the
+    run's ``device``, resolved once from ``MODEL.DEVICE`` (:func:`~.device.resolve_device`)
+    when not given: every generation stage, generator and provider runs on it."""
 
     cfg: object
     config_file: str = ""
     opts: list = field(default_factory=list)
+    device: torch.device | None = None
+
+    def __post_init__(self):
+        if self.device is None:
+            from .device import resolve_device
+
+            self.device = resolve_device(self.cfg.MODEL.DEVICE)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def generate(ctx: StageContext) -> None:
     write_generated_set(
         root,
         generation_plan(cfg),
-        Translators(cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else "cpu"),
+        Translators(ctx.device),
         generator="CycleGAN",
         batch_size=cfg.GENERATED.BATCH_SIZE,
     )

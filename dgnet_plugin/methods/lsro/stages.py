@@ -99,7 +99,7 @@ def generate(ctx: StageContext) -> None:
     """Write ``LSRO.NUM_GENERATED`` DCGAN images (``[0, 1]``, the DCGAN's size) with their
     provenance into :func:`generated_root`; resumable (``write_generated_set``)."""
     cfg = ctx.cfg
-    model, _, weights = load_translator(dcgan_dir(cfg), cfg.MODEL.DEVICE)
+    model, _, weights = load_translator(dcgan_dir(cfg), ctx.device)
     device = next(model.parameters()).device
     z_dim, seed, kind = model.gen.z_dim, cfg.SEED, model.gen.noise
 

@@ -217,11 +217,12 @@ class OrderedPairBatchSampler(Sampler):
             k += 1
 
 
-def compute_canonical_poses(pose_cfg, train_items) -> dict:
+def compute_canonical_poses(pose_cfg, train_items, device="cpu") -> dict:
     """The ``POSE.NUM_CANONICAL`` canonical poses of the training images ``train_items``
     (k-means with ``POSE.KMEANS_SEED``, :func:`canonical_poses`), as ``{"centres": (k, 17, 2)
-    list in normalised coordinates, "counts": [...], "num_poses", "source"}``."""
-    provider = build_keypoint_provider(pose_cfg.SOURCE)
+    list in normalised coordinates, "counts": [...], "num_poses", "source"}``; a pose model
+    runs on ``device`` (the run's resolved device)."""
+    provider = build_keypoint_provider(pose_cfg.SOURCE, device)
     found = [f for f in (provider(item[0]) for item in train_items) if f is not None]
     if not found:
         raise ValueError(f"no training image has a pose in POSE.SOURCE '{pose_cfg.SOURCE}'")

@@ -162,12 +162,13 @@ class PNGANGeneratorEngine(IterationTrainer):
         self.gan_gen_loss, self.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
         self.pairs = PosePairDataset(
             self.train_items,
-            build_keypoint_provider(cfg.POSE.SOURCE),
+            # a pose model runs in the loaders' worker processes, where CUDA cannot be used
+            build_keypoint_provider(cfg.POSE.SOURCE, torch.device("cpu")),
             build_transforms(cfg, is_train=False),
             tuple(cfg.INPUT.SIZE_TEST),
             cfg.POSE,
             source_pose=max(cfg.PNGAN.SELF_PAIRS, cfg.PNGAN.SELF_PAIRS_FINAL) > 0,
-            masks=mask_provider_from_cfg(cfg) if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
+            masks=self._masks() if cfg.PNGAN.BACKGROUND_WEIGHT < 1 else None,
         )
         self._scores = None
 
@@ -180,6 +181,14 @@ class PNGANGeneratorEngine(IterationTrainer):
 
     def build_train_loader(self, start: int):
         return self.pair_stream(start)
+
+    def _masks(self):
+        """``MASKS``' provider on the run's device; a mask model segments every training
+        image here, before the loaders' worker processes read the cache."""
+        masks = mask_provider_from_cfg(self.cfg, self.device)
+        if hasattr(masks, "prepare"):
+            masks.prepare(it[0] for it in self.train_items)
+        return masks
 
     def build_scheduler(self, opt):
         """The released per-epoch decay with ``PNGAN.ITERS_PER_EPOCH`` > 0, else the linear
@@ -322,7 +331,7 @@ class PNGANGeneratorEngine(IterationTrainer):
         if cfg.MASKS.FOLDER or cfg.MASKS.MODEL:
             masks = self.pairs.masks  # the training pairs' provider, when the L1 uses masks
             if masks is None:
-                masks = mask_provider_from_cfg(cfg)
+                masks = mask_provider_from_cfg(cfg, self.device)
             out["target_mask"] = torch.stack([masks(b, (size[1], size[0])) for _, b in pairs])
         return {k: v.to(self.device) for k, v in out.items()}
 

@@ -48,7 +48,7 @@ def compute_poses(ctx: StageContext) -> None:
 
     cfg = ctx.cfg
     items, _ = load_train_set(cfg)
-    poses = compute_canonical_poses(cfg.POSE, items)
+    poses = compute_canonical_poses(cfg.POSE, items, ctx.device)
     save_canonical_poses(poses, poses_path(cfg))
     maps = canonical_pose_maps(load_canonical_poses(poses_path(cfg)), tuple(cfg.GAN.SIZE), cfg.POSE)
     save_grid(
@@ -98,7 +98,7 @@ def generate(ctx: StageContext) -> None:
     from ...data import load_train_set
 
     cfg = ctx.cfg
-    model, gcfg, weights = load_translator(pose_gan_dir(cfg), cfg.MODEL.DEVICE)
+    model, gcfg, weights = load_translator(pose_gan_dir(cfg), ctx.device)
     device = next(model.parameters()).device
     size = tuple(gcfg.INPUT.SIZE_TEST)
     maps = canonical_pose_maps(load_canonical_poses(poses_path(cfg)), size, cfg.POSE).to(device)

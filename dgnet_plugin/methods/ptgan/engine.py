@@ -29,8 +29,10 @@ class PTGANTranslatorEngine(CycleGANTrainer):
     (``MASKS``)."""
 
     def __init__(self, cfg):
-        self.masks = mask_provider_from_cfg(cfg)
         super().__init__(cfg)
+        self.masks = mask_provider_from_cfg(cfg, self.device)
+        if hasattr(self.masks, "prepare"):  # a mask model: segment here, on the run's device
+            self.masks.prepare(it[0] for it in self.items_a + self.items_b)
 
     def domain_items(self):
         return list(self.train_items), target_domain_items(self.cfg)
