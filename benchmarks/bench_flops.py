@@ -73,7 +73,7 @@ def _market(root: Path, skip: int = 0) -> Path:
 
 def build(recipe, engine_name, arch, extra, tmp: Path, out: Path):
     from dgnet_plugin.config import load_cfg_file
-    from dgnet_plugin.config.offline import gan_stage_opts
+    from dgnet_plugin.config.offline import gan_stage_config
     from dgnet_plugin.engine import build_engine
 
     data = [
@@ -90,8 +90,9 @@ def build(recipe, engine_name, arch, extra, tmp: Path, out: Path):
         data += ["POSE.SOURCE", str(DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")]
     if engine_name:
         cfg = load_cfg_file(str(REPO / "configs" / recipe), data + list(extra))
-        data += [*gan_stage_opts(cfg, (12936, 12936)), "ENGINE.NAME", engine_name,
-                 "MODEL.META_ARCHITECTURE", arch]  # fmt: skip
+        stage = gan_stage_config(cfg, (12936, 12936))
+        stage.update({"ENGINE.NAME": engine_name, "MODEL.META_ARCHITECTURE": arch})
+        data += [str(x) for kv in stage.items() for x in kv]
     cfg = load_cfg_file(str(REPO / "configs" / recipe), data + list(extra))
     engine = build_engine(cfg)
     if hasattr(engine, "set_teacher"):

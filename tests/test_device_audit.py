@@ -30,7 +30,7 @@ from conftest import NO_WARMUP_OPTS, REPO, make_tiny_market, vi_proxy_opts
 from device_audit import META, audit
 
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.config.offline import gan_stage_opts
+from dgnet_plugin.config.offline import gan_stage_config
 from dgnet_plugin.engine import build_engine
 
 pytestmark = pytest.mark.device_audit
@@ -98,7 +98,7 @@ def _translator(config, engine, arch, extra=()):
     def opts(data):
         extra_ = [*extra(data)] if callable(extra) else list(extra)
         cfg = load_cfg_file(str(REPO / "configs" / config), _opts(data, "x") + extra_)
-        stage = gan_stage_opts(cfg, (0, 0))
+        stage = [str(x) for kv in gan_stage_config(cfg, (0, 0)).items() for x in kv]
         return [*stage, "ENGINE.NAME", engine, "MODEL.META_ARCHITECTURE", arch, *extra_,
                 "DATALOADER.IMS_PER_BATCH", "2"]  # fmt: skip
 

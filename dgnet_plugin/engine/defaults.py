@@ -202,8 +202,11 @@ class IterationTrainer(TrainerBase):
 
     # ------------------------------------------------------------------ for engines
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
-        """One iteration: the next batch of :meth:`build_train_loader`'s iterator, on the
-        device, through :meth:`train_step`."""
+        """One iteration: the next batch of :meth:`build_train_loader`'s iterator (built once,
+        by :meth:`train`, or here when a step is run on its own), on the device, through
+        :meth:`train_step`."""
+        if self.data is None:
+            self.data = self.build_train_loader(iteration)
         return self.train_step(self.to_device(next(self.data)), iteration)
 
     def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
