@@ -73,8 +73,8 @@ def _market(root: Path, skip: int = 0) -> Path:
 
 def build(recipe, engine_name, arch, extra, tmp: Path, out: Path):
     from dgnet_plugin.config import load_cfg_file
-    from dgnet_plugin.config.offline import gan_stage_config
     from dgnet_plugin.engine import build_engine
+    from dgnet_plugin.offline_augmentation.config import gan_stage_config
 
     data = [
         "DATASETS.NAMES", "('market_layout',)", "DATASETS.ROOT", str(tmp / "source"),

@@ -29,7 +29,7 @@ class _Killed(Exception):
 def test_camstyle_all_stages_with_an_interrupted_translator(tmp_path, monkeypatch):
     from train_net import cli
 
-    from dgnet_plugin.engine.cyclegan import CycleGANTrainer
+    from dgnet_plugin.offline_augmentation.cyclegan import CycleGANTrainer
 
     root = make_tiny_market(tmp_path / "data", n_train_ids=6, n_test_ids=4)
     out = tmp_path / "out"
@@ -99,8 +99,8 @@ def test_camstyle_configs_build():
     assert cfg.LOSS.LABEL.GENERATED == "lsr" and cfg.LOSS.LABEL.EPSILON == 0.1
     assert cfg.MODEL.GEN.N_BLOCKS == 9 and cfg.MODEL.DIS.N_LAYERS == 3
     assert cfg.SOLVER.GEN.LR == 2e-4 and tuple(cfg.SOLVER.GEN.BETAS) == (0.5, 0.999)
-    from dgnet_plugin.engine.cyclegan import CycleGANTrainer  # noqa: F401
     from dgnet_plugin.modeling import build_model
+    from dgnet_plugin.offline_augmentation.cyclegan import CycleGANTrainer  # noqa: F401
 
     cfg.defrost()
     cfg.MODEL.BACKBONE.PRETRAIN = False

@@ -30,8 +30,8 @@ from conftest import NO_WARMUP_OPTS, REPO, make_tiny_market, vi_proxy_opts
 from device_audit import META, audit
 
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.config.offline import gan_stage_config
 from dgnet_plugin.engine import build_engine
+from dgnet_plugin.offline_augmentation.config import gan_stage_config
 
 pytestmark = pytest.mark.device_audit
 
@@ -207,9 +207,9 @@ def test_generation_stays_on_the_device(data, method, label, config, opts, monke
     ``StageContext.device = meta``) until the images leave for the disk writer."""
     import importlib
 
-    from dgnet_plugin.engine import offline
-    from dgnet_plugin.engine.cyclegan import Translators
     from dgnet_plugin.engine.stages import StageContext
+    from dgnet_plugin.offline_augmentation import engine as offline
+    from dgnet_plugin.offline_augmentation.cyclegan import Translators
 
     engine = build_on_meta(data, f"{method}_{label}_gen", config, opts)
     run_dir = data["tmp"] / f"{method}_{label}_run"
@@ -250,7 +250,7 @@ def test_generation_stays_on_the_device(data, method, label, config, opts, monke
         monkeypatch.setattr(pipeline, "write_generated_set", writer)
         monkeypatch.setattr(pipeline, "link_test_sets", lambda *a: None)
         pipeline.generate(ctx)
-    else:  # SPGAN, PTGAN: the CycleGAN translators of engine/cyclegan.py
+    else:  # SPGAN, PTGAN: the CycleGAN translators of offline_augmentation/cyclegan.py
         monkeypatch.setattr(offline, "source_to_target_plan", lambda cfg, g: _plan(data))
         monkeypatch.setattr(offline, "write_generated_set", writer)
         generate = next(

@@ -26,7 +26,7 @@ CUDA_QUERIES = {
     "engine/launch.py": "a CUDA MODEL.DEVICE without CUDA is a ConfigError before NCCL starts",
     "utils/checkpoint.py": "the CUDA RNG state is saved / restored when CUDA exists",
     "data/build.py": "pinned host memory for the loaders when CUDA exists",
-    "data/generated.py": "pinned host memory for the loaders when CUDA exists",
+    "offline_augmentation/data.py": "pinned host memory for the loaders when CUDA exists",
     "methods/pngan/gan.py": "pinned host memory for the loaders when CUDA exists",
 }
 META = torch.device("meta")
@@ -125,7 +125,7 @@ def test_camstyle_generation_gets_the_run_device(tmp_path, monkeypatch, no_resol
 
 @pytest.mark.parametrize("config", ["configs/spgan_cpu_demo.yml", "configs/ptgan_cpu_demo.yml"])
 def test_cross_domain_generation_gets_the_run_device(config, tmp_path, monkeypatch, no_resolve):
-    from dgnet_plugin.engine import offline
+    from dgnet_plugin.offline_augmentation import engine as offline
 
     monkeypatch.setattr(offline, "source_to_target_plan", lambda cfg, generator: [])
     got = _recorded_translate(monkeypatch, offline)
@@ -178,7 +178,7 @@ def test_pose_stage_gets_the_run_device(tmp_path, monkeypatch, no_resolve):
 def test_mask_provider_takes_the_device_and_fills_its_cache_in_this_process(tmp_path):
     from PIL import Image
 
-    from dgnet_plugin.data.masks import ModelMaskProvider, mask_provider_from_cfg
+    from dgnet_plugin.offline_augmentation.masks import ModelMaskProvider, mask_provider_from_cfg
 
     class Half(torch.nn.Module):
         def forward(self, x):

@@ -14,9 +14,9 @@ from conftest import REPO, cli_opts, make_tiny_market
 
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import ConfigError, load_cfg_file
-from dgnet_plugin.losses import label_assignment_loss
 from dgnet_plugin.methods.lsro.engine import LSROEngine
 from dgnet_plugin.methods.lsro.stages import generation_plan, noise_for
+from dgnet_plugin.offline_augmentation.label_assignment import label_assignment_loss
 
 
 def _engine_with(mode: str, epsilon: float = 0.1) -> LSROEngine:

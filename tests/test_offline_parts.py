@@ -16,12 +16,14 @@ from conftest import CUHK03_MARKET
 from dgnet_plugin.losses import (
     cycle_consistency_loss,
     identity_mapping_loss,
-    label_assignment_loss,
-    label_targets,
     masked_identity_loss,
 )
 from dgnet_plugin.modeling.discriminators import PatchGANDiscriminator, patchgan_receptive_field
 from dgnet_plugin.modeling.generators import ResnetGenerator
+from dgnet_plugin.offline_augmentation.label_assignment import (
+    label_assignment_loss,
+    label_targets,
+)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -279,11 +281,11 @@ def test_generated_set_writer_resumes_and_reader_keeps_provenance(tmp_path):
     from dgnet_plugin.data.generated import (
         GeneratedSetError,
         is_complete,
-        label_generated,
         link_test_sets,
         read_generated_set,
         write_generated_set,
     )
+    from dgnet_plugin.offline_augmentation.data import label_generated
 
     out = tmp_path / "gen"
     entries = _plan(10)
@@ -352,12 +354,8 @@ def test_generated_set_writer_resumes_and_reader_keeps_provenance(tmp_path):
 def test_mixed_loader_batches_carry_the_generated_flag(tmp_path):
     from dgnet_plugin.config import get_cfg
     from dgnet_plugin.data import load_train_set
-    from dgnet_plugin.data.generated import (
-        build_mixed_train_loader,
-        label_generated,
-        read_generated_set,
-        write_generated_set,
-    )
+    from dgnet_plugin.data.generated import read_generated_set, write_generated_set
+    from dgnet_plugin.offline_augmentation.data import build_mixed_train_loader, label_generated
 
     entries = _plan(6)
     write_generated_set(tmp_path, entries, _translate, "stand-in", progress=False)
@@ -435,20 +433,20 @@ def test_a_changed_stage_config_reruns_it_and_every_later_stage(tmp_path):
     stages = [gan, make("generate"), make("baseline")]
     cfg = get_cfg()
     cfg.OUTPUT_DIR = str(tmp_path)
-    run_stages(stages, StageContext(cfg))
+    run_stages(stages, StageContext(cfg, device=torch.device("cpu")))
     assert log == ["gan", "generate", "baseline"] and (tmp_path / RECORD_NAME).is_file()
     cfg.SOLVER.REID.BASE_LR, cfg.MODEL.DEVICE = 0.123, "cuda"  # ignored / run-only
-    run_stages(stages, StageContext(cfg))
+    run_stages(stages, StageContext(cfg, device=torch.device("cpu")))
     assert log == ["gan", "generate", "baseline"]
     old, cfg.SOLVER.GEN.LR = cfg.SOLVER.GEN.LR, 0.5
-    run_stages(stages, StageContext(cfg))
+    run_stages(stages, StageContext(cfg, device=torch.device("cpu")))
     assert log[3:] == ["gan", "generate", "baseline"]
     text = (tmp_path / "log.txt").read_text()  # the main run's log
     assert f"stage 1/4 'gan': its config changed since it ran (SOLVER.GEN.LR: {old} -> 0.5)" in text
     assert "'generate': its config changed since it ran (an earlier stage ran again)" in text
     assert (tmp_path / "gan_out.stale" / "model_final.pth").read_text() == str(old)
     assert (out / "model_final.pth").read_text() == "0.5"
-    run_stages(stages, StageContext(cfg))  # recorded: reused
+    run_stages(stages, StageContext(cfg, device=torch.device("cpu")))  # recorded: reused
     assert len(log) == 6
 
 
@@ -460,8 +458,8 @@ def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):
     from conftest import REPO
 
     from dgnet_plugin.config import ConfigError, load_cfg_file
-    from dgnet_plugin.config.offline import gan_stage_config
     from dgnet_plugin.engine.run import check_resume_config, engine_solver_keys
+    from dgnet_plugin.offline_augmentation.config import gan_stage_config
 
     demo = str(REPO / "configs" / "camstyle_cpu_demo.yml")
     merges = {

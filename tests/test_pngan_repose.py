@@ -9,11 +9,11 @@ import torch
 from conftest import SHARED_DATA, make_tiny_market
 
 import dgnet_plugin  # noqa: F401
-from dgnet_plugin.data.masks import FolderMaskProvider
 from dgnet_plugin.data.pose import build_keypoint_provider
 from dgnet_plugin.losses import foreground_weighted_l1_loss, recon_l1_loss
 from dgnet_plugin.methods.pngan.gan import self_pair_fraction, swap_self_pairs
 from dgnet_plugin.methods.pngan.scores import heldout_pairs, pose_transfer_scores
+from dgnet_plugin.offline_augmentation.masks import FolderMaskProvider
 
 POSES_CSV = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")
 MASKS = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_masks")

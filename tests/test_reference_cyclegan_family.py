@@ -189,7 +189,7 @@ def test_cyclegan_lsgan_cycle_identity_terms_match_the_camstyle_fork():
     + MSE(D_B(G_B(B)), 1) + 10 L1(G_B(G_A(A)), A) + 10 L1(G_A(G_B(B)), B) + 10 x 0.5
     L1(G_A(B), B) + 10 x 0.5 L1(G_B(A), A); loss_D = (MSE(D(real), 1) + MSE(D(fake), 0)) x
     0.5 (netD_A judges domain B: our dis_b)."""
-    from dgnet_plugin.engine.cyclegan import CycleGANTrainer
+    from dgnet_plugin.offline_augmentation.cyclegan import CycleGANTrainer
 
     cfg = tiny_cyclegan_cfg()
     eng, a, b = cyclegan_engine(CycleGANTrainer, cfg)
@@ -225,8 +225,8 @@ def test_cyclegan_lsgan_cycle_identity_terms_match_the_camstyle_fork():
 def test_camstyle_generator_has_dropout_in_every_block_active_at_generation(tmp_path):
     """CycleGAN-for-CamStyle networks.py ResnetBlock.build_conv_block: conv, norm, ReLU,
     Dropout(0.5), conv, norm (use_dropout: --no_dropout False); test.py never calls eval()."""
-    from dgnet_plugin.engine.cyclegan import load_translator
     from dgnet_plugin.modeling import build_model
+    from dgnet_plugin.offline_augmentation.cyclegan import load_translator
 
     cfg = cfg_of("camstyle_r50.yml", "MODEL.BACKBONE.PRETRAIN", "False")
     cfg.MODEL.META_ARCHITECTURE = "CycleGAN"
@@ -438,8 +438,8 @@ def test_spgan_reseeded_pool_is_the_released_item_pool():
     every iteration, a2b_pool queried before b2a_pool."""
     import numpy as np
 
-    from dgnet_plugin.engine.cyclegan import CycleGANTrainer
     from dgnet_plugin.losses.image_pool import ImagePool
+    from dgnet_plugin.offline_augmentation.cyclegan import CycleGANTrainer
 
     class ItemPool:  # the released class, written out
         def __init__(self, max_num=50):
@@ -503,7 +503,7 @@ def test_translator_length_in_epochs_from_the_domain_sizes():
     """CamStyle's fork: 30 + 20 epochs of max(|A|, |B|) iterations at batch 1 (train_options.py
     --niter 30 --niter_decay 20; data/reid_dataset.py __len__); SPGAN: 6 x min(|a|, |b|) //
     batch_size iterations at a constant LR (train_spgan_demo.py max_it)."""
-    from dgnet_plugin.config.offline import gan_schedule, gan_stage_config
+    from dgnet_plugin.offline_augmentation.config import gan_schedule, gan_stage_config
 
     cs = cfg_of("camstyle_r50.yml")
     assert gan_schedule(cs, (2017, 1709)) == (50 * 2017, 30 * 2017)  # Market c1 <-> c2
@@ -521,8 +521,8 @@ def test_translator_resize_and_crop_and_camstyle_rect_crop():
     from dgnet_plugin.data.transforms import RandomSizedRectCrop, build_transforms
 
     cfg = cfg_of("camstyle_r50.yml")
-    from dgnet_plugin.config.offline import gan_stage_config
     from dgnet_plugin.engine.stages import derive_config
+    from dgnet_plugin.offline_augmentation.config import gan_stage_config
 
     cfg = derive_config(cfg, gan_stage_config(cfg, (10, 20)))  # the translator stage's config
     tf = build_transforms(cfg, True)
@@ -564,9 +564,12 @@ def test_spgan_reid_stage_freezes_conv1_res2_and_bn_and_uses_caffe_multipliers()
     every BatchNorm use_global_stats and Scale lr_mult 0; fc8_ weight lr_mult 2 / decay_mult 2,
     bias lr_mult 4 / decay_mult 0; ResNet_50_solver.prototxt: base_lr 0.001, momentum 0.9,
     weight_decay 5e-4 (plain SGD)."""
-    from dgnet_plugin.engine.offline import build_caffe_style_optimizer, freeze_reid_parameters
     from dgnet_plugin.modeling import build_model
     from dgnet_plugin.modeling.norm import convert_norm
+    from dgnet_plugin.offline_augmentation.engine import (
+        build_caffe_style_optimizer,
+        freeze_reid_parameters,
+    )
 
     cfg = cfg_of("spgan_r50.yml", "MODEL.BACKBONE.PRETRAIN", "False")
     model = build_model(cfg, 751)

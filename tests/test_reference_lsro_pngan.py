@@ -18,7 +18,7 @@ from torch import nn
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import load_cfg_file
 from dgnet_plugin.engine.precision import MixedPrecision
-from dgnet_plugin.losses import label_assignment_loss, vanilla_gan_dis_loss, vanilla_gan_gen_loss
+from dgnet_plugin.losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
 from dgnet_plugin.methods.lsro.engine import (
     LSROEngine,
     matconvnet_classifier_init,
@@ -35,6 +35,7 @@ from dgnet_plugin.methods.pngan.gan import PNGANGeneratorEngine, PoseGAN
 from dgnet_plugin.modeling.blocks import ResBlock
 from dgnet_plugin.modeling.discriminators import DCGANDiscriminator, PNGANPatchDiscriminator
 from dgnet_plugin.modeling.generators import DCGANGenerator, ResnetGenerator
+from dgnet_plugin.offline_augmentation.label_assignment import label_assignment_loss
 
 POSES_CSV = str(SHARED_DATA / "cuhk03_pose_mask" / "cuhk03_poses.csv")
 
@@ -273,7 +274,7 @@ def test_pngan_losses_and_order_against_the_released_train_loop():
     """naiq/PN_GAN script/GAN/train.py train: fake = G(src, pose); G step: MSE(D(fake), 1) +
     lambda_idt (10) * L1(fake, tgt); then the D step on the same fake: MSE(D(fake.detach()),
     0) + MSE(D(src), 1) (the *source* as the real image, weight 1)."""
-    from dgnet_plugin.engine.cyclegan import adversarial_losses
+    from dgnet_plugin.offline_augmentation.cyclegan import adversarial_losses
 
     cfg = load_cfg_file(str(REPO / "configs" / "pngan_r50.yml"), ["POSE.SOURCE", POSES_CSV])
     model = _tiny_pose_gan()
@@ -541,7 +542,7 @@ def test_lsro_pooled_loader_keeps_each_samples_label_rule(tiny_market):
     loss gives each sample its own rule (real: cross-entropy, generated: uniform) and divides
     by the batch (checked against vl_nnloss.m in test_lsro_loss_against_vl_nnloss_labelsmooth)."""
     from dgnet_plugin.data import load_train_set
-    from dgnet_plugin.data.generated import build_mixed_train_loader
+    from dgnet_plugin.offline_augmentation.data import build_mixed_train_loader
 
     cfg = load_cfg_file(
         str(REPO / "configs" / "lsro_cuhk03_cpu_demo.yml"),

@@ -45,7 +45,7 @@ def test_siamese_net_embeds_on_the_unit_sphere():
 
 # ----------------------------------------------------------------------------- masks
 def test_folder_mask_provider_on_a_folder_the_test_writes(tmp_path):
-    from dgnet_plugin.data.masks import FolderMaskProvider, MaskNotFoundError
+    from dgnet_plugin.offline_augmentation.masks import FolderMaskProvider, MaskNotFoundError
 
     img = tmp_path / "imgs" / "0001_c1s1_000001_00.jpg"
     img.parent.mkdir()
@@ -73,7 +73,7 @@ class _RedIsPerson(torch.nn.Module):
 
 
 def test_model_mask_provider_runs_once_and_caches_on_disk(tmp_path):
-    from dgnet_plugin.data.masks import MaskNotFoundError, ModelMaskProvider
+    from dgnet_plugin.offline_augmentation.masks import MaskNotFoundError, ModelMaskProvider
 
     img = np.zeros((8, 4, 3), np.uint8)
     img[:4, :, 0] = 255  # the top half is "the person"
@@ -96,7 +96,7 @@ def test_model_mask_provider_runs_once_and_caches_on_disk(tmp_path):
 
 
 def test_the_shared_cuhk03_masks_cover_the_training_images():
-    from dgnet_plugin.data.masks import FolderMaskProvider
+    from dgnet_plugin.offline_augmentation.masks import FolderMaskProvider
 
     provider = FolderMaskProvider(str(CUHK03_MASKS))
     img = sorted((CUHK03_MARKET / "bounding_box_train").glob("*.jpg"))[0]
@@ -107,7 +107,7 @@ def test_the_shared_cuhk03_masks_cover_the_training_images():
 # ----------------------------------------------------------------------------- domains
 def test_identity_subset_cuts_two_domains(tmp_path):
     from dgnet_plugin.data import MarketLayout
-    from dgnet_plugin.data.subsets import subset_done, write_identity_subset
+    from dgnet_plugin.offline_augmentation.subsets import subset_done, write_identity_subset
 
     counts = write_identity_subset(str(CUHK03_MARKET), str(tmp_path / "t"), (844, 850), (851, 855))
     ds = MarketLayout(root=str(tmp_path / "t"))

@@ -316,7 +316,8 @@ class RatioBatchSampler(Sampler[list]):
     ``real_per_batch`` real and ``generated_per_batch`` generated items (CamStyle: 128 real +
     46 camera-style images), and this process gets its contiguous share of each part.
 
-    Items are indexed as in :class:`~.generated.MixedImageDataset`: real ``0..num_real-1``,
+    Items are indexed as in :class:`~dgnet_plugin.offline_augmentation.data.MixedImageDataset`:
+    real ``0..num_real-1``,
     generated ``num_real..num_real+num_generated-1``. Each part is drawn as epoch-wise
     permutations of its own (the generated part cycles faster or slower than the real part),
     from two ``torch.Generator`` streams seeded with ``seed`` and ``seed + 1``; a batch lists
@@ -413,8 +414,8 @@ class PooledBatchSampler(Sampler[list]):
     ``randperm`` of the whole ``imdb`` of real + generated images, cut into batches of
     ``batchSize``, the last one holding the rest); ``GENERATED.MIXING pool``.
 
-    Items are indexed as in :class:`~.generated.MixedImageDataset` (real first, then
-    generated); each epoch is a permutation of all ``num_items`` of them from a
+    Items are indexed as in :class:`~dgnet_plugin.offline_augmentation.data.MixedImageDataset`
+    (real first, then generated); each epoch is a permutation of all ``num_items`` of them from a
     ``torch.Generator`` seeded with ``seed``, cut into global batches of ``global_batch``, so
     every item is drawn once per epoch and a batch holds on average ``global_batch x
     num_generated / num_items`` generated items (a hypergeometric count). The last batch of an

@@ -2,13 +2,12 @@
 on, the hooks themselves, optimisers, precision and the multi-process launch."""
 
 from .build import ENGINE_REGISTRY, build_engine
-from .defaults import GAN_SOLVER_KEYS, IterationTrainer, resolve_device
+from .defaults import IterationTrainer, resolve_device
 from .hooks import NonFiniteLossError
 from .train_loop import HookBase, TrainerBase
 
 __all__ = [
     "ENGINE_REGISTRY",
-    "GAN_SOLVER_KEYS",
     "HookBase",
     "IterationTrainer",
     "NonFiniteLossError",

@@ -67,12 +67,6 @@ logger = logging.getLogger("dgnet_plugin")
 __all__ = ["IterationTrainer", "NonFiniteLossError", "resolve_device"]
 
 
-#: ``SOLVER_KEYS`` of a generator/discriminator stage (CycleGAN translators, LSRO's DCGAN,
-#: PN-GAN's pose GAN): its two Adams and its precision, not the re-ID stage's ``SOLVER.REID``
-#: / ``STEPS`` that live in the same config file.
-GAN_SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
-
-
 class IterationTrainer(TrainerBase):
     """Base of the package's engines. Builds data, model and (for re-ID models) test sets.
 
@@ -91,7 +85,8 @@ class IterationTrainer(TrainerBase):
             this engine's optimisers and schedules read; a ``--resume`` refuses a change of
             these only (:func:`~dgnet_plugin.engine.run.check_resume_config`). ``None``: all
             of ``SOLVER``. A translator stage sets it, so that its run resumes when only the
-            re-ID stage's ``SOLVER.REID`` / ``STEPS`` changed (:data:`GAN_SOLVER_KEYS`).
+            re-ID stage's ``SOLVER.REID`` / ``STEPS`` changed
+            (:data:`dgnet_plugin.offline_augmentation.config.GAN_SOLVER_KEYS`).
     """
 
     REQUIRES: tuple[str, ...] = ()

@@ -14,7 +14,6 @@ from .adversarial import (
 from .distillation import soft_label_kl_loss, teacher_soft_label
 from .identity import id_loss
 from .image_pool import ImagePool
-from .label_assignment import LABEL_MODES, label_assignment_loss, label_targets
 from .metric import contrastive_loss, triplet_loss, weighted_regularized_triplet_loss
 from .reconstruction import (
     cycle_consistency_loss,
@@ -26,14 +25,11 @@ from .reconstruction import (
 from .vae import vae_kl_loss
 
 __all__ = [
-    "LABEL_MODES",
     "ImagePool",
     "contrastive_loss",
     "cycle_consistency_loss",
     "id_loss",
     "identity_mapping_loss",
-    "label_assignment_loss",
-    "label_targets",
     "lsgan_dis_loss",
     "lsgan_gen_loss",
     "foreground_weighted_l1_loss",

@@ -8,7 +8,7 @@ epsilon 0.1) on the transferred ones.
 """
 
 from ...config import Method, register_method
-from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
+from ...offline_augmentation.config import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_camstyle_config
 from .engine import CamStyleCycleGANEngine, CamStyleEngine
 from .pipeline import camstyle_stages

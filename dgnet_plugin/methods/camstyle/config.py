@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_cyclegan_config, add_generated_reid_config
+from ...offline_augmentation.config import add_cyclegan_config, add_generated_reid_config
 
 _C = CN()
 _C.CAMSTYLE = CN()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ...config import ConfigError
 from ...engine import ENGINE_REGISTRY
-from ...engine.cyclegan import CycleGANTrainer
-from ...engine.offline import GeneratedReIDTrainer
+from ...offline_augmentation.cyclegan import CycleGANTrainer
+from ...offline_augmentation.engine import GeneratedReIDTrainer
 
 
 @ENGINE_REGISTRY.register()

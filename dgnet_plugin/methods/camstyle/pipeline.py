@@ -6,19 +6,19 @@ from __future__ import annotations
 import itertools
 import os
 
-from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data import load_train_set
 from ...data.build import parse_dataset_entry
 from ...data.datasets import parse_market_name
 from ...data.generated import generated_file_name, link_test_sets, write_generated_set
-from ...engine.cyclegan import Translators
-from ...engine.offline import (
+from ...engine.stages import StageContext
+from ...offline_augmentation.config import GAN_STAGE_IGNORES, gan_stage_config
+from ...offline_augmentation.cyclegan import Translators
+from ...offline_augmentation.engine import (
     baseline_stage,
     generated_root,
     generation_stage,
     training_stage,
 )
-from ...engine.stages import StageContext
 
 
 def cameras(cfg) -> list[int]:

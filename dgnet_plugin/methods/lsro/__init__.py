@@ -3,9 +3,9 @@ Re-identification Baseline in vitro"): a DCGAN's unlabeled pedestrians as extra 
 data, with the uniform label distribution (label smoothing regularisation for outliers)."""
 
 from ...config import Method, register_method
-from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, non_negative, one_of, positive, probability
 from ...modeling.generators.dcgan import ARCHS, NOISES
+from ...offline_augmentation.config import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_lsro_config
 from .engine import LSROEngine
 from .gan import DCGAN, LSRODCGANEngine

@@ -2,15 +2,15 @@
 the authors' DCGAN-tensorflow fork (layumi/DCGAN-tensorflow: Adam 2e-4, beta1 0.5, batch 64,
 BCE loss, U(-1, 1) 100-d noise, 5x5 layers, two generator steps per discriminator step, 25
 epochs, no flip); the re-ID stage is the offline pipeline's
-(:func:`~dgnet_plugin.config.offline.add_generated_reid_config`) with LSRO's uniform label on
-the generated images. ``configs/lsro_r50.yml`` sets the authors' re-ID recipe
+(:func:`~dgnet_plugin.offline_augmentation.config.add_generated_reid_config`) with LSRO's uniform
+label on the generated images. ``configs/lsro_r50.yml`` sets the authors' re-ID recipe
 (layumi/Person-reID_GAN)."""
 
 from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_cyclegan_config, add_generated_reid_config
+from ...offline_augmentation.config import add_cyclegan_config, add_generated_reid_config
 
 _L = CN()
 _L.ENGINE = CN()

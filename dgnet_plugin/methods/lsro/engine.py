@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ...engine import ENGINE_REGISTRY
-from ...engine.offline import GeneratedReIDTrainer
 from ...engine.optim import with_fast_impl
-from ...losses import label_assignment_loss
+from ...offline_augmentation.engine import GeneratedReIDTrainer
+from ...offline_augmentation.label_assignment import label_assignment_loss
 
 #: The authors' per-parameter learning-rate multipliers (layumi/Person-reID_GAN
 #: ``resnet52_market_gan.m``: odd parameters 0.001, even 0.02, ``conv1`` 0.0001; the repository's
@@ -94,8 +94,8 @@ def comparison_dir(cfg, mode: str) -> str:
 
 @ENGINE_REGISTRY.register()
 class LSROEngine(GeneratedReIDTrainer):
-    """:class:`~dgnet_plugin.engine.offline.GeneratedReIDTrainer` with LSRO's labels: each
-    step ``DATALOADER.IMS_PER_BATCH`` real images (hard labels) and ``GENERATED.PER_BATCH``
+    """:class:`~dgnet_plugin.offline_augmentation.engine.GeneratedReIDTrainer` with LSRO's labels:
+    each step ``DATALOADER.IMS_PER_BATCH`` real images (hard labels) and ``GENERATED.PER_BATCH``
     DCGAN images (``GENERATED.MIXING pool``, the authors' code: ``DATALOADER.IMS_PER_BATCH``
     images from one shuffled pool of both), the DCGAN images labelled by
     ``LOSS.LABEL.GENERATED``:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
+from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_adam
 from ...losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
 from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
+from ...offline_augmentation.config import GAN_SOLVER_KEYS
 
 
 @META_ARCH_REGISTRY.register()

@@ -9,18 +9,18 @@ import os
 
 import torch
 
-from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data.generated import generated_file_name, write_generated_set
-from ...engine.cyclegan import load_translator
-from ...engine.offline import (
+from ...engine.stages import Stage, StageContext
+from ...modeling.generators.dcgan import draw_noise
+from ...offline_augmentation.config import GAN_STAGE_IGNORES, gan_stage_config
+from ...offline_augmentation.cyclegan import load_translator
+from ...offline_augmentation.engine import (
     BASELINE_SUBDIR,
     baseline_stage,
     generated_root,
     generation_stage,
     training_stage,
 )
-from ...engine.stages import Stage, StageContext
-from ...modeling.generators.dcgan import draw_noise
 from .engine import COMPARISON_ROWS, comparison_dir
 
 logger = logging.getLogger("dgnet_plugin")

@@ -4,9 +4,9 @@ Generation for Person Re-identification"): a pose-conditioned generator draws ea
 the pose-normalised views at test time."""
 
 from ...config import Method, register_method
-from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import Rule, non_negative, one_of, positive, probability
 from ...data.pose import POSE_FORMATS
+from ...offline_augmentation.config import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_pngan_config
 from .engine import FEATURE_ROWS, PNGANEngine
 from .gan import PNGANGeneratorEngine, PoseGAN

@@ -4,14 +4,18 @@ concatenated with the target pose, its patch discriminator, LSGAN plus 10 x L1 t
 image of the same identity in the target pose, Adam 2e-4 (0.5, 0.999), batch 32, 20 epochs of
 every ordered same-identity pair with a per-epoch linear decay after 10, 256x128 images); the
 re-ID stage is the offline pipeline's
-(:func:`~dgnet_plugin.config.offline.add_generated_reid_config`) with hard labels on the
-pose-normalised images."""
+(:func:`~dgnet_plugin.offline_augmentation.config.add_generated_reid_config`) with hard labels on
+the pose-normalised images."""
 
 from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_cyclegan_config, add_generated_reid_config, add_mask_config
+from ...offline_augmentation.config import (
+    add_cyclegan_config,
+    add_generated_reid_config,
+    add_mask_config,
+)
 
 _P = CN()
 _P.ENGINE = CN()

@@ -34,7 +34,8 @@ class PosePairDataset(Dataset):
     ``__getitem__`` takes such a pair, or an index (then the target is the image itself).
     ``source_pose``: samples also hold ``img_pose``, the source's own pose map ``(36, H, W)``
     (for self pairs, ``PNGAN.SELF_PAIRS``). ``masks``: a person-mask provider
-    (:mod:`dgnet_plugin.data.masks`); samples then also hold ``target_mask``, the target's
+    (:mod:`dgnet_plugin.offline_augmentation.masks`); samples then also hold ``target_mask``, the
+    target's
     mask ``(1, H, W)`` in ``[0, 1]`` (and ``img_mask``, the source's, with ``source_pose``),
     for ``PNGAN.BACKGROUND_WEIGHT``.
     """

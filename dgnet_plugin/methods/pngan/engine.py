@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from ...data.pairs import ImageListDataset
 from ...engine import ENGINE_REGISTRY
-from ...engine.cyclegan import load_translator
-from ...engine.offline import GeneratedReIDTrainer
+from ...offline_augmentation.cyclegan import load_translator
+from ...offline_augmentation.engine import GeneratedReIDTrainer
 from .data import canonical_pose_maps, load_canonical_poses
 from .fusion import PoseViewsReID, evaluate_pose_fusion
 from .stages import pose_gan_dir, poses_path
@@ -28,7 +28,8 @@ FEATURE_ROWS = {
 
 @ENGINE_REGISTRY.register()
 class PNGANEngine(GeneratedReIDTrainer):
-    """:class:`~dgnet_plugin.engine.offline.GeneratedReIDTrainer` on real + pose-normalised
+    """:class:`~dgnet_plugin.offline_augmentation.engine.GeneratedReIDTrainer` on real +
+    pose-normalised
     images (``LOSS.LABEL.GENERATED hard``: a pose-normalised image keeps its identity). The
     final table holds the network on the test images alone, the real-only baseline, and the
     rows of ``PNGAN.TEST_FEATURES``: every test image drawn by the generator stage's model in

@@ -13,16 +13,17 @@ from torch.utils.data import DataLoader
 
 from ...data.build import build_group_loader, open_dataset, parse_dataset_entry
 from ...data.datasets import read_image
-from ...data.masks import mask_provider_from_cfg
 from ...data.pose import build_keypoint_provider, pose_channels
 from ...data.transforms import build_transforms
-from ...engine import ENGINE_REGISTRY, GAN_SOLVER_KEYS, IterationTrainer
-from ...engine.cyclegan import adversarial_losses
+from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_adam, build_linear_decay_scheduler
 from ...losses import foreground_weighted_l1_loss, recon_l1_loss
 from ...modeling.discriminators import build_discriminator
 from ...modeling.generators import build_generator
 from ...modeling.meta_arch import META_ARCH_REGISTRY
+from ...offline_augmentation.config import GAN_SOLVER_KEYS
+from ...offline_augmentation.cyclegan import adversarial_losses
+from ...offline_augmentation.masks import mask_provider_from_cfg
 from ...utils import comm
 from .data import (
     CANONICAL_POSES,

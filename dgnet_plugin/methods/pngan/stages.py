@@ -10,13 +10,18 @@ import os
 
 import torch
 
-from ...config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ...data.datasets import parse_market_name, read_image
 from ...data.generated import generated_file_name, write_generated_set
 from ...data.transforms import build_transforms
-from ...engine.cyclegan import load_translator
-from ...engine.offline import baseline_stage, generated_root, generation_stage, training_stage
 from ...engine.stages import Stage, StageContext
+from ...offline_augmentation.config import GAN_STAGE_IGNORES, gan_stage_config
+from ...offline_augmentation.cyclegan import load_translator
+from ...offline_augmentation.engine import (
+    baseline_stage,
+    generated_root,
+    generation_stage,
+    training_stage,
+)
 from ...utils.visualization import save_grid
 from .data import (
     CANONICAL_POSES,

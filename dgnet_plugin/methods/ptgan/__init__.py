@@ -3,16 +3,16 @@ Re-Identification", CVPR 2018): a CycleGAN whose identity term is restricted to 
 foreground mask transfers labelled source images to the target domain's background and
 lighting; IDE is trained on them with the source labels and evaluated on the target.
 
-Masks come from a provider (:mod:`dgnet_plugin.data.masks`: a folder of masks, e.g.
+Masks come from a provider (:mod:`dgnet_plugin.offline_augmentation.masks`: a folder of masks, e.g.
 ``../shared/data/cuhk03_pose_mask/cuhk03_masks/``, or a segmentation model cached on disk).
 ``config``, ``engine`` (``PTGANTranslatorEngine``, ``PTGANEngine``); the stages are the shared
-cross-domain pipeline (:func:`~dgnet_plugin.engine.offline.cross_domain_stages`).
+cross-domain pipeline (:func:`~dgnet_plugin.offline_augmentation.engine.cross_domain_stages`).
 """
 
 from ...config import Method, register_method
-from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import one_of
-from ...engine.offline import cross_domain_stages
+from ...offline_augmentation.config import CYCLEGAN_RULES, GENERATED_REID_RULES
+from ...offline_augmentation.engine import cross_domain_stages
 from .config import add_ptgan_config
 from .engine import PTGANEngine, PTGANTranslatorEngine
 

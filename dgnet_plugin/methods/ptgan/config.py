@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_mask_config, add_translate_then_train_config
+from ...offline_augmentation.config import add_mask_config, add_translate_then_train_config
 
 _P = CN()
 _P.PTGAN = CN()

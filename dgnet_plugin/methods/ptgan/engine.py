@@ -4,12 +4,12 @@ term) and IDE on the transferred source images."""
 from __future__ import annotations
 
 from ...data.build import build_train_loader
-from ...data.masks import MaskedImageDataset, mask_provider_from_cfg
 from ...data.transforms import JointTransform
 from ...engine import ENGINE_REGISTRY
-from ...engine.cyclegan import CycleGANTrainer
-from ...engine.offline import GeneratedReIDTrainer, target_domain_items
 from ...losses import masked_identity_loss
+from ...offline_augmentation.cyclegan import CycleGANTrainer
+from ...offline_augmentation.engine import GeneratedReIDTrainer, target_domain_items
+from ...offline_augmentation.masks import MaskedImageDataset, mask_provider_from_cfg
 
 
 @ENGINE_REGISTRY.register()

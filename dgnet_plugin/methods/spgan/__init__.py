@@ -11,8 +11,8 @@ evaluated on the target ("learning via translation").
 """
 
 from ...config import Method, register_method
-from ...config.offline import CYCLEGAN_RULES, GENERATED_REID_RULES
 from ...config.validate import one_of
+from ...offline_augmentation.config import CYCLEGAN_RULES, GENERATED_REID_RULES
 from .config import add_spgan_config
 from .engine import SPGANEngine, SPGANTranslatorEngine
 from .losses import NEGATIVES, spgan_contrastive_loss, spgan_metric_loss

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
-from ...config.offline import add_translate_then_train_config
+from ...offline_augmentation.config import add_translate_then_train_config
 
 _S = CN()
 _S.SPGAN = CN()

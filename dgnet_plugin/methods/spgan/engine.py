@@ -4,9 +4,9 @@ own optimiser) and IDE on the translated source images."""
 from __future__ import annotations
 
 from ...engine import ENGINE_REGISTRY
-from ...engine.cyclegan import CycleGANTrainer
-from ...engine.offline import GeneratedReIDTrainer, target_domain_items
 from ...engine.optim import build_adam
+from ...offline_augmentation.cyclegan import CycleGANTrainer
+from ...offline_augmentation.engine import GeneratedReIDTrainer, target_domain_items
 from .losses import spgan_metric_loss
 
 

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...modeling.generators.resnet import init_translator_weights
-from ...modeling.meta_arch import META_ARCH_REGISTRY, CycleGAN
+from ...modeling.meta_arch import META_ARCH_REGISTRY
+from ...offline_augmentation.cyclegan_model import CycleGAN
 
 
 class SiameseNet(nn.Module):

@@ -86,8 +86,8 @@ class PatchGANDiscriminator(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_ch: int = 3) -> PatchGANDiscriminator:
         """From ``MODEL.DIS.{DIM, N_LAYERS, NORM, NORM_AFFINE, INIT}``
-        (:func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last three default
-        to False, normal, torch where a config lacks them)."""
+        (:func:`dgnet_plugin.offline_augmentation.config.add_cyclegan_config`; the last three
+        default to False, normal, torch where a config lacks them)."""
         d = cfg.MODEL.DIS
         return cls(
             in_ch,

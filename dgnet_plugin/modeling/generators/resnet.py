@@ -184,8 +184,8 @@ class ResnetGenerator(nn.Module):
     def from_config(cls, cfg, in_channels: int | None = None, out_channels: int | None = None):
         """From ``MODEL.GEN.{IN_CHANNELS, OUT_CHANNELS, DIM, N_BLOCKS, N_DOWNSAMPLE,
         UPSAMPLE, DROPOUT, NORM_AFFINE, INIT, PADDING}`` (the keys of
-        :func:`dgnet_plugin.config.offline.add_cyclegan_config`; the last four default to
-        0, False, normal, torch where a config lacks them);
+        :func:`dgnet_plugin.offline_augmentation.config.add_cyclegan_config`; the last four default
+        to 0, False, normal, torch where a config lacks them);
         the keyword arguments override the channel counts (a translator between 1- and
         3-channel domains)."""
         g = cfg.MODEL.GEN

@@ -14,9 +14,9 @@ stage's.
 
 from __future__ import annotations
 
-from .config import CfgNode as CN
-from .config import merge_missing
-from .validate import non_negative, one_of, positive, positive_size, probability
+from ..config import CfgNode as CN
+from ..config import merge_missing
+from ..config.validate import non_negative, one_of, positive, positive_size, probability
 
 _G = CN()
 _G.MODEL = CN()
@@ -147,7 +147,7 @@ _R.SOLVER.REID.FREEZE_BN_AFFINE = False
 # head at HEADS_LR_FACTOR x (torchreid's staged_lr). SPGAN's fc8: (2, 2, 4, 0)
 _R.SOLVER.REID.HEAD_MULTS = ()
 _R.LOSS = CN()
-_R.LOSS.LABEL = CN()  # losses.label_assignment
+_R.LOSS.LABEL = CN()  # .label_assignment
 _R.LOSS.LABEL.REAL = "hard"  # hard | lsr | lsro | argmax | teacher
 _R.LOSS.LABEL.GENERATED = "hard"
 _R.LOSS.LABEL.EPSILON = 0.1  # LSR's epsilon
@@ -171,7 +171,7 @@ def gan_schedule(cfg, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
         ConfigError: ``GAN.EPOCHS`` > 0 without ``sizes``, an unknown ``EPOCH_SIZE``, or
             ``DECAY_EPOCHS`` > ``EPOCHS``.
     """
-    from .config import ConfigError
+    from ..config import ConfigError
 
     g = cfg.GAN
     epochs = int(g.get("EPOCHS", 0))
@@ -239,6 +239,12 @@ GAN_STAGE_IGNORES = (
 )
 
 
+#: ``SOLVER_KEYS`` of a generator/discriminator stage (CycleGAN translators, LSRO's DCGAN,
+#: PN-GAN's pose GAN): its two Adams and its precision, not the re-ID stage's ``SOLVER.REID``
+#: / ``STEPS`` that live in the same config file.
+GAN_SOLVER_KEYS = ("SOLVER.GEN", "SOLVER.DIS", "SOLVER.AMP")
+
+
 _D = CN()
 _D.DOMAINS = CN()
 # The target domain of a cross-domain method (SPGAN, PTGAN): DATASETS entries whose training
@@ -293,7 +299,7 @@ def add_mask_config(cfg: CN) -> CN:
     return merge_missing(cfg, _M)
 
 
-_LABEL_MODES = ("hard", "lsr", "lsro", "argmax", "teacher")  # losses.label_assignment
+_LABEL_MODES = ("hard", "lsr", "lsro", "argmax", "teacher")  # .label_assignment
 
 #: ``Method.config_rules`` of the translator keys (:func:`add_cyclegan_config`)
 CYCLEGAN_RULES = (

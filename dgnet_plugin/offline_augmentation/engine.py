@@ -15,26 +15,26 @@ from collections.abc import Callable
 
 import torch
 
-from ..config.offline import GAN_STAGE_IGNORES, gan_stage_config
 from ..data import load_train_set
 from ..data.build import open_dataset, parse_dataset_entry
 from ..data.datasets import parse_market_name
 from ..data.generated import (
     generated_file_name,
     is_complete,
-    label_generated,
     read_generated_set,
     write_generated_set,
 )
-from ..data.subsets import subset_done, write_identity_subset
-from ..losses import label_assignment_loss
+from ..engine.defaults import IterationTrainer
+from ..engine.loading import load_model
+from ..engine.optim import build_iter_scheduler, build_reid_optimizer
+from ..engine.stages import Stage, StageContext, derive_config
 from ..utils import comm
 from ..utils.events import read_json_lines
+from .config import GAN_STAGE_IGNORES, gan_stage_config
 from .cyclegan import Translators
-from .defaults import IterationTrainer
-from .loading import load_model
-from .optim import build_iter_scheduler, build_reid_optimizer
-from .stages import Stage, StageContext, derive_config
+from .data import label_generated
+from .label_assignment import label_assignment_loss
+from .subsets import subset_done, write_identity_subset
 
 logger = logging.getLogger("dgnet_plugin")
 
@@ -77,7 +77,7 @@ def training_stage(
     ``ENGINE.NAME``), always resuming (an interrupted stage continues from its newest
     checkpoint), without the pipeline. The stage is done when that run wrote
     ``model_final.pth``; ``ignore``: keys of the derived config it does not read."""
-    from .run import run_training
+    from ..engine.run import run_training
 
     def config(cfg):
         return derive_config(cfg, {"OUTPUT_DIR": run_dir(cfg), **merges(cfg)})
@@ -284,7 +284,7 @@ def build_caffe_style_optimizer(cfg, model, head_names, device=None):
         ConfigError: ``HEAD_MULTS`` without 4 values, or ``SOLVER.REID.OPTIM`` not sgd.
     """
     from ..config import ConfigError
-    from .optim import with_fast_impl
+    from ..engine.optim import with_fast_impl
 
     s = cfg.SOLVER.REID
     mults = tuple(float(v) for v in s.HEAD_MULTS)
@@ -400,7 +400,7 @@ class GeneratedReIDTrainer(IterationTrainer):
         self._baseline_results = None
 
     def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
-        from ..data.generated import build_mixed_train_loader
+        from .data import build_mixed_train_loader
 
         if self._stream is None:
             self._stream = build_mixed_train_loader(

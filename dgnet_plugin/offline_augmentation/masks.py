@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.datasets import read_image
 from ..errors import UserError
-from .datasets import read_image
 
 
 class MaskNotFoundError(UserError, FileNotFoundError):

@@ -14,6 +14,9 @@ import torch
 
 from ..config import ConfigError, load_cfg_file
 from ..data import build_train_loader
+from ..engine.defaults import IterationTrainer, resolve_device
+from ..engine.loading import read_state_dict
+from ..engine.optim import build_adam, build_linear_decay_scheduler
 from ..losses import (
     ImagePool,
     cycle_consistency_loss,
@@ -25,9 +28,7 @@ from ..losses import (
 )
 from ..modeling import build_model
 from ..utils.checkpoint import CheckpointError
-from .defaults import GAN_SOLVER_KEYS, IterationTrainer, resolve_device
-from .loading import read_state_dict
-from .optim import build_adam, build_linear_decay_scheduler
+from .config import GAN_SOLVER_KEYS
 
 logger = logging.getLogger("dgnet_plugin")
 

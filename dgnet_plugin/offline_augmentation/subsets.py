@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from .datasets import MARKET_SUBDIRS, DatasetNotFoundError, is_image_name, parse_market_name
+from ..data.datasets import MARKET_SUBDIRS, DatasetNotFoundError, is_image_name, parse_market_name
 
 DONE = "SUBSET.json"
 

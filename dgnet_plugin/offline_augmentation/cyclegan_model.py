@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..discriminators import build_discriminator
-from ..generators import build_generator
-from .build import META_ARCH_REGISTRY
+from ..modeling.discriminators import build_discriminator
+from ..modeling.generators import build_generator
+from ..modeling.meta_arch import META_ARCH_REGISTRY
 
 
 @META_ARCH_REGISTRY.register()
