@@ -63,15 +63,18 @@ def build_dgnet(num_classes: int, config_file: str | None = None, opts=None) -> 
     return model
 
 
-def build_dgnet_optimizers(model: nn.Module) -> dict[str, torch.optim.Optimizer]:
-    """The CLI's three optimisers of ``model`` (from :func:`build_dgnet`), by update phase:
-    ``model`` = Ea (``SOLVER.REID``, heads at ``HEADS_LR_FACTOR`` x), ``gen`` = Es + G +
-    MLPs (Adam ``SOLVER.GEN``), ``dis`` = D (Adam ``SOLVER.DIS``)."""
+def build_dgnet_optimizers(model: nn.Module, device=None) -> dict[str, torch.optim.Optimizer]:
+    """The CLI's three optimisers of ``model`` (from :func:`build_dgnet`, already on
+    ``device``), by update phase: ``model`` = Ea (``SOLVER.REID``, heads at
+    ``HEADS_LR_FACTOR`` x), ``gen`` = Es + G + MLPs (Adam ``SOLVER.GEN``), ``dis`` = D (Adam
+    ``SOLVER.DIS``). With ``device`` (a ``torch.device``) they use the CLI's fused update
+    kernels on CPU and CUDA (:func:`~dgnet_plugin.engine.optim.with_fast_impl`): the same
+    update as torch's default up to float rounding."""
     cfg = model.cfg
     return {
-        "model": build_reid_optimizer(cfg, model.reid, ["classifier", "classifier_fine"]),
-        "gen": build_adam(model.gen, cfg.SOLVER.GEN),
-        "dis": build_adam(model.dis, cfg.SOLVER.DIS),
+        "model": build_reid_optimizer(cfg, model.reid, ["classifier", "classifier_fine"], device),
+        "gen": build_adam(model.gen, cfg.SOLVER.GEN, device),
+        "dis": build_adam(model.dis, cfg.SOLVER.DIS, device),
     }
 
 
@@ -184,6 +187,24 @@ def dgnet_pairs(data: dict, iteration: int, seed: int, erase=None) -> tuple[dict
     return streams[0], streams[1]
 
 
+def check_identity_batches(datamanager) -> None:
+    """Check that ``datamanager``'s training batches hold several images of each identity
+    (torchreid's ``RandomIdentitySampler`` with ``num_instances >= 2``).
+
+    Raises:
+        ConfigError: another sampler, or ``num_instances < 2``; names both settings.
+    """
+    sampler = getattr(datamanager.train_loader, "sampler", None)
+    k = getattr(sampler, "num_instances", 0)
+    if not isinstance(sampler, tr.RandomIdentitySampler) or k < 2:
+        raise ConfigError(
+            f"DG-Net forms its positive pairs inside each batch, but the datamanager's "
+            f"training sampler is {type(sampler).__name__}"
+            + (f" with num_instances={k}" if isinstance(sampler, tr.RandomIdentitySampler) else "")
+            + f": {SAMPLER_HELP}"
+        )
+
+
 class ImageDGNetEngine(ConfiguredEngine):
     """DG-Net's training in torchreid's ``Engine``: ``run(save_dir, max_epoch, start_epoch,
     eval_freq, test_only, print_freq, ...)``, ``test()``, ``visrank``, the TensorBoard writer,
@@ -195,7 +216,7 @@ class ImageDGNetEngine(ConfiguredEngine):
             ``num_instances >= 2``); its images are ImageNet-normalised, as DG-Net's.
         model: :func:`build_dgnet`'s meta-architecture (``model.cfg`` is the config).
         optimizers: ``{"model": Ea's, "gen": Es + G + MLPs', "dis": D's}``; default
-            :func:`build_dgnet_optimizers` (the CLI's).
+            :func:`build_dgnet_optimizers` on the engine's device (the CLI's).
         schedulers: the same keys, torchreid schedulers stepped once per epoch; default (or
             a missing key): the CLI's MultiStepLR over iterations (``SOLVER.STEPS``,
             ``SOLVER.REID_GAMMA`` / ``SOLVER.GAMMA``), stepped after every iteration.
@@ -215,8 +236,10 @@ class ImageDGNetEngine(ConfiguredEngine):
     starts at epoch 0 (a ``tools/train_net.py`` teacher only). Runs in one process.
 
     Raises:
-        ConfigError: the teacher term is on without a teacher, or ``INIT_EA`` with a teacher
-            that is not a ``dgnet_plugin`` model.
+        ConfigError: (at construction) a datamanager without identity batches
+            (:func:`check_identity_batches`); (in ``run``, training) the teacher term is on
+            without a teacher, or ``INIT_EA`` with a teacher that is not a ``dgnet_plugin``
+            model.
     """
 
     def __init__(
@@ -229,10 +252,11 @@ class ImageDGNetEngine(ConfiguredEngine):
         teacher_name: str = "",
         use_gpu: bool = True,
     ):
+        check_identity_batches(datamanager)
         super().__init__(datamanager, model.cfg, use_gpu)
         cfg = self.cfg
         self.dgnet = model.to(self.device)
-        optimizers = optimizers or build_dgnet_optimizers(model)
+        optimizers = optimizers or build_dgnet_optimizers(model, self.device)
         schedulers = dict(schedulers or {})
         steps = {"model": cfg.SOLVER.REID_GAMMA, "gen": cfg.SOLVER.GAMMA, "dis": cfg.SOLVER.GAMMA}
         for name, gamma in steps.items():
@@ -245,11 +269,6 @@ class ImageDGNetEngine(ConfiguredEngine):
         if teacher is not None:
             teacher = load_teacher_model(teacher, datamanager.num_train_pids, teacher_name)
             teacher = teacher.to(self.device)
-        elif cfg.LOSS.TEACHER_MAX > 0:
-            raise ConfigError(
-                "LOSS.TEACHER_MAX > 0 needs a teacher: pass teacher= (a torchreid model or "
-                "checkpoint), or build_dgnet(..., opts=['LOSS.TEACHER_MAX', '0'])"
-            )
         self.teacher = teacher
         self.step = _DGNetStep(cfg, model, optimizers, teacher, self.device)
         self.erase = build_random_erasing(cfg)
@@ -257,6 +276,11 @@ class ImageDGNetEngine(ConfiguredEngine):
     def run(self, *args, start_epoch: int = 0, test_only: bool = False, **kwargs):
         """torchreid's ``run``; at a fresh start with ``MODEL.TEACHER.INIT_EA``, Ea is first
         copied from the teacher."""
+        if self.cfg.LOSS.TEACHER_MAX > 0 and self.teacher is None and not test_only:
+            raise ConfigError(
+                "LOSS.TEACHER_MAX > 0 needs a teacher: pass teacher= (a torchreid model or "
+                "checkpoint), or build_dgnet(..., opts=['LOSS.TEACHER_MAX', '0'])"
+            )
         if self.cfg.MODEL.TEACHER.INIT_EA and start_epoch == 0 and not test_only:
             if self.teacher is None or not hasattr(self.teacher, "reid"):
                 raise ConfigError(
