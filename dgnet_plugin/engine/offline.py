@@ -358,8 +358,7 @@ class GeneratedReIDTrainer(IterationTrainer):
     def train_step(self, batch: dict, iteration: int) -> dict[str, torch.Tensor]:
         """One re-ID update on the device ``batch`` of real and generated images (``img``,
         ``pid``, ``generated`` and the label-assignment fields); returns ``{"id": loss}``.
-        Also called by torchreid's engine (:class:`dgnet_plugin.torchreid.
-        ImageGeneratedEngine`)."""
+        The seam a torchreid engine calls."""
         gen = batch["generated"].bool()
         if self.separate_forward and bool(gen.any()) and not bool(gen.all()):
             # CamStyle (reid/trainers.py, CamStyleTrainer._forward): the real batch, then the

@@ -2,12 +2,10 @@
 uses torchreid's engine API (through :mod:`dgnet_plugin.utils.torchreid_compat`).
 
 - :class:`ImageDGNetEngine` with :func:`build_dgnet` (DG-Net);
-- :class:`ImageD2RLEngine` with :func:`build_d2rl` (D2RL, visible-infrared);
-- :class:`ImageGeneratedEngine` with :class:`GeneratedImageDataset` (the re-ID stage of
-  CamStyle, SPGAN, PTGAN, LSRO and PN-GAN on real + generated images);
+- :mod:`.base`: what an engine of this package shares (checkpoints, evaluation);
 - :mod:`.checkpoint`: checkpoints of ``tools/train_net.py`` to torchreid's files and back.
 
-Each engine's ``forward_backward`` calls the method's own ``train_step`` (the CLI engine's
+The engine's ``forward_backward`` calls the method's own ``train_step`` (the CLI engine's
 step code), so both train the same way. See docs/torchreid.md.
 """
 

@@ -13,8 +13,7 @@ from ..utils import torchreid_compat as tr
 
 
 class ConfiguredEngine(tr.Engine):
-    """Base of :class:`~.dgnet.ImageDGNetEngine`, :class:`~.d2rl.ImageD2RLEngine` and
-    :class:`~.generated.ImageGeneratedEngine`.
+    """Base of the package's torchreid engines (:class:`~.dgnet.ImageDGNetEngine`).
 
     ``cfg``: the method's config (``build_dgnet(...).cfg`` etc.). ``self.device`` is CUDA when
     ``use_gpu`` and CUDA is available, else CPU (torchreid's rule). Subclasses register

@@ -157,8 +157,7 @@ class D2RLEngine(IterationTrainer):
     def train_step(self, b: dict, iteration: int) -> dict:
         """The whole iteration (discriminators, then translators + re-ID network, by the
         warm-up phase of ``iteration``) on the device batch ``b`` (``img_v, img_i, pid_v,
-        pid_i``); returns the detached losses. Also called by torchreid's engine
-        (:class:`dgnet_plugin.torchreid.ImageD2RLEngine`)."""
+        pid_i``); returns the detached losses. The seam a torchreid engine calls."""
         cfg, m, opt, w = self.cfg, self.model, self.optimizers, self.cfg.LOSS
         if self._vis_batch is None:
             self._vis_batch = (b["img_v"][:4].clone(), b["img_i"][:4].clone())
