@@ -407,7 +407,12 @@ class GeneratedReIDTrainer(IterationTrainer):
                 self.cfg, self.train_items, self.generated_items, self.generated_per_batch,
                 start=iteration, real_per_batch=self.real_per_batch, pooled=self.pooled,
             )  # fmt: skip
-        batch = self.to_device(next(self._stream))
+        return self.train_step(self.to_device(next(self._stream)), iteration)
+
+    def train_step(self, batch: dict, iteration: int) -> dict[str, torch.Tensor]:
+        """One re-ID update on the device ``batch`` of real and generated images (``img``,
+        ``pid``, ``generated`` and the label-assignment fields); returns ``{"id": loss}``.
+        The seam a torchreid engine calls."""
         gen = batch["generated"].bool()
         if self.separate_forward and bool(gen.any()) and not bool(gen.all()):
             # CamStyle (reid/trainers.py, CamStyleTrainer._forward): the real batch, then the

@@ -146,10 +146,17 @@ class D2RLEngine(IterationTrainer):
         self._vis_batch = None
 
     def run_step(self, iteration: int) -> dict:
-        cfg, m, opt, w = self.cfg, self.model, self.optimizers, self.cfg.LOSS
         if self._stream is None:
-            self._stream = build_cross_modality_loader(cfg, self.items, self.modalities, iteration)
-        b = self.to_device(next(self._stream))
+            self._stream = build_cross_modality_loader(
+                self.cfg, self.items, self.modalities, iteration
+            )
+        return self.train_step(self.to_device(next(self._stream)), iteration)
+
+    def train_step(self, b: dict, iteration: int) -> dict:
+        """The whole iteration (discriminators, then translators + re-ID network, by the
+        warm-up phase of ``iteration``) on the device batch ``b`` (``img_v, img_i, pid_v,
+        pid_i``); returns the detached losses. The seam a torchreid engine calls."""
+        cfg, m, opt, w = self.cfg, self.model, self.optimizers, self.cfg.LOSS
         if self._vis_batch is None:
             self._vis_batch = (b["img_v"][:4].clone(), b["img_i"][:4].clone())
         d = cfg.MODEL.D2RL

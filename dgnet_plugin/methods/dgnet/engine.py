@@ -117,6 +117,14 @@ class DGNetEngine(IterationTrainer):
             self._streams = build_pair_streams(self.cfg, self.train_items, start=iteration)
         a = self.to_device(next(self._streams[0]))
         b = self.to_device(next(self._streams[1]))
+        return self.train_step((a, b), iteration)
+
+    def train_step(self, batch: tuple[dict, dict], iteration: int) -> dict[str, torch.Tensor]:
+        """The whole iteration (D update, then G + Ea update) on ``batch`` = the two streams'
+        ``(a, b)`` batches on the device (see :class:`~.meta_arch.DGNet`); returns the
+        detached loss terms. Also called by torchreid's engine
+        (:class:`dgnet_plugin.torchreid.ImageDGNetEngine`)."""
+        a, b = batch
         weights = dgnet_loss_weights(self.cfg.LOSS, iteration)
         opt = self.optimizers
         phase = self._phases  # DDP wrappers with several processes (gradient averaging)

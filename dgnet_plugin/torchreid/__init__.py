@@ -1,0 +1,22 @@
+"""The package's methods as ``torchreid.engine.Engine`` subclasses: the one place that
+uses torchreid's engine API (through :mod:`dgnet_plugin.utils.torchreid_compat`).
+
+- :class:`ImageDGNetEngine` with :func:`build_dgnet` (DG-Net);
+- :mod:`.base`: what an engine of this package shares (checkpoints, evaluation);
+- :mod:`.checkpoint`: checkpoints of ``tools/train_net.py`` to torchreid's files and back.
+
+The engine's ``forward_backward`` calls the method's own ``train_step`` (the CLI engine's
+step code), so both train the same way. See docs/torchreid.md.
+"""
+
+from .checkpoint import cli_to_torchreid, torchreid_to_cli
+from .dgnet import ImageDGNetEngine, TorchreidTeacher, build_dgnet, build_dgnet_optimizers
+
+__all__ = [
+    "ImageDGNetEngine",
+    "TorchreidTeacher",
+    "build_dgnet",
+    "build_dgnet_optimizers",
+    "cli_to_torchreid",
+    "torchreid_to_cli",
+]
