@@ -171,7 +171,8 @@ def build_engine(cfg, num_classes: int, reference: bool) -> DGNetEngine:
         engine.optimizers["dis"] = build_adam(m.dis, s.DIS)
     engine.set_teacher(build_teacher(cfg, num_classes, engine.device))
     pin = engine.device.type == "cuda"
-    engine._streams = tuple(SyntheticStream(cfg, num_classes, pin, seed) for seed in (1, 2))
+    engine.synthetic = tuple(SyntheticStream(cfg, num_classes, pin, seed) for seed in (1, 2))
+    engine.data = zip(*engine.synthetic, strict=False)
     engine.model.train()
     return engine
 
@@ -453,7 +454,8 @@ def profile(name: str, args) -> None:
         torch.manual_seed(0)
         engine = build_engine(cfg, spec["ids"], reference=False)
         add_network_ranges(engine)
-        engine._streams = tuple(Labelled(s, "bench::data") for s in engine._streams)
+        engine.synthetic = tuple(Labelled(s, "bench::data") for s in engine.synthetic)
+        engine.data = zip(*engine.synthetic, strict=False)
         to_device = engine.to_device
 
         def labelled_to_device(batch):

@@ -110,7 +110,7 @@ def test_run_step_does_not_synchronise(tiny_market, tmp_path):
             tiny_market, tmp_path / amp, "SOLVER.AMP", amp, "CUDNN_BENCHMARK", "False", teacher=True
         )
         pinned = [{k: v.pin_memory() for k, v in batch(s).items()} for s in (0, 1)]
-        engine._streams = tuple(itertools.repeat(b) for b in pinned)
+        engine.data = zip(*(itertools.repeat(b) for b in pinned))
         for it in range(1, 5):  # warm-up: lazy initialisation, both Es branches
             engine.run_step(it)
         torch.cuda.synchronize()

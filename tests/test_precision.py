@@ -42,7 +42,7 @@ def engine_cfg(tiny_market, tmp_path, *opts, teacher: bool = False):
 def use_synthetic_batches(engine) -> None:
     """Random image batches instead of the loaders (fast; the data path is not under test)."""
     stream = iter(lambda: batch(0), None)
-    engine._streams = (stream, stream)
+    engine.data = zip(stream, stream)
 
 
 def params_of(module) -> list[torch.Tensor]:

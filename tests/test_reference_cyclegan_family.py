@@ -89,7 +89,7 @@ def test_camstyle_loss_is_ce_real_plus_lsr_transferred_each_over_its_stream():
     ref_model = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     eng = bare_engine(CamStyleEngine, cfg, model, {"model": opt})
-    eng.separate_forward, eng._stream = True, iter([mixed_batch()])
+    eng.separate_forward, eng.data = True, iter([mixed_batch()])
     got = eng.run_step(0)["id"]
     want = camstyle_reference_loss(ref_model)
     torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-7)
@@ -112,7 +112,7 @@ def test_camstyle_runs_two_forwards_per_step_and_bn_statistics_per_stream():
         model = TinyReID(k=K).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
         eng = bare_engine(CamStyleEngine, cfg, model, {"model": opt})
-        eng.separate_forward, eng._stream = separate, iter([mixed_batch()] * 3)
+        eng.separate_forward, eng.data = separate, iter([mixed_batch()] * 3)
         for it in range(3):
             eng.run_step(it)
         assert model.forwards == (6 if separate else 3)
@@ -138,7 +138,7 @@ def test_single_forward_mode_keeps_one_mean_over_the_mixed_batch():
     model = TinyReID(k=K).train()
     ref = copy.deepcopy(model)
     eng = bare_engine(CamStyleEngine, cfg, model, {"model": torch.optim.SGD(model.parameters(), 0)})
-    eng.separate_forward, eng._stream = False, iter([mixed_batch()])
+    eng.separate_forward, eng.data = False, iter([mixed_batch()])
     got = eng.run_step(0)["id"]
     b = mixed_batch()
     logits = ref(b["img"])

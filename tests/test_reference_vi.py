@@ -610,7 +610,7 @@ def test_d2rl_update_order_per_phase(tmp_path, monkeypatch):
             )
             yield {"img_v": x_v, "img_i": x_i, "pid_v": pids, "pid_i": pids}
 
-    engine._stream = batches()
+    engine.data = batches()
     counts = _count_steps(engine)
     per_iter = []
     for it in range(6):
@@ -658,7 +658,7 @@ def test_d2rl_engine_passes_the_latent_choices(tmp_path, monkeypatch):
             "pid_v": pids,
             "pid_i": pids,
         }
-        engine._stream = itertools.repeat(b)
+        engine.data = itertools.repeat(b)
         engine.run_step(0)  # T_I alone: the D step
         engine.run_step(1)  # T_F alone
         assert seen == [dis_fakes == "sampled", tf == "sampled"]

@@ -367,10 +367,6 @@ class GeneratedReIDTrainer(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        freeze_reid_parameters(cfg, self.model)
-        opt = self.build_optimizer()
-        sched = build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA)
-        self.register_optimizer("model", opt, sched)
         g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
         self.real_per_batch = 0 if g.ENABLED and g.ONLY else batch
         self.generated_per_batch = (batch if g.ONLY else g.PER_BATCH) if g.ENABLED else 0
@@ -396,18 +392,24 @@ class GeneratedReIDTrainer(IterationTrainer):
                 cfg.LOSS.LABEL.GENERATED,
             )
         self.separate_forward = bool(g.SEPARATE_FORWARD)
-        self._stream = None
         self._baseline_results = None
 
-    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
+    def build_optimizers(self, cfg) -> dict:
+        """``model``: the re-ID network's optimiser (:meth:`build_optimizer`, after
+        ``SOLVER.REID.FROZEN`` turned off the frozen parameters' gradients)."""
+        freeze_reid_parameters(cfg, self.model)
+        opt = self.build_optimizer()
+        return {"model": (opt, build_iter_scheduler(opt, cfg.SOLVER.STEPS, cfg.SOLVER.REID_GAMMA))}
+
+    def build_train_loader(self, start: int):
+        """Real + generated batches (:func:`~.data.build_mixed_train_loader`): a fixed share
+        per batch, or one shuffled pool (``GENERATED.MIXING``)."""
         from .data import build_mixed_train_loader
 
-        if self._stream is None:
-            self._stream = build_mixed_train_loader(
-                self.cfg, self.train_items, self.generated_items, self.generated_per_batch,
-                start=iteration, real_per_batch=self.real_per_batch, pooled=self.pooled,
-            )  # fmt: skip
-        return self.train_step(self.to_device(next(self._stream)), iteration)
+        return build_mixed_train_loader(
+            self.cfg, self.train_items, self.generated_items, self.generated_per_batch,
+            start=start, real_per_batch=self.real_per_batch, pooled=self.pooled,
+        )  # fmt: skip
 
     def train_step(self, batch: dict, iteration: int) -> dict[str, torch.Tensor]:
         """One re-ID update on the device ``batch`` of real and generated images (``img``,

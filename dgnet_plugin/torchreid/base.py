@@ -37,6 +37,15 @@ class ConfiguredEngine(tr.Engine):
       in %).
     """
 
+    def query_transform(self, model):
+        """The method's query-side feature function: the CLI engine's
+        ``query_transform(cfg, model)`` (``ENGINE.NAME``'s class; DG-Net: ``TEST.ALPHA``)."""
+        from ..engine import ENGINE_REGISTRY
+        from ..utils.registry import lookup
+
+        engine = lookup(ENGINE_REGISTRY, self.cfg.ENGINE.NAME, "ENGINE.NAME")
+        return engine.query_transform(self.cfg, model)
+
     def __init__(self, datamanager, cfg, use_gpu: bool = True):
         super().__init__(datamanager, use_gpu)
         self.cfg = cfg
@@ -115,7 +124,9 @@ class ConfiguredEngine(tr.Engine):
         model = self.evaluation_model()
         model.eval()
         sets = {dataset_name: self.test_loaders(dataset_name, query_loader, gallery_loader)}
-        results = evaluate_reid_model(model, sets, self.device, test_cfg, save_dir or None)
+        results = evaluate_reid_model(
+            model, sets, self.device, test_cfg, save_dir or None, self.query_transform(model)
+        )
         self.last_results.update(results)
         main = results.get(dataset_name) or next(iter(results.values()))
         print("** Results **")

@@ -134,23 +134,21 @@ class D2RLEngine(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m, dev = self.model, self.device
         self.items, self.modalities, _ = load_cross_modality_train_set(cfg)
+        self._vis_batch = None
+
+    def build_optimizers(self, cfg) -> dict:
+        m, dev, out = self.model, self.device, {}
         steps, g = cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA
         for name, net in (("gen", m.gen), ("dis", torch.nn.ModuleList([m.dis_v, m.dis_i]))):
             opt = build_adam(net, getattr(cfg.SOLVER, name.upper()), dev)
-            self.register_optimizer(name, opt, build_iter_scheduler(opt, steps, g))
+            out[name] = (opt, build_iter_scheduler(opt, steps, g))
         opt = build_reid_optimizer(cfg, m.reid_net, list(cfg.MODEL.D2RL.HEADS), dev)
-        self.register_optimizer("reid", opt, reid_lr_scheduler(opt, cfg))
-        self._stream = None
-        self._vis_batch = None
+        out["reid"] = (opt, reid_lr_scheduler(opt, cfg))
+        return out
 
-    def run_step(self, iteration: int) -> dict:
-        if self._stream is None:
-            self._stream = build_cross_modality_loader(
-                self.cfg, self.items, self.modalities, iteration
-            )
-        return self.train_step(self.to_device(next(self._stream)), iteration)
+    def build_train_loader(self, start: int):
+        return build_cross_modality_loader(self.cfg, self.items, self.modalities, start)
 
     def train_step(self, b: dict, iteration: int) -> dict:
         """The whole iteration (discriminators, then translators + re-ID network, by the

@@ -61,21 +61,22 @@ class DGNetEngine(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        m, s, dev = self.model, cfg.SOLVER, self.device
-        opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"], dev)
-        opt_gen, opt_dis = build_adam(m.gen, s.GEN, dev), build_adam(m.dis, s.DIS, dev)
-        self.register_optimizer(
-            "model", opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)
-        )
-        self.register_optimizer("gen", opt_gen, build_iter_scheduler(opt_gen, s.STEPS, s.GAMMA))
-        self.register_optimizer("dis", opt_dis, build_iter_scheduler(opt_dis, s.STEPS, s.GAMMA))
         self.teacher = None
         self._teacher_results = None
-        self._streams = None
         self._display = None
         self._phases = {"gen": self.model, "dis": None}  # what each phase calls (DDP wrappers)
         if self.speed.compile:
-            m.compile_networks()
+            self.model.compile_networks()
+
+    def build_optimizers(self, cfg) -> dict:
+        m, s, dev = self.model, cfg.SOLVER, self.device
+        opt_reid = build_reid_optimizer(cfg, m.reid, ["classifier", "classifier_fine"], dev)
+        opt_gen, opt_dis = build_adam(m.gen, s.GEN, dev), build_adam(m.dis, s.DIS, dev)
+        return {
+            "model": (opt_reid, build_iter_scheduler(opt_reid, s.STEPS, s.REID_GAMMA)),
+            "gen": (opt_gen, build_iter_scheduler(opt_gen, s.STEPS, s.GAMMA)),
+            "dis": (opt_dis, build_iter_scheduler(opt_dis, s.STEPS, s.GAMMA)),
+        }
 
     def prepare_distributed(self) -> None:
         """With several processes, one DDP wrapper per update phase (see the class doc)."""
@@ -112,12 +113,11 @@ class DGNetEngine(IterationTrainer):
                 init_appearance_encoder(self.model.reid, self.teacher)
         return super().train()
 
-    def run_step(self, iteration: int) -> dict[str, torch.Tensor]:
-        if self._streams is None:
-            self._streams = build_pair_streams(self.cfg, self.train_items, start=iteration)
-        a = self.to_device(next(self._streams[0]))
-        b = self.to_device(next(self._streams[1]))
-        return self.train_step((a, b), iteration)
+    def build_train_loader(self, start: int):
+        """``(a, b)``: the two streams of positive pairs (:func:`~dgnet_plugin.data.
+        build_pair_streams`), zipped."""
+        a, b = build_pair_streams(self.cfg, self.train_items, start=start)
+        return zip(a, b, strict=False)
 
     def train_step(self, batch: tuple[dict, dict], iteration: int) -> dict[str, torch.Tensor]:
         """The whole iteration (D update, then G + Ea update) on ``batch`` = the two streams'
