@@ -36,11 +36,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +76,7 @@ def run_stage(stage, amp: str, device: str, tmp: Path, args, seconds: float) -> 
     method, _, recipe, kind, extra = stage
     dry = [*DRY, "INPUT.SIZE_TRAIN", "(128, 64)"] if method == "d2rl" else DRY  # 3-scale D
     opts = ["SOLVER.AMP", amp, "SEED", "1", *(dry if args.dry_run else [])]
-    torch.manual_seed(1)
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)  # the same draws in both precisions
     engine = bench_flops.build(method, recipe, kind, extra, tmp, tmp / f"{method}_{kind}_{amp}",
                                device, opts)  # fmt: skip
     dev = engine.device
@@ -82,7 +84,7 @@ def run_stage(stage, amp: str, device: str, tmp: Path, args, seconds: float) -> 
     images = sum(t.shape[0] for t in _tensors(batch) if t.dim() == 4)
     step = engine.train_step
     if type(engine).train_step is IterationTrainer.train_step:  # run_step only: loader timed
-        step = lambda _, it: engine.run_step(it)  # noqa: E731
+        step = lambda _, it, run=engine.run_step: run(it)  # noqa: E731
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     losses = []
