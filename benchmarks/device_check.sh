@@ -4,12 +4,12 @@
 # wheels of what the machine lacks and the tests' CUHK03 subset), then copy .device/ beside the working tree there and run:
 #   bash benchmarks/device_check.sh
 # Steps, in order of importance, each under its own time limit so that partial results come
-# back: the training-step benchmark at the official configuration (bf16, then fp16 +
+# back: every method's full recipe (device_recipes.py: recipes.md / .csv, ranking.csv), the training-step benchmark at the official configuration (bf16, then fp16 +
 # GradScaler), the CUDA tests, then the benchmark with torch.compile. Figures go to $OUT (a result
 # folder the caller sets; default output/device_check): env.txt, bench_bf16.txt,
 # bench_fp16.txt, test_cuda.txt, bench_compile.txt. Environment overrides: PYTHON (python3),
 # DEVICE (cuda), CONFIG (official), ITERS (20 timed iterations per variant), and the limits
-# T_BENCH (100 s), T_TESTS (200 s), T_COMPILE (220 s); the defaults add up to 520 s.
+# T_RECIPES (330 s), T_BENCH (60 s), T_TESTS (100 s), T_COMPILE (0: skipped); 550 s in all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-output/device_check}
@@ -52,9 +52,13 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND under a limit into $out/NA
         | tee -a "$out/$name.txt"
 }
 
+# every method's full recipe, bf16 and float32, and the ranking at Market / MSMT17 size
+step recipes "${T_RECIPES:-330}" "$py" benchmarks/device_recipes.py --out "$out" --budget 240
 bench=("$py" benchmarks/bench_train_step.py --config "$config" --device "$device"
     --iters "$iters" --warmup 3)
-step bench_bf16 "${T_BENCH:-100}" "${bench[@]}" --amp bf16
-step bench_fp16 "${T_BENCH:-100}" "${bench[@]}" --amp fp16
-step test_cuda "${T_TESTS:-200}" "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
-step bench_compile "${T_COMPILE:-220}" "${bench[@]}" --amp bf16 --compile
+step bench_bf16 "${T_BENCH:-60}" "${bench[@]}" --amp bf16
+step bench_fp16 "${T_BENCH:-60}" "${bench[@]}" --amp fp16
+step test_cuda "${T_TESTS:-100}" "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
+if [ "${T_COMPILE:-0}" -gt 0 ]; then  # torch.compile: only when given time (T_COMPILE=220)
+    step bench_compile "$T_COMPILE" "${bench[@]}" --amp bf16 --compile
+fi

@@ -25,8 +25,11 @@ import contextlib
 import traceback
 
 import torch
+from conftest import import_benchmark
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
+
+meta_autocast = import_benchmark("meta_device").meta_autocast
 
 META = torch.device("meta")
 aten = torch.ops.aten
@@ -58,14 +61,6 @@ def _in_data_loading() -> bool:
         if "dgnet_plugin/data/" in f.filename or "torchvision/transforms" in f.filename:
             return True
     return False
-
-
-class _Autocast(torch.autocast):
-    """``torch.autocast`` that accepts ``meta`` (as the CPU: a disabled region, or CPU
-    autocast's dtype rules) so that code written ``autocast(x.device.type, ...)`` runs."""
-
-    def __init__(self, device_type, *args, **kwargs):
-        super().__init__("cpu" if device_type == "meta" else device_type, *args, **kwargs)
 
 
 class CpuLeakAudit(TorchDispatchMode):
@@ -156,19 +151,17 @@ def audit():
         register_optimizer_step_pre_hook(pre),
         register_optimizer_step_post_hook(post),
     ]
-    autocasts = (torch.autocast, torch.amp.autocast)
-    torch.autocast = torch.amp.autocast = _Autocast
     base.__next__ = _outside(base.__next__)
     dataloader.DataLoader.__iter__ = _outside(dataloader.DataLoader.__iter__)
     from torch.fx.experimental import _config as fx_config
 
     try:
         # boolean masks / nonzero inside aten's own kernels: all-true stand-ins on meta
-        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), mode:
+        # torch.autocast(x.device.type) on meta: a CPU autocast region (benchmarks/meta_device.py)
+        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), meta_autocast(), mode:
             yield mode
     finally:
         base.__next__, dataloader.DataLoader.__iter__ = saved
-        torch.autocast, torch.amp.autocast = autocasts
         for h in handles:
             h.remove()
 
