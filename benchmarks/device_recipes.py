@@ -74,7 +74,8 @@ def run_stage(stage, amp: str, device: str, tmp: Path, args, seconds: float) -> 
     """One stage in one precision: ``{"losses", "iters", "sec_per_iter", "images",
     "peak_gb"}``."""
     method, _, recipe, kind, extra = stage
-    dry = [*DRY, "INPUT.SIZE_TRAIN", "(128, 64)"] if method == "d2rl" else DRY  # 3-scale D
+    # D2RL's 3-scale discriminator and DG-Net's ASPP (dilation 9) need 128 x 64
+    dry = [*DRY, "INPUT.SIZE_TRAIN", "(128, 64)"] if method in ("d2rl", "dgnet") else DRY
     opts = ["SOLVER.AMP", amp, "SEED", "1", *(dry if args.dry_run else [])]
     random.seed(1), np.random.seed(1), torch.manual_seed(1)  # the same draws in both precisions
     engine = bench_flops.build(method, recipe, kind, extra, tmp, tmp / f"{method}_{kind}_{amp}",

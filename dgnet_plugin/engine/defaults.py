@@ -242,6 +242,25 @@ class IterationTrainer(TrainerBase):
             self.writer.add_image(tag or name, grid, iteration)
         return grid
 
+    def step_phase(
+        self, phase: str, terms: dict, weights: dict | None = None, optimizers=None
+    ) -> dict[str, torch.Tensor]:
+        """One update phase under the loss rule: the meta-architecture's unweighted
+        ``terms`` (``{name: scalar}``) weighted by ``weights`` (``{name: w}``; a missing name
+        weighs 1) and summed, the gradients of the phase's ``optimizers`` (default: the one
+        registered as ``phase``) zeroed, one backward (scaled under fp16 with the GradScaler
+        of ``phase`` when it is one of :attr:`AMP_PHASES`, else ``main``'s; gradients
+        averaged over processes) and one step of each. Returns the detached unweighted terms
+        (what the log shows)."""
+        weights = weights or {}
+        total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+        opts = list(optimizers) if optimizers is not None else [self.optimizers[phase]]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        amp_phase = phase if phase in self.AMP_PHASES else self.AMP_PHASES[0]
+        self.amp.backward_step(total, *opts, phase=amp_phase)
+        return {k: v.detach() for k, v in terms.items()}
+
     def register_optimizer(self, name: str, optimizer, scheduler=None) -> None:
         """The optimiser (and per-iteration scheduler) of update phase ``name``: logged as
         ``lr_<name>``, checkpointed as ``optimizer_<name>`` / ``scheduler_<name>``, stepped

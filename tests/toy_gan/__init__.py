@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from dgnet_plugin.config import CfgNode, Method, merge_missing, register_method
-from dgnet_plugin.data import build_train_loader
 from dgnet_plugin.engine import ENGINE_REGISTRY, IterationTrainer
 from dgnet_plugin.engine.optim import build_adam
 from dgnet_plugin.losses import lsgan_dis_loss, lsgan_gen_loss
@@ -61,6 +60,12 @@ class ToyGAN(nn.Module):
     def from_config(cls, cfg, num_classes: int):  # num_classes: unused, no labels
         return cls(cfg.MODEL.GEN.Z_DIM, tuple(cfg.INPUT.SIZE_TRAIN))
 
+    def losses(self, phase: str, real: torch.Tensor, fake: torch.Tensor) -> dict:
+        """The unweighted LSGAN terms of update phase ``dis`` or ``gen`` (the loss rule)."""
+        if phase == "dis":
+            return {"dis_adv": lsgan_dis_loss(self.dis(fake.detach()), self.dis(real))}
+        return {"gan": lsgan_gen_loss(self.dis(fake))}
+
 
 # ------------------------------------------------------------------ engine
 @ENGINE_REGISTRY.register()
@@ -68,25 +73,18 @@ class ToyGANEngine(IterationTrainer):
     REQUIRES = ("gen", "dis")
     AMP_PHASES = ("dis", "gen")
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.register_optimizer("gen", build_adam(self.model.gen, cfg.SOLVER.GEN, self.device))
-        self.register_optimizer("dis", build_adam(self.model.dis, cfg.SOLVER.DIS, self.device))
-        self._stream = None
+    def build_optimizers(self, cfg) -> dict:
+        return {
+            "gen": (build_adam(self.model.gen, cfg.SOLVER.GEN, self.device), None),
+            "dis": (build_adam(self.model.dis, cfg.SOLVER.DIS, self.device), None),
+        }
 
-    def run_step(self, iteration: int) -> dict:
-        if self._stream is None:
-            self._stream = build_train_loader(self.cfg, self.train_items, start=iteration)
-        real = self.to_device(next(self._stream))["img"]  # the labels are not used
-        m, opt = self.model, self.optimizers
+    def train_step(self, batch: dict, iteration: int) -> dict:
+        real, m = batch["img"], self.model  # the labels are not used
         fake = m.gen(torch.randn(real.shape[0], m.z_dim, device=self.device))
-        d_loss = lsgan_dis_loss(m.dis(fake.detach()), m.dis(real))
-        opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(d_loss, opt["dis"], phase="dis")
-        g_loss = lsgan_gen_loss(m.dis(fake))
-        opt["gen"].zero_grad(set_to_none=True)
-        self.amp.backward_step(g_loss, opt["gen"], phase="gen")
-        return {"dis_adv": d_loss.detach(), "gan": g_loss.detach()}
+        d = self.step_phase("dis", m.losses("dis", real, fake))
+        g = self.step_phase("gen", m.losses("gen", real, fake))
+        return {**d, **g}
 
     @torch.no_grad()
     def visualize(self, iteration: int) -> None:
