@@ -2,6 +2,8 @@
 uses torchreid's engine API (through :mod:`dgnet_plugin.utils.torchreid_compat`).
 
 - :class:`ImageDGNetEngine` with :func:`build_dgnet` (DG-Net);
+- :class:`ImageD2RLEngine` with :func:`build_d2rl` (D2RL, on the plugin's visible-infrared
+  torchreid datasets ``sysu_mm01`` / ``regdb``);
 - :mod:`.base`: what an engine of this package shares (checkpoints, evaluation);
 - :mod:`.checkpoint`: checkpoints of ``tools/train_net.py`` to torchreid's files and back.
 
@@ -10,11 +12,15 @@ step code), so both train the same way. See docs/torchreid.md.
 """
 
 from .checkpoint import cli_to_torchreid, torchreid_to_cli
+from .d2rl import ImageD2RLEngine, build_d2rl, build_d2rl_optimizers
 from .dgnet import ImageDGNetEngine, TorchreidTeacher, build_dgnet, build_dgnet_optimizers
 
 __all__ = [
+    "ImageD2RLEngine",
     "ImageDGNetEngine",
     "TorchreidTeacher",
+    "build_d2rl",
+    "build_d2rl_optimizers",
     "build_dgnet",
     "build_dgnet_optimizers",
     "cli_to_torchreid",
