@@ -12,7 +12,13 @@ import sys
 import pytest
 import torch
 from conftest import MOBILENET_WEIGHTS, NO_WARMUP_OPTS, REPO, small_cfg
-from torchreid_helpers import datamanager, make_torchreid_market, market_folder
+from torchreid_helpers import (
+    StepRecorder,
+    datamanager,
+    make_torchreid_market,
+    market_folder,
+    same_update,
+)
 
 from dgnet_plugin.config import ConfigError
 from dgnet_plugin.methods.dgnet import DGNetEngine
@@ -94,50 +100,6 @@ def test_wrong_sampler_is_one_clear_error(data_root):
         ImageDGNetEngine(dm, build_dgnet(4, DEMO, OPTS), use_gpu=False)
 
 
-class StepRecorder:
-    """Wraps each optimiser's ``step``: after every step records ``(phase, networks whose
-    parameters changed since the previous record)``."""
-
-    def __init__(self, optimizers: dict, networks: dict):
-        self.networks, self.events = networks, []
-        self._snap = self._snapshot()
-        for name, opt in optimizers.items():
-            opt.step = self._wrap(name, opt.step)
-
-    def _snapshot(self):
-        return {n: [p.detach().clone() for p in m.parameters()] for n, m in self.networks.items()}
-
-    def _wrap(self, phase, step):
-        def wrapped(*a, **k):
-            out = step(*a, **k)
-            now = self._snapshot()
-            changed = {
-                n
-                for n in now
-                if any(not torch.equal(x, y) for x, y in zip(now[n], self._snap[n], strict=True))
-            }
-            self.events.append((phase, frozenset(changed)))
-            self._snap = now
-            return out
-
-        return wrapped
-
-
-def _same_update(ours: torch.nn.Module, theirs: torch.nn.Module, it: int, loss_diff: float):
-    """Every parameter's gradient and value after the step equal (within 1e-6)."""
-    theirs_p = dict(theirs.named_parameters())
-    grad_diff, upd = 0.0, 0.0
-    for k, p in ours.named_parameters():
-        g, h = p.grad, theirs_p[k].grad
-        grad_diff = max(grad_diff, (g - h).abs().max().item())
-        upd = max(upd, (p.detach() - theirs_p[k].detach()).abs().max().item())
-    print(
-        f"iteration {it}: max |loss difference| {loss_diff:.3g}, max |gradient difference| "
-        f"{grad_diff:.3g}, max |parameter difference| after the step {upd:.3g}"
-    )
-    assert grad_diff <= 1e-6 and upd <= 1e-6
-
-
 def test_one_iteration_equals_the_cli_train_step(data_root, teacher_file, tmp_path):
     """From the same weights, optimiser states and seed: the loss terms (1e-5) and the
     parameter update of an ImageDGNetEngine iteration equal DGNetEngine.train_step's (three
@@ -179,7 +141,7 @@ def test_one_iteration_equals_the_cli_train_step(data_root, teacher_file, tmp_pa
         assert set(ours) == set(theirs)
         diffs = {k: abs(ours[k] - float(theirs[k])) for k in ours}
         assert max(diffs.values()) <= 1e-5, diffs
-        _same_update(model, cli.model, it, max(diffs.values()))
+        same_update(model, cli.model, it, max(diffs.values()))
     assert {"teacher_kl", "fine", "cycle", "recon_f", "recon_s"} <= set(ours)
     expected = [("dis", {"dis"}), ("gen", {"gen"}), ("model", {"reid"})] * 3
     assert rec_tr.events == rec_cli.events == [(p, frozenset(s)) for p, s in expected]

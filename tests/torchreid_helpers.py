@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from conftest import make_tiny_market
 
 from dgnet_plugin.utils import torchreid_compat as tr
@@ -41,3 +42,88 @@ def datamanager(root: Path, size=(64, 32), batch: int = 8, k: int = 2, **kwargs)
     )
     args.update(kwargs)
     return tr.ImageDataManager(**args)
+
+
+def make_torchreid_sysu(root: Path) -> Path:
+    """``root/SYSU-MM01/`` in the SYSU-MM01 layout from the real crops of ``vi_reid_samples``
+    (symbolic links), read by the plugin's ``sysu_mm01`` torchreid dataset: training = the 5
+    people of ``sysu_mm01_aligngan_figure`` (ids 101-105, 4 visible + 4 infrared each; the
+    figure gives no cameras: visible image ``k`` -> camera ``(1, 2, 4, 5)[k]``, infrared ``k``
+    -> ``(3, 6)[k % 2]``), test = the 5 people of ``sysu_mm01_example`` (ids 1-5, 2 images
+    per camera 1-6, their own cameras). Returns ``root`` (torchreid's ``root``)."""
+    import csv
+
+    from conftest import VI_REID
+
+    out = root / "SYSU-MM01"
+    counters: dict = {}
+
+    def link(src: Path, pid: int, cam: int) -> None:
+        folder = out / f"cam{cam}" / f"{pid:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        k = counters[pid, cam] = counters.get((pid, cam), 0) + 1
+        (folder / f"{k:04d}{src.suffix}").symlink_to(src)
+
+    for name in ("sysu_mm01_aligngan_figure", "sysu_mm01_example"):
+        with open(VI_REID / name / "labels.csv", newline="") as f:
+            for r in sorted(csv.DictReader(f), key=lambda r: r["file"]):
+                src = VI_REID / name / r["file"]
+                if r["camera"]:
+                    link(src, int(r["person_id"]), int(r["camera"]))
+                else:
+                    pid, k = 100 + int(r["person_id"]), int(src.stem.rsplit("_", 1)[1])
+                    cams = (1, 2, 4, 5) if r["modality"] == "visible" else (3, 6, 3, 6)
+                    link(src, pid, cams[k])
+    (out / "exp").mkdir()
+    (out / "exp" / "train_id.txt").write_text("101,102,103,104,105\n")
+    (out / "exp" / "val_id.txt").write_text("\n")
+    (out / "exp" / "test_id.txt").write_text("1,2,3,4,5\n")
+    return root
+
+
+class StepRecorder:
+    """Wraps each optimiser's ``step``: after every step records ``(phase, networks whose
+    parameters changed since the previous record)``."""
+
+    def __init__(self, optimizers: dict, networks: dict):
+        self.networks, self.events = networks, []
+        self._snap = self._snapshot()
+        for name, opt in optimizers.items():
+            opt.step = self._wrap(name, opt.step)
+
+    def _snapshot(self):
+        return {n: [p.detach().clone() for p in m.parameters()] for n, m in self.networks.items()}
+
+    def _wrap(self, phase, step):
+        def wrapped(*a, **k):
+            out = step(*a, **k)
+            now = self._snapshot()
+            changed = {
+                n
+                for n in now
+                if any(not torch.equal(x, y) for x, y in zip(now[n], self._snap[n], strict=True))
+            }
+            self.events.append((phase, frozenset(changed)))
+            self._snap = now
+            return out
+
+        return wrapped
+
+
+def same_update(ours: torch.nn.Module, theirs: torch.nn.Module, it: int, loss_diff: float):
+    """Every parameter's gradient (or its absence) and value after the step equal (within
+    1e-6); prints the largest differences."""
+    theirs_p = dict(theirs.named_parameters())
+    grad_diff, upd = 0.0, 0.0
+    for k, p in ours.named_parameters():
+        g, h = p.grad, theirs_p[k].grad
+        if g is None or h is None:  # a network the phase does not reach: no gradient in both
+            assert g is None and h is None, k
+            g = h = torch.zeros(())
+        grad_diff = max(grad_diff, (g - h).abs().max().item())
+        upd = max(upd, (p.detach() - theirs_p[k].detach()).abs().max().item())
+    print(
+        f"iteration {it}: max |loss difference| {loss_diff:.3g}, max |gradient difference| "
+        f"{grad_diff:.3g}, max |parameter difference| after the step {upd:.3g}"
+    )
+    assert grad_diff <= 1e-6 and upd <= 1e-6

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset
+from torchvision import transforms as tv_transforms
 
 from ..utils import torchreid_compat as tr
 from .datasets import DatasetNotFoundError, is_image_name, read_image
@@ -105,10 +106,26 @@ def read_sysu_ids(path: str) -> list[int]:
     return ids
 
 
+def normalised_channels(transform) -> int | None:
+    """The channel count of the ``Normalize`` in ``transform`` (a torchvision ``Compose``;
+    3 for torchreid's ``ImageDataManager`` transforms), ``None`` when it has none."""
+    for t in getattr(transform, "transforms", [transform]):
+        if isinstance(t, tv_transforms.Normalize):
+            return len(t.mean)
+    return None
+
+
 class CrossModalityDataset(tr.ImageDataset):
     """A torchreid image dataset whose items each have a modality (``modality_of(item)``)
     and whose ``__getitem__`` reads infrared images as one channel. ``protocol`` names the
-    evaluation protocol of :mod:`dgnet_plugin.evaluation.cross_modality`."""
+    evaluation protocol of :mod:`dgnet_plugin.evaluation.cross_modality`.
+
+    Items are ``{img, pid, camid, impath, dsetid, modality}`` (``modality``: ``"visible"`` |
+    ``"infrared"``; batched by torchreid's loader as a list of strings). Under torchreid's
+    ``ImageDataManager``, whose transforms normalise three channels, an infrared image is
+    read as RGB (three equal channels, torchreid's own ``read_image``), so that every batch
+    stacks; :mod:`dgnet_plugin.torchreid.d2rl` turns it back into one channel.
+    """
 
     protocol = ""
 
@@ -123,7 +140,10 @@ class CrossModalityDataset(tr.ImageDataset):
         item = self.data[index]
         img_path, pid, camid, dsetid = item
         m = self.modality_of(item)
-        img = read_image(img_path, MODALITY_MODE[m])
+        mode = MODALITY_MODE[m]
+        if normalised_channels(self.transform) == 3:  # torchreid's transforms: RGB in
+            mode = "RGB"  # an infrared image as three equal channels, as torchreid reads it
+        img = read_image(img_path, mode)
         if self.transform is not None:
             img = self._transform_image(self.transform, self.k_tfm, img)
         return {

@@ -8,8 +8,56 @@ import os.path as osp
 
 import torch
 
+from ..config import ConfigError, get_cfg, load_cfg_file
 from ..evaluation import evaluate_reid_model
 from ..utils import torchreid_compat as tr
+
+SAMPLER_HELP = (
+    "build the ImageDataManager with train_sampler='RandomIdentitySampler' and "
+    "num_instances >= 2 (batch_size_train a multiple of num_instances)"
+)
+
+
+def load_method_cfg(method: str, meta_architecture: str, config_file=None, opts=None):
+    """The frozen config of a ``build_<method>`` builder: ``config_file`` (a path, or the name
+    of a packaged config) or the method's defaults (``get_cfg(method)``), with the ``KEY
+    VALUE`` ``opts``, and ``MODEL.HEADS.NUM_CLASSES`` 0 (the builder's ``num_classes``).
+
+    Raises:
+        ConfigError: its ``MODEL.META_ARCHITECTURE`` is not ``meta_architecture``, or a bad
+            value.
+    """
+    if config_file:
+        cfg = load_cfg_file(config_file, list(opts or []), freeze=False)
+    else:
+        cfg = get_cfg(method)
+        cfg.merge_from_list(list(opts or []))
+    if cfg.MODEL.META_ARCHITECTURE != meta_architecture:
+        raise ConfigError(
+            f"build_{method} needs a {meta_architecture} config (MODEL.META_ARCHITECTURE "
+            f"{meta_architecture}), '{config_file}' has '{cfg.MODEL.META_ARCHITECTURE}'"
+        )
+    cfg.MODEL.HEADS.NUM_CLASSES = 0
+    cfg.freeze()
+    return cfg
+
+
+def check_identity_sampler(datamanager, why: str) -> None:
+    """Check that ``datamanager``'s training batches hold several images of each identity
+    (torchreid's ``RandomIdentitySampler`` with ``num_instances >= 2``); ``why`` starts the
+    error message (the method's reason).
+
+    Raises:
+        ConfigError: another sampler, or ``num_instances < 2``; names both settings.
+    """
+    sampler = getattr(datamanager.train_loader, "sampler", None)
+    k = getattr(sampler, "num_instances", 0)
+    if not isinstance(sampler, tr.RandomIdentitySampler) or k < 2:
+        raise ConfigError(
+            f"{why}, but the datamanager's training sampler is {type(sampler).__name__}"
+            + (f" with num_instances={k}" if isinstance(sampler, tr.RandomIdentitySampler) else "")
+            + f": {SAMPLER_HELP}"
+        )
 
 
 class ConfiguredEngine(tr.Engine):
@@ -34,7 +82,8 @@ class ConfiguredEngine(tr.Engine):
       ``save_dir/visrank/<dataset>``) and ``TEST.CUHK03_CLASSIC``; ``dist_metric`` and
       ``normalize_feature`` are replaced by ``TEST.METRIC`` and the per-part normalisation.
       The last results are kept in :attr:`last_results` (``{dataset: {Rank-1, ..., mAP}}``
-      in %).
+      in %; a visible-infrared set: ``{"<dataset> <setting>": ...}``, e.g. ``"sysu_mm01
+      all-search single-shot"``, whose first setting is printed and returned).
     """
 
     def query_transform(self, model):
@@ -128,8 +177,9 @@ class ConfiguredEngine(tr.Engine):
             model, sets, self.device, test_cfg, save_dir or None, self.query_transform(model)
         )
         self.last_results.update(results)
-        main = results.get(dataset_name) or next(iter(results.values()))
-        print("** Results **")
+        setting = dataset_name if dataset_name in results else next(iter(results))
+        main = results[setting]
+        print("** Results **" + ("" if setting == dataset_name else f" ({setting})"))
         print("mAP: {:.1%}".format(main["mAP"] / 100))
         print("CMC curve")
         for r in ranks:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError, get_cfg, load_cfg_file
+from ..config import ConfigError
 from ..data.transforms import build_random_erasing
 from ..engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
 from ..engine.precision import MixedPrecision
@@ -24,14 +24,9 @@ from ..methods.dgnet.teacher import init_appearance_encoder
 from ..modeling import build_model
 from ..modeling.norm import convert_norm
 from ..utils import torchreid_compat as tr
-from .base import ConfiguredEngine
+from .base import SAMPLER_HELP, ConfiguredEngine, check_identity_sampler, load_method_cfg
 
 logger = logging.getLogger("dgnet_plugin")
-
-SAMPLER_HELP = (
-    "build the ImageDataManager with train_sampler='RandomIdentitySampler' and "
-    "num_instances >= 2 (batch_size_train a multiple of num_instances)"
-)
 
 
 def build_dgnet(num_classes: int, config_file: str | None = None, opts=None) -> nn.Module:
@@ -45,18 +40,7 @@ def build_dgnet(num_classes: int, config_file: str | None = None, opts=None) -> 
     Raises:
         ConfigError: the config is not a DG-Net one, or a bad value.
     """
-    if config_file:
-        cfg = load_cfg_file(config_file, list(opts or []), freeze=False)
-    else:
-        cfg = get_cfg("dgnet")
-        cfg.merge_from_list(list(opts or []))
-    if cfg.MODEL.META_ARCHITECTURE != "DGNet":
-        raise ConfigError(
-            f"build_dgnet needs a DG-Net config (MODEL.META_ARCHITECTURE DGNet), "
-            f"'{config_file}' has '{cfg.MODEL.META_ARCHITECTURE}'"
-        )
-    cfg.MODEL.HEADS.NUM_CLASSES = 0
-    cfg.freeze()
+    cfg = load_method_cfg("dgnet", "DGNet", config_file, opts)
     model = build_model(cfg, num_classes)
     convert_norm(model.reid, cfg.MODEL.NORM, torch.device("cpu"), 1)
     model.cfg = cfg
@@ -188,21 +172,12 @@ def dgnet_pairs(data: dict, iteration: int, seed: int, erase=None) -> tuple[dict
 
 
 def check_identity_batches(datamanager) -> None:
-    """Check that ``datamanager``'s training batches hold several images of each identity
-    (torchreid's ``RandomIdentitySampler`` with ``num_instances >= 2``).
+    """DG-Net's :func:`~.base.check_identity_sampler` (its positives come from the batch).
 
     Raises:
         ConfigError: another sampler, or ``num_instances < 2``; names both settings.
     """
-    sampler = getattr(datamanager.train_loader, "sampler", None)
-    k = getattr(sampler, "num_instances", 0)
-    if not isinstance(sampler, tr.RandomIdentitySampler) or k < 2:
-        raise ConfigError(
-            f"DG-Net forms its positive pairs inside each batch, but the datamanager's "
-            f"training sampler is {type(sampler).__name__}"
-            + (f" with num_instances={k}" if isinstance(sampler, tr.RandomIdentitySampler) else "")
-            + f": {SAMPLER_HELP}"
-        )
+    check_identity_sampler(datamanager, "DG-Net forms its positive pairs inside each batch")
 
 
 class ImageDGNetEngine(ConfiguredEngine):
