@@ -194,7 +194,7 @@ def stage_options(method, recipe, kind, extra, tmp: Path, device: str = "meta") 
         if method == "lsro":  # the authors' baseline batch (lsro_baseline_stage)
             c = load_cfg_file(str(REPO / "configs" / recipe), data).LSRO
             if c.BASELINE_BATCH > 0:
-                data += ["DATALOADER.IMS_PER_BATCH", str(c.BASELINE_BATCH)]
+                data += ["SOLVER.IMS_PER_BATCH", str(c.BASELINE_BATCH)]
     return data + list(extra)
 
 

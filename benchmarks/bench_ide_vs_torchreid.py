@@ -227,7 +227,7 @@ def ide_opts(args, output_dir: str) -> list:
         (h, w),
         "INPUT.SIZE_TEST",
         (h, w),
-        "DATALOADER.IMS_PER_BATCH",
+        "SOLVER.IMS_PER_BATCH",
         args.batch,
         "DATALOADER.NUM_WORKERS",
         args.workers,

@@ -25,7 +25,7 @@ with each to measure what the fused Ea forward gains.
 
 Data: synthetic random image batches, made once on the host (pinned on CUDA) and copied to the
 device every iteration; image decoding and augmentation are not timed. Images/s counts the
-real images of one iteration: 2 streams x (image + positive) x ``DATALOADER.IMS_PER_BATCH``.
+real images of one iteration: 2 streams x (image + positive) x ``SOLVER.IMS_PER_BATCH``.
 
 Time: both variants live in one process and their iterations alternate (after ``--warmup``
 each), so both see the same load of a shared machine; seconds per iteration is the median
@@ -86,7 +86,7 @@ CONFIGS = {
     "tiny": dict(
         file="configs/dgnet_cuhk03_cpu_demo.yml",
         ids=16,
-        opts=["DATALOADER.IMS_PER_BATCH", "2", "MODEL.GEN.DIM", "4", "MODEL.GEN.MLP_DIM", "32"]
+        opts=["SOLVER.IMS_PER_BATCH", "2", "MODEL.GEN.DIM", "4", "MODEL.GEN.MLP_DIM", "32"]
         + ["MODEL.DIS.DIM", "8", "MODEL.DIS.N_RES", "1", "MODEL.DIS.NUM_SCALES", "2"]
         + ["INPUT.SIZE_TRAIN", "(32, 16)"],
     ),
@@ -136,7 +136,7 @@ class SyntheticStream:
 
     def __init__(self, cfg, num_classes: int, pin: bool, seed: int, n_batches: int = 2):
         g = torch.Generator().manual_seed(seed)
-        b, (h, w) = cfg.DATALOADER.IMS_PER_BATCH, cfg.INPUT.SIZE_TRAIN
+        b, (h, w) = cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.SIZE_TRAIN
         self.batches = []
         for _ in range(n_batches):
             batch = {k: torch.randn(b, 3, h, w, generator=g) for k in ("img", "pos")}
@@ -330,7 +330,7 @@ def run_config(name: str, args, rows: list) -> str:
                 times[ref].append(time.perf_counter() - t0)
                 cpu_times[ref].append(time.process_time() - c0)
                 finite[ref] &= all(bool(torch.isfinite(v).all()) for v in losses.values())
-        images = 4 * cfgs[False].DATALOADER.IMS_PER_BATCH
+        images = 4 * cfgs[False].SOLVER.IMS_PER_BATCH
         base = statistics.median(times[True])
         for ref in VARIANTS:
             sec = statistics.median(times[ref])

@@ -192,7 +192,7 @@ def train_for_budget(config_file: str, opts: list, seconds: float) -> dict:
         "seconds": budget.seconds_used,
         "cut": budget.cut,
         "output_dir": str(cfg.OUTPUT_DIR),
-        "batch": int(cfg.DATALOADER.IMS_PER_BATCH),
+        "batch": int(cfg.SOLVER.IMS_PER_BATCH),
     }
     del engine
     gc.collect()

@@ -52,7 +52,7 @@ import bench_ranking  # noqa: E402
 from dgnet_plugin.engine.defaults import IterationTrainer  # noqa: E402
 
 DRY = ["INPUT.SIZE_TRAIN", "(64, 32)", "INPUT.SIZE_TEST", "(64, 32)",
-       "DATALOADER.IMS_PER_BATCH", "4"]  # fmt: skip
+       "SOLVER.IMS_PER_BATCH", "4"]  # fmt: skip
 NEEDS = {  # data a stage reads beyond the CUHK03 Market layout
     "d2rl": ("cuhk03_64x128", "vi_reid_samples"),
     "agw": ("cuhk03_64x128", "vi_reid_samples"),

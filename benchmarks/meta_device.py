@@ -6,7 +6,7 @@ knows no ``meta`` dtype). :class:`MetaAutocast` reads ``meta`` as the CPU, so co
 ``torch.autocast(x.device.type, ...)`` (DG-Net's float32 regions) runs there as a CPU autocast
 region (a disabled region, or CPU autocast's dtype rules); :func:`meta_autocast` installs it
 as ``torch.autocast`` / ``torch.amp.autocast`` for the duration of a block. Engines on
-``meta`` run float32 anyway: ``MixedPrecision.for_device`` turns ``SOLVER.AMP`` off on any
+``meta`` run float32 anyway: ``PhaseUpdater.for_device`` turns ``SOLVER.AMP`` off on any
 device other than CUDA.
 
 :class:`FlopCount` counts FLOPs with ``torch.utils.flop_counter``'s formulas but without

@@ -70,7 +70,7 @@ def vi_proxy_opts(vi: Path, tests: str | None = None) -> list[str]:
     return [
         "DATALOADER.NUM_IDS",
         "3",
-        "DATALOADER.NUM_INSTANCES",
+        "DATALOADER.NUM_INSTANCE",
         "1",
         "DATASETS.VI_PROXY.SOURCE",
         str(SHARED_DATA / "cuhk03_64x128"),

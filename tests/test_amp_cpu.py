@@ -2,8 +2,8 @@
 recipes that use it: ``SOLVER.AMP bf16`` in ``configs/teacher_r50.yml`` (IDE, DG-Net's teacher)
 and ``configs/dgnet_r50_bf16.yml`` (DG-Net); every other full recipe is float32 (checked).
 
-On CPU the engines run float32 (``MixedPrecision.for_device``); these tests give the engine the
-precision it has on CUDA (``MixedPrecision(mode, "cpu", AMP_PHASES)``) and run real steps:
+On CPU the engines run float32 (``PhaseUpdater.for_device``); these tests give the engine the
+precision it has on CUDA (``PhaseUpdater(mode, "cpu", AMP_PHASES)``) and run real steps:
 the networks' convolutions and linear layers run in bf16 inside the autocast regions, the
 losses, parameters, gradients and optimiser states stay float32, and under fp16 each update
 phase's GradScaler scales, steps and updates once per iteration.
@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from dgnet_plugin.config import load_cfg_file
 from dgnet_plugin.engine import build_engine
-from dgnet_plugin.engine.precision import MixedPrecision
+from dgnet_plugin.engine.precision import PhaseUpdater
 from dgnet_plugin.methods.dgnet import DGNetEngine
 from dgnet_plugin.modeling import build_model
 
@@ -62,7 +62,7 @@ def _dgnet(tiny_market, tmp_path):
 
 
 def _ide(tiny_market, tmp_path):
-    opts = [*cli_opts(tiny_market, tmp_path), "DATALOADER.IMS_PER_BATCH", "4"]
+    opts = [*cli_opts(tiny_market, tmp_path), "SOLVER.IMS_PER_BATCH", "4"]
     return build_engine(load_cfg_file(str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml"), opts))
 
 
@@ -82,7 +82,7 @@ def _fp32_state(engine):
 def test_bf16_autocast_wraps_the_forwards_and_keeps_state_in_float32(method, tiny_market,
                                                                      tmp_path):  # fmt: skip
     engine = ENGINES[method](tiny_market, tmp_path)
-    engine.amp = MixedPrecision("bf16", "cpu", engine.AMP_PHASES)
+    engine.amp = PhaseUpdater("bf16", "cpu", engine.AMP_PHASES)
     rec = DtypeRecorder()
     with rec:
         losses = engine.run_step(2)  # DG-Net: every term on (test_precision.engine_cfg)
@@ -98,7 +98,7 @@ def test_fp16_scales_each_update_phase_once_per_iteration(tiny_market, tmp_path)
     """IDE here; DG-Net's two phases: test_precision.py (the overflowed phase skipped alone),
     kept out of this file because fp16 convolutions on CPU take over a minute per step."""
     engine = _ide(tiny_market, tmp_path)
-    engine.amp = MixedPrecision("fp16", "cpu", engine.AMP_PHASES)
+    engine.amp = PhaseUpdater("fp16", "cpu", engine.AMP_PHASES)
     assert set(engine.amp.scalers) == set(engine.AMP_PHASES)
     updates = dict.fromkeys(engine.AMP_PHASES, 0)
     for phase, scaler in engine.amp.scalers.items():

@@ -16,7 +16,7 @@ def test_defaults_are_the_official_market_recipe():
     assert c.SOLVER.MAX_ITER == 100000 and tuple(c.SOLVER.STEPS) == (60000, 90000, 105000)
     assert (c.SOLVER.GEN.LR, tuple(c.SOLVER.GEN.BETAS)) == (1e-4, (0.0, 0.999))
     assert (c.SOLVER.REID.BASE_LR, c.SOLVER.REID.HEADS_LR_FACTOR) == (0.002, 10.0)
-    assert c.DATALOADER.IMS_PER_BATCH == 8 and c.TEST.ALPHA == 0.5
+    assert c.SOLVER.IMS_PER_BATCH == 8 and c.TEST.ALPHA == 0.5
     assert c.MODEL.DIS.GRAD_PENALTY == 0.01 and c.INPUT.REA.PROB == 0.5
 
 
@@ -150,3 +150,31 @@ def test_an_integer_override_of_a_float_key_is_accepted():
     assert cfg.LOSS.TEACHER_MAX == 0.0 and isinstance(cfg.LOSS.TEACHER_MAX, float)
     with pytest.raises(ConfigError, match="SOLVER.MAX_ITER"):
         load_cfg_file(str(REPO / "configs" / "dgnet_r50.yml"), ["SOLVER.MAX_ITER", "1.5"])
+
+
+def test_fastreid_key_names_and_the_old_ones_still_load(tmp_path, caplog, monkeypatch):
+    """SOLVER.IMS_PER_BATCH, MODEL.HEADS.EMBEDDING_DIM and DATALOADER.NUM_INSTANCE are the
+    names (fastreid's); a saved config.yaml or an override with the old names loads into
+    them with one warning line each."""
+    import logging
+
+    from dgnet_plugin.config import load_cfg_file
+
+    monkeypatch.setattr(logging.getLogger("dgnet_plugin"), "propagate", True)
+    old = tmp_path / "old.yaml"
+    old.write_text(
+        "_BASE_: " + str(REPO / "configs" / "teacher_cuhk03_cpu_demo.yml") + "\n"
+        "DATALOADER:\n  IMS_PER_BATCH: 12\n  NUM_INSTANCES: 3\n"
+        "MODEL:\n  HEADS:\n    EMBED_DIM: 64\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="dgnet_plugin"):
+        cfg = load_cfg_file(str(old), ["DATALOADER.IMS_PER_BATCH", "16"])
+    assert cfg.SOLVER.IMS_PER_BATCH == 16 and cfg.DATALOADER.NUM_INSTANCE == 3
+    assert cfg.MODEL.HEADS.EMBEDDING_DIM == 64
+    assert "IMS_PER_BATCH" not in cfg.DATALOADER and "EMBED_DIM" not in cfg.MODEL.HEADS
+    for old_key in (
+        "DATALOADER.IMS_PER_BATCH",
+        "DATALOADER.NUM_INSTANCES",
+        "MODEL.HEADS.EMBED_DIM",
+    ):
+        assert old_key in caplog.text

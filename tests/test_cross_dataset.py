@@ -95,7 +95,7 @@ def trained_on_a(markets, tmp_path_factory) -> Path:
         "--config-file",
         IDE,
         *cli_opts(a, out),
-        *("SOLVER.MAX_ITER", "3", "DATALOADER.IMS_PER_BATCH", "8"),
+        *("SOLVER.MAX_ITER", "3", "SOLVER.IMS_PER_BATCH", "8"),
     ]
     assert train_net.cli(args) == 0
     return out
@@ -153,7 +153,10 @@ def test_eval_only_under_a_root_with_another_identity_count(markets, trained_on_
             ["MODEL.BACKBONE.NAME", "resnet50"],
             "has shape (512, 1280) but the model has (512, 2048)",
         ),
-        (["MODEL.HEADS.EMBED_DIM", "256"], "has shape (512, 1280) but the model has (256, 1280)"),
+        (
+            ["MODEL.HEADS.EMBEDDING_DIM", "256"],
+            "has shape (512, 1280) but the model has (256, 1280)",
+        ),
     ],
 )
 def test_checkpoint_of_another_architecture_is_a_clear_error(

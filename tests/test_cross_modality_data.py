@@ -123,7 +123,7 @@ def _cfg(root, *names):
     cfg.INPUT.SIZE_TRAIN = (32, 16)
     cfg.INPUT.SIZE_TEST = (32, 16)
     cfg.DATALOADER.NUM_WORKERS = 0
-    cfg.DATALOADER.NUM_IDS, cfg.DATALOADER.NUM_INSTANCES = 3, 2
+    cfg.DATALOADER.NUM_IDS, cfg.DATALOADER.NUM_INSTANCE = 3, 2
     return cfg
 
 

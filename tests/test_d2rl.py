@@ -33,7 +33,7 @@ TINY = [
     "1",
     "MODEL.D2RL.FC_DIM",
     "32",
-    "MODEL.D2RL.EMBED_DIM",
+    "MODEL.D2RL.EMBEDDING_DIM",
     "8",
     "INPUT.SIZE_TRAIN",
     "(32, 16)",
@@ -134,7 +134,7 @@ def test_eval_forward_unifies_by_channel_count(model):
         fv = m(torch.randn(2, 3, 32, 16))
         fi = m(torch.randn(2, 1, 32, 16))
         f4 = m(torch.randn(2, 4, 32, 16))
-    assert fv.shape == fi.shape == f4.shape == (2, 8)  # the demo tests on FC-128 (EMBED_DIM 8)
+    assert fv.shape == fi.shape == f4.shape == (2, 8)  # the demo tests on FC-128 (EMBEDDING_DIM 8)
     with pytest.raises(ValueError, match="3-channel visible or 1-channel infrared"):
         m(torch.randn(2, 2, 32, 16))
 
@@ -209,7 +209,7 @@ def test_the_default_neck_is_the_papers_and_bn_needs_the_bnneck():
                 validate_config(demo, METHOD.config_rules)
     demo.MODEL.D2RL.NECK, demo.MODEL.D2RL.TEST_FEATURE = "bnneck", "bn"
     m = build_model(demo, 5).eval()
-    assert m.feature_parts == (8,)  # EMBED_DIM 8 in TINY
+    assert m.feature_parts == (8,)  # EMBEDDING_DIM 8 in TINY
     with torch.no_grad():
         assert m(torch.randn(2, 1, 32, 16)).shape == (2, 8)
 

@@ -100,7 +100,7 @@ def _translator(config, engine, arch, extra=()):
         cfg = load_cfg_file(str(REPO / "configs" / config), _opts(data, "x") + extra_)
         stage = [str(x) for kv in gan_stage_config(cfg, (0, 0)).items() for x in kv]
         return [*stage, "ENGINE.NAME", engine, "MODEL.META_ARCHITECTURE", arch, *extra_,
-                "DATALOADER.IMS_PER_BATCH", "2"]  # fmt: skip
+                "SOLVER.IMS_PER_BATCH", "2"]  # fmt: skip
 
     return opts
 
@@ -108,7 +108,7 @@ def _translator(config, engine, arch, extra=()):
 def _reid(extra=()):
     def opts(data):
         return [*(extra(data) if callable(extra) else extra), "GENERATED.ROOT",
-                str(data["generated"]), "DATALOADER.IMS_PER_BATCH", "4",
+                str(data["generated"]), "SOLVER.IMS_PER_BATCH", "4",
                 "GENERATED.PER_BATCH", "2"]  # fmt: skip
 
     return opts
@@ -116,9 +116,9 @@ def _reid(extra=()):
 
 #: (method, engine label, CPU demo config, options(data))
 ENGINES = [
-    ("ide", "teacher", "teacher_cuhk03_cpu_demo.yml", lambda d: ["DATALOADER.IMS_PER_BATCH", "4"]),
+    ("ide", "teacher", "teacher_cuhk03_cpu_demo.yml", lambda d: ["SOLVER.IMS_PER_BATCH", "4"]),
     ("dgnet", "dgnet", "dgnet_cuhk03_cpu_demo.yml",
-     lambda d: [*NO_WARMUP_OPTS, "DATALOADER.IMS_PER_BATCH", "2"]),
+     lambda d: [*NO_WARMUP_OPTS, "SOLVER.IMS_PER_BATCH", "2"]),
     ("d2rl", "d2rl", "d2rl_cpu_demo.yml",  # the joint phase (every network) from iteration 0
      lambda d: [*vi_proxy_opts(d["tmp"] / "vi"), "MODEL.D2RL.WARMUP_GEN_ITER", "0",
                 "MODEL.D2RL.WARMUP_REID_ITER", "0"]),

@@ -61,7 +61,7 @@ WARMUP_ENDS_AT_ITERATION_2 = [
 
 def deterministic_opts(root: Path, out: Path, batch: int) -> list[str]:
     return cli_opts(root, out, test_batch=32) + [
-        "DATALOADER.IMS_PER_BATCH",
+        "SOLVER.IMS_PER_BATCH",
         str(batch),  # global: each of N processes gets batch / N
         "SOLVER.MAX_ITER",
         str(ITERS),
@@ -325,14 +325,14 @@ def test_gathers_reductions_broadcasts_and_a_failure_over_two_processes(tmp_path
 
 
 def _grad_worker(out_dir: str) -> None:
-    from dgnet_plugin.engine.precision import MixedPrecision
+    from dgnet_plugin.engine.precision import PhaseUpdater
     from dgnet_plugin.utils import comm
 
     with distributed_session("cpu"):
         rank = comm.get_rank()
         torch.manual_seed(0)
         net, wrapped = nn.Linear(3, 2), nn.Linear(3, 2)  # same start on both ranks
-        amp = MixedPrecision("off", "cpu")
+        amp = PhaseUpdater("off", "cpu")
         amp.ddp_params.update(id(p) for p in wrapped.parameters())  # as IterationTrainer.ddp
         opt = torch.optim.SGD([*net.parameters(), *wrapped.parameters()], lr=1.0)
         x = torch.arange(12.0).view(4, 3) / 10

@@ -41,7 +41,7 @@ def dgnet_opts(root, out, tmp, max_iter):
         "4",
         "VIS.QUALITY_PERIOD",
         "3",
-        "DATALOADER.IMS_PER_BATCH",
+        "SOLVER.IMS_PER_BATCH",
         "3",
         *NO_WARMUP_OPTS,
     ]

@@ -162,8 +162,8 @@ def test_init_ea_refuses_a_teacher_of_another_shape():
 
     model = build_model(tiny_cfg(), K)
     other = tiny_cfg("IDEBaseline")
-    other.MODEL.HEADS.EMBED_DIM = 64
-    with pytest.raises(ConfigError, match="INIT_EA.*EMBED_DIM"):
+    other.MODEL.HEADS.EMBEDDING_DIM = 64
+    with pytest.raises(ConfigError, match="INIT_EA.*EMBEDDING_DIM"):
         init_appearance_encoder(model.reid, build_model(other, K))
 
 

@@ -208,7 +208,7 @@ def test_discriminator_takes_other_channel_counts(channels):
 
 
 def test_embedding_head_without_bottleneck_and_with_neck_relu():
-    """``EMBED_DIM 0``: pooled feature -> dropout -> classifier (LSRO's head); ``NECK_RELU``:
+    """``EMBEDDING_DIM 0``: pooled feature -> dropout -> classifier (LSRO's head); ``NECK_RELU``:
     the classifier sees ReLU(BN(fc(x))) while the embedding stays the BN output (CamStyle)."""
     from dgnet_plugin.modeling.heads.embedding import EmbeddingHead
 

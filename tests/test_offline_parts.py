@@ -361,7 +361,7 @@ def test_mixed_loader_batches_carry_the_generated_flag(tmp_path):
     write_generated_set(tmp_path, entries, _translate, "stand-in", progress=False)
     cfg = get_cfg()
     cfg.DATASETS.ROOT, cfg.DATASETS.NAMES = str(CUHK03_MARKET), ("market_layout",)
-    cfg.INPUT.SIZE_TRAIN, cfg.DATALOADER.NUM_WORKERS, cfg.DATALOADER.IMS_PER_BATCH = (16, 8), 0, 4
+    cfg.INPUT.SIZE_TRAIN, cfg.DATALOADER.NUM_WORKERS, cfg.SOLVER.IMS_PER_BATCH = (16, 8), 0, 4
     real, _ = load_train_set(cfg)
     gen = label_generated(read_generated_set(tmp_path), real)
     batch = next(build_mixed_train_loader(cfg, real, gen, 2))

@@ -21,7 +21,7 @@ from test_gradient_flow import batch, tiny_cfg
 
 from dgnet_plugin.config import ConfigError
 from dgnet_plugin.engine.optim import build_adam, restore_impl
-from dgnet_plugin.engine.precision import MixedPrecision, check_amp
+from dgnet_plugin.engine.precision import PhaseUpdater, check_amp
 from dgnet_plugin.methods.dgnet import DGNetEngine
 from dgnet_plugin.modeling import build_model
 
@@ -73,7 +73,7 @@ def test_engine_rejects_an_unknown_amp_value_before_reading_data(tmp_path):
 
 @pytest.mark.parametrize("value", ["bf16", "fp16", "off"])
 def test_cpu_runs_in_float32_whatever_the_amp_setting(value):
-    amp = MixedPrecision.for_device(value, torch.device("cpu"), ("dis", "gen"))
+    amp = PhaseUpdater.for_device(value, torch.device("cpu"), ("dis", "gen"))
     assert amp.dtype is None and amp.scalers == {} and amp.describe() == "float32"
     assert isinstance(amp.autocast(), contextlib.nullcontext)
     assert amp.checkpointables() == {} and amp.scales() == {}
@@ -99,7 +99,7 @@ def test_fp16_overflowed_phase_is_skipped_without_tripping_the_nan_guard(tiny_ma
     train; the logged losses are finite and unscaled, so the non-finite-loss guard does not
     fire. (Scalers only: fp16 autocast kernels are slow on CPU; test_cuda.py runs both.)"""
     engine = DGNetEngine(engine_cfg(tiny_market, tmp_path))
-    engine.amp = MixedPrecision("fp16", "cpu", engine.AMP_PHASES)
+    engine.amp = PhaseUpdater("fp16", "cpu", engine.AMP_PHASES)
     engine.amp.dtype = None  # float32 compute, fp16-mode scalers
     engine.amp.scalers["dis"] = torch.amp.GradScaler("cpu", init_scale=3e38)
     engine.amp.scalers["gen"] = torch.amp.GradScaler("cpu", init_scale=1024.0)

@@ -17,7 +17,7 @@ from torch import nn
 
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.engine.precision import MixedPrecision
+from dgnet_plugin.engine.precision import PhaseUpdater
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -40,7 +40,7 @@ def bare_engine(cls, cfg, model, optimizers):
     """An engine of class ``cls`` without its data: the attributes ``run_step`` reads."""
     eng = object.__new__(cls)
     eng.cfg, eng.model, eng.optimizers = cfg, model, optimizers
-    eng.amp = MixedPrecision("off", "cpu")
+    eng.amp = PhaseUpdater("off", "cpu")
     eng.device = torch.device("cpu")
     eng.to_device = lambda batch: batch
     return eng
@@ -596,7 +596,7 @@ SP, IDE = "Learning-via-Translation SPGAN/", "Learning-via-Translation Caffe IDE
 RECIPES = {
     "camstyle_r50.yml": [
         ("MODEL.BACKBONE.LAST_STRIDE", 2, f"{CS} torchvision resnet50"),
-        ("MODEL.HEADS.EMBED_DIM", 1024, f"{CS} main.py --features"),
+        ("MODEL.HEADS.EMBEDDING_DIM", 1024, f"{CS} main.py --features"),
         ("MODEL.HEADS.NECK_RELU", True, f"{CS} reid/models/resnet.py forward"),
         ("MODEL.HEADS.BN_INIT", "ones", f"{CS} resnet.py feat_bn init"),
         ("MODEL.HEADS.DROPOUT", 0.5, f"{CS} main.py --dropout"),
@@ -610,7 +610,7 @@ RECIPES = {
         ("TEST.FLIP", False, f"{CS} reid/evaluators.py"),
         ("TEST.METRIC", "cosine", f"{CS} evaluators.py Euclidean on L2 features"),
         ("TEST.RERANK", False, f"{CS} --rerank off"),
-        ("DATALOADER.IMS_PER_BATCH", 128, f"{CS} --batch-size"),
+        ("SOLVER.IMS_PER_BATCH", 128, f"{CS} --batch-size"),
         ("GENERATED.PER_BATCH", 46, f"{CS} README --camstyle 46"),
         ("GENERATED.MIXING", "fixed", f"{CS} reid/trainers.py: 128 real + 46 fake per step"),
         ("GENERATED.SEPARATE_FORWARD", True, f"{CS} reid/trainers.py _forward"),
@@ -692,7 +692,7 @@ RECIPES = {
         ("SOLVER.DIS.LR", 2e-4, f"{SP} --lr"),
         ("MODEL.NORM", "FrozenBN", f"{IDE} use_global_stats"),
         ("MODEL.BACKBONE.LAST_STRIDE", 2, f"{IDE} ResNet-50 pool5 7x7"),
-        ("MODEL.HEADS.EMBED_DIM", 0, f"{IDE} pool5 -> fc8_"),
+        ("MODEL.HEADS.EMBEDDING_DIM", 0, f"{IDE} pool5 -> fc8_"),
         ("MODEL.HEADS.DROPOUT", 0.0, f"{IDE} no dropout"),
         ("MODEL.HEADS.TEST_FEATURE", "pool", f"{IDE} extract_feature.m pool5"),
         ("SOLVER.REID.OPTIM", "sgd", f"{IDE} solver"),
@@ -710,7 +710,7 @@ RECIPES = {
         ("SOLVER.REID_GAMMA", 0.1, f"{IDE} gamma"),
         ("SOLVER.MAX_ITER", 50000, f"{IDE} max_iter"),
         ("SOLVER.STEPS", (20000,), f"{IDE} stepsize"),
-        ("DATALOADER.IMS_PER_BATCH", 16, f"{IDE} batch_size"),
+        ("SOLVER.IMS_PER_BATCH", 16, f"{IDE} batch_size"),
         ("INPUT.SIZE_TRAIN", (224, 224), f"{IDE} new_height/new_width"),
         ("INPUT.INTERPOLATION_TRAIN", "bilinear", f"{IDE} Caffe ImageData cv::resize"),
         ("INPUT.SIZE_TEST", (224, 224), f"{IDE} prepare_img.m"),

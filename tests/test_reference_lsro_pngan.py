@@ -17,7 +17,7 @@ from torch import nn
 
 import dgnet_plugin  # noqa: F401
 from dgnet_plugin.config import load_cfg_file
-from dgnet_plugin.engine.precision import MixedPrecision
+from dgnet_plugin.engine.precision import PhaseUpdater
 from dgnet_plugin.losses import vanilla_gan_dis_loss, vanilla_gan_gen_loss
 from dgnet_plugin.methods.lsro.engine import (
     LSROEngine,
@@ -222,7 +222,7 @@ def _stub_engine(cls, cfg, model, batches, log):
     engine = object.__new__(cls)
     engine.cfg, engine.model = cfg, model
     engine.device = torch.device("cpu")
-    engine.amp = MixedPrecision("off", "cpu", cls.AMP_PHASES)
+    engine.amp = PhaseUpdater("off", "cpu", cls.AMP_PHASES)
     engine.to_device = lambda b: b
     engine.optimizers = {
         k: _CountingSGD(getattr(model, k).parameters(), k, log) for k in ("gen", "dis")
@@ -436,7 +436,7 @@ def test_lsro_baseline_stage_trains_64_real_images_for_50_epochs(monkeypatch):
     derived = launched[0]  # the stage's derived config
     per_epoch = math.ceil(12936 / 64)
     assert derived.GENERATED.ENABLED is False
-    assert derived.DATALOADER.IMS_PER_BATCH == 64
+    assert derived.SOLVER.IMS_PER_BATCH == 64
     assert derived.SOLVER.MAX_ITER == 50 * per_epoch
     assert tuple(derived.SOLVER.STEPS) == (40 * per_epoch,)
     assert derived.OUTPUT_DIR == os.path.join(cfg.OUTPUT_DIR, "baseline")
@@ -482,7 +482,7 @@ def test_lsro_dcgan_reads_the_training_list_in_order_every_epoch():
     cfg.LSRO.GAN_EPOCHS = 0
     merges = dcgan_config(cfg)
     assert merges["DATALOADER.SHUFFLE"] is False and merges["INPUT.CROP_SCALE"] == ()
-    cfg.merge_from_list(["DATALOADER.SHUFFLE", "False", "DATALOADER.IMS_PER_BATCH", "4",
+    cfg.merge_from_list(["DATALOADER.SHUFFLE", "False", "SOLVER.IMS_PER_BATCH", "4",
                          "DATALOADER.NUM_WORKERS", "0"])  # fmt: skip
 
     class Index(Dataset):
@@ -547,7 +547,7 @@ def test_lsro_pooled_loader_keeps_each_samples_label_rule(tiny_market):
     cfg = load_cfg_file(
         str(REPO / "configs" / "lsro_cuhk03_cpu_demo.yml"),
         ["DATASETS.ROOT", str(tiny_market), "DATASETS.NAMES", "('market_layout',)",
-         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.IMS_PER_BATCH", "8",
+         "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8",
          "INPUT.SIZE_TRAIN", "(32, 16)", "GENERATED.MIXING", "pool"],
     )  # fmt: skip
     real, _ = load_train_set(cfg)
@@ -614,7 +614,7 @@ def test_lsro_crop_against_vl_imreadjpeg():
 LSRO_RECIPE = [
     ("MODEL.BACKBONE.NAME", "resnet50", "PRG resnet52_market_gan.m:2"),
     ("MODEL.BACKBONE.LAST_STRIDE", 2, "PRG: the ImageNet ResNet-50 unchanged"),
-    ("MODEL.HEADS.EMBED_DIM", 0, "PRG resnet52_market_gan.m:19-22 pool5 -> dropout -> fc"),
+    ("MODEL.HEADS.EMBEDDING_DIM", 0, "PRG resnet52_market_gan.m:19-22 pool5 -> dropout -> fc"),
     ("MODEL.HEADS.DROPOUT", 0.75, "PRG resnet52_market_gan.m:19"),
     ("MODEL.HEADS.POOL", "avg", "PRG pool5"),
     ("MODEL.HEADS.TEST_FEATURE", "pool", "PRG test_gallery_query_crazy.m:9,28"),
@@ -635,7 +635,7 @@ LSRO_RECIPE = [
     ("LSRO.GAN_FLIP_PROB", 0.0, "DCT utils.py get_image"),
     ("LSRO.GAN_SHUFFLE", False, "DCT model.py:194-203 the glob list in order"),
     ("GENERATED.MIXING", "pool", "PRG cnn_train_dag.m:84 one shuffled real + generated pool"),
-    ("DATALOADER.IMS_PER_BATCH", 64, "PRG lsro.m:20 batchSize 64"),
+    ("SOLVER.IMS_PER_BATCH", 64, "PRG lsro.m:20 batchSize 64"),
     ("INPUT.CROP_SCALE", (0.85, 1.0), "PRG lsro.m:42 CropSize [0.85,1]"),
     ("INPUT.CROP_ANISOTROPY", (1.0, 1.0), "PRG lsro.m:41-43 default CropAnisotropy [1 1]"),
     ("INPUT.INTERPOLATION_TRAIN", "bicubic", "PRG lsro.m:43 Interpolation bicubic"),
@@ -694,7 +694,7 @@ PNGAN_RECIPE = [
     ("SOLVER.GEN.BETAS", (0.5, 0.999), "PNG train.py:105"),
     ("SOLVER.DIS.BETAS", (0.5, 0.999), "PNG train.py:106"),
     ("SOLVER.GEN.WEIGHT_DECAY", 0.0, "PNG train.py:105"),
-    ("MODEL.HEADS.EMBED_DIM", 1024, "PNG viper_feature.py:58,61"),
+    ("MODEL.HEADS.EMBEDDING_DIM", 1024, "PNG viper_feature.py:58,61"),
     ("INPUT.SIZE_TEST", (224, 112), "PNG viper_feature.py:45"),
     ("TEST.FLIP", False, "PNG viper_feature.py"),
     ("TEST.METRIC", "euclidean", "PNG viper_feature.py:102-108"),

@@ -103,7 +103,7 @@ def runs(tiny_market, tmp_path_factory):
     args = [
         "--config-file",
         IDE,
-        *_opts(tiny_market, ide, "DATALOADER.IMS_PER_BATCH", "8", *RECORDED_IDE),
+        *_opts(tiny_market, ide, "SOLVER.IMS_PER_BATCH", "8", *RECORDED_IDE),
     ]
     assert train_net.cli(args) == 0
     dgnet = tmp / "dgnet"
@@ -112,7 +112,7 @@ def runs(tiny_market, tmp_path_factory):
         str(ide / "model_final.pth"),
         "MODEL.TEACHER.CONFIG",
         str(ide / "config.yaml"),
-        "DATALOADER.IMS_PER_BATCH",
+        "SOLVER.IMS_PER_BATCH",
         "3",
         *NO_WARMUP_OPTS,
         *RECORDED_DGNET,

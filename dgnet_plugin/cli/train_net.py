@@ -6,7 +6,7 @@
 
 Several processes (torchrun, or --num-gpus N which starts N local processes itself; with
 --num-machines/--machine-rank/--dist-url on several machines): NCCL on CUDA, gloo on CPU;
-DATALOADER.IMS_PER_BATCH is the global batch, split over the processes; rank 0 writes all
+SOLVER.IMS_PER_BATCH is the global batch, split over the processes; rank 0 writes all
 outputs.
 
 OUTPUT_DIR receives config.yaml, log.txt, metrics.json, TensorBoard events, checkpoints

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from .config import CfgNode as CN
+from .config import register_renamed_key
 
 _C = CN()
 _C.OUTPUT_DIR = "output/default"
@@ -46,14 +47,14 @@ _C.MODEL.BACKBONE.IN_CHANNELS = 3
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "EmbeddingHead"  # HEAD registry
-_C.MODEL.HEADS.EMBED_DIM = 512
+_C.MODEL.HEADS.EMBEDDING_DIM = 512
 _C.MODEL.HEADS.NUM_CLASSES = 0  # 0 = number of training identities
 _C.MODEL.HEADS.DROPOUT = 0.5  # dropout of the embedding head
 _C.MODEL.HEADS.POOL = "max"  # global pooling of the re-ID feature map: max | avg
 # EmbeddingHead options of the IDE-style re-ID models (IDE, CamStyle, SPGAN, PTGAN, LSRO,
 # PN-GAN): a ReLU after the bottleneck BN (CamStyle's head), and the test feature: "embed"
 # (the bottleneck output, after its BN) or "pool" (the pooled backbone feature, e.g. the
-# 2048-d pool5 of ResNet-50 that CamStyle, SPGAN and LSRO evaluate). EMBED_DIM 0 = no
+# 2048-d pool5 of ResNet-50 that CamStyle, SPGAN and LSRO evaluate). EMBEDDING_DIM 0 = no
 # bottleneck (pool -> dropout -> classifier).
 _C.MODEL.HEADS.NECK_RELU = False
 _C.MODEL.HEADS.TEST_FEATURE = "embed"
@@ -116,18 +117,14 @@ _C.DATASETS.VI_PROXY.NUM_IDS = (200, 60)
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8
-# Images per step over ALL processes (fastreid's convention), per stream: DG-Net draws two
-# streams of (image, positive). Each of N processes (torchrun / --num-gpus N) gets
-# IMS_PER_BATCH / N, so the recipe does not change with the number of GPUs.
-_C.DATALOADER.IMS_PER_BATCH = 8
 # True = a fresh permutation of the training images every epoch; False = every epoch in the
 # training list's own order (the DCGAN fork of LSRO reads its glob list in order,
 # layumi/DCGAN-tensorflow model.py train). Plain and pair loaders (data.build)
 _C.DATALOADER.SHUFFLE = True
-# Cross-modality batches (sysu_mm01, regdb): NUM_IDS identities x (NUM_INSTANCES visible +
-# NUM_INSTANCES infrared) images per step (AGW: 8 x (4 + 4))
+# Cross-modality batches (sysu_mm01, regdb): NUM_IDS identities x (NUM_INSTANCE visible +
+# NUM_INSTANCE infrared) images per step (AGW: 8 x (4 + 4))
 _C.DATALOADER.NUM_IDS = 8
-_C.DATALOADER.NUM_INSTANCES = 4
+_C.DATALOADER.NUM_INSTANCE = 4
 # Cross-modality batches (visible-infrared methods): epoch (identities shuffled once per pass
 # and cut into groups of NUM_IDS; images without replacement when an identity has enough) |
 # agw (AGW's IdentitySampler: random identities per batch, images drawn with replacement)
@@ -135,6 +132,10 @@ _C.DATALOADER.VI_SAMPLER = "epoch"
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
+# Images per step over ALL processes (fastreid's convention), per stream: DG-Net draws two
+# streams of (image, positive). Each of N processes (torchrun / --num-gpus N) gets
+# IMS_PER_BATCH / N, so the recipe does not change with the number of GPUs.
+_C.SOLVER.IMS_PER_BATCH = 8
 _C.SOLVER.MAX_ITER = 100000
 _C.SOLVER.CHECKPOINT_PERIOD = 10000
 # Periodic checkpoints kept (detectron2's max_to_keep): the last N model_<iter>.pth, plus
@@ -205,3 +206,9 @@ _C.TEST.VISRANK_MAX_QUERIES = 100
 _C.VIS = CN()
 _C.VIS.PERIOD = 5000  # iterations between sample grids (0 = only at the end)
 _C.VIS.NUM_IMAGES = 16  # display_size
+
+# Keys renamed to fastreid's names (saved config.yaml files and old configs still load, with
+# one warning line each)
+register_renamed_key("DATALOADER.IMS_PER_BATCH", "SOLVER.IMS_PER_BATCH")
+register_renamed_key("DATALOADER.NUM_INSTANCES", "DATALOADER.NUM_INSTANCE")
+register_renamed_key("MODEL.HEADS.EMBED_DIM", "MODEL.HEADS.EMBEDDING_DIM")

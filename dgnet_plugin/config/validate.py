@@ -117,7 +117,7 @@ def one_of(key: str, choices: Iterable) -> Rule:
 
 #: Keys of every method (the training core). Methods add theirs with ``extra_rules``.
 CORE_RULES: tuple[Rule, ...] = (
-    positive("DATALOADER.IMS_PER_BATCH"),
+    positive("SOLVER.IMS_PER_BATCH"),
     non_negative("DATALOADER.NUM_WORKERS", note=" (0 = load in the main process)"),
     positive("SOLVER.MAX_ITER"),
     non_negative("SOLVER.CHECKPOINT_PERIOD", note=" (0 = only the final checkpoint)"),

@@ -110,13 +110,13 @@ def _test_loader(dataset, batch_size, workers) -> DataLoader:
 
 def _train_loader(cfg, dataset, seed: int, groups=None, start: int = 0) -> DataLoader:
     """Infinite loader of this process's share of each global batch of
-    ``DATALOADER.IMS_PER_BATCH`` (:class:`GlobalBatchSampler`, shuffled with ``seed`` on
+    ``SOLVER.IMS_PER_BATCH`` (:class:`GlobalBatchSampler`, shuffled with ``seed`` on
     every process, or in the items' order with ``DATALOADER.SHUFFLE`` False; the first
     ``start`` global batches skipped); worker seeds differ per process and per ``start``."""
     rank, world = comm.get_rank(), comm.get_world_size()
     shuffle = cfg.DATALOADER.get("SHUFFLE", True)
     sampler = GlobalBatchSampler(
-        len(dataset), cfg.DATALOADER.IMS_PER_BATCH, rank, world, seed, groups, start, shuffle
+        len(dataset), cfg.SOLVER.IMS_PER_BATCH, rank, world, seed, groups, start, shuffle
     )
     workers = cfg.DATALOADER.NUM_WORKERS
     return DataLoader(
@@ -132,14 +132,14 @@ def _train_loader(cfg, dataset, seed: int, groups=None, start: int = 0) -> DataL
 
 def build_pair_streams(cfg, items, start: int = 0):
     """DG-Net's two independent shuffled streams of :class:`PositivePairDataset` batches, as
-    infinite iterators. ``DATALOADER.IMS_PER_BATCH`` images per stream and step over all
+    infinite iterators. ``SOLVER.IMS_PER_BATCH`` images per stream and step over all
     processes; this process gets its share (:class:`GlobalBatchSampler`), positives included.
     ``start``: the iteration to start at (a resumed run gets the batches of the uninterrupted
     run from there on)."""
-    if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
+    if len(items) < cfg.SOLVER.IMS_PER_BATCH:
         raise ValueError(
-            f"{len(items)} training images, fewer than DATALOADER.IMS_PER_BATCH="
-            f"{cfg.DATALOADER.IMS_PER_BATCH}"
+            f"{len(items)} training images, fewer than SOLVER.IMS_PER_BATCH="
+            f"{cfg.SOLVER.IMS_PER_BATCH}"
         )
     ds = PositivePairDataset(
         items, build_transforms(cfg, True), build_random_erasing(cfg), cfg.INPUT.FORMAT
@@ -150,7 +150,7 @@ def build_pair_streams(cfg, items, start: int = 0):
 
 def build_train_loader(cfg, items, start: int = 0, seed_offset: int = 0, dataset=None):
     """Infinite iterator of ``{img (erased), pid}`` batches for a plain re-ID model (this
-    process's share of each global batch of ``DATALOADER.IMS_PER_BATCH``), from iteration
+    process's share of each global batch of ``SOLVER.IMS_PER_BATCH``), from iteration
     ``start`` on. ``seed_offset``: shuffle with ``SEED + seed_offset`` (independent streams,
     e.g. CycleGAN's two domains); ``dataset``: a dataset of ``items`` of one's own (e.g.
     with masks) instead of :class:`ImageListDataset`."""
@@ -164,7 +164,7 @@ def build_group_loader(cfg, dataset, groups, start: int = 0, seed_offset: int = 
     """Infinite iterator of batches of a pair ``dataset`` whose ``__getitem__`` takes ``(i, j)``:
     ``i`` shuffled, ``j`` another item of ``i``'s group (:class:`GlobalBatchSampler` with
     ``groups``, e.g. the item indices of each identity), this process's share of each global
-    batch of ``DATALOADER.IMS_PER_BATCH``, shuffled with ``SEED + seed_offset``, from iteration
+    batch of ``SOLVER.IMS_PER_BATCH``, shuffled with ``SEED + seed_offset``, from iteration
     ``start`` on (PN-GAN's source / target-pose pairs)."""
     return iter(_train_loader(cfg, dataset, cfg.SEED + seed_offset, groups, start))
 
@@ -240,7 +240,7 @@ def load_cross_modality_train_set(cfg):
 
 def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
     """Infinite iterator of :func:`collate_by_modality` batches: ``DATALOADER.NUM_IDS``
-    identities x (``NUM_INSTANCES`` visible + ``NUM_INSTANCES`` infrared) per step
+    identities x (``NUM_INSTANCE`` visible + ``NUM_INSTANCE`` infrared) per step
     (:class:`CrossModalityBatchSampler` seeded with ``SEED``, ``DATALOADER.VI_SAMPLER`` its
     mode; the first ``start`` batches
     skipped, so ``--resume`` continues the same sequence). One process only.
@@ -257,7 +257,7 @@ def build_cross_modality_loader(cfg, items, modalities, start: int = 0):
             [it[1] for it in items],
             modalities,
             d.NUM_IDS,
-            d.NUM_INSTANCES,
+            d.NUM_INSTANCE,
             cfg.SEED,
             d.VI_SAMPLER,
         )

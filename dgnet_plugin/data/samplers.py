@@ -67,7 +67,7 @@ class GlobalBatchSampler(Sampler[list]):
 
     Args:
         num_items: size of the data set.
-        global_batch: images per step over all processes (``DATALOADER.IMS_PER_BATCH``).
+        global_batch: images per step over all processes (``SOLVER.IMS_PER_BATCH``).
         rank, world_size: this process and the number of processes.
         seed: the shared seed (the same on every process).
         groups: for positive pairs, the item indices of each identity (lists): the sampler
@@ -106,7 +106,7 @@ class GlobalBatchSampler(Sampler[list]):
         self.num_items = num_items
         self.global_batch = global_batch
         self.rank, self.world_size = rank, world_size
-        self.batch = per_process_batch(global_batch, world_size, "DATALOADER.IMS_PER_BATCH")
+        self.batch = per_process_batch(global_batch, world_size, "SOLVER.IMS_PER_BATCH")
         self.seed = seed
         self.start = start
         self.shuffle = bool(shuffle)
@@ -358,7 +358,7 @@ class RatioBatchSampler(Sampler[list]):
                 "(GENERATED.PER_BATCH): generate them first, or set it to 0"
             )
         self.num_real, self.num_generated = num_real, num_generated
-        self.real = per_process_batch(real_per_batch, world_size, "DATALOADER.IMS_PER_BATCH")
+        self.real = per_process_batch(real_per_batch, world_size, "SOLVER.IMS_PER_BATCH")
         self.gen = per_process_batch(generated_per_batch, world_size, "GENERATED.PER_BATCH")
         self.real_per_batch, self.generated_per_batch = real_per_batch, generated_per_batch
         self.rank, self.seed, self.start = rank, seed, start
@@ -445,7 +445,7 @@ class PooledBatchSampler(Sampler[list]):
             raise ValueError(
                 f"{num_items} real + generated images, fewer than the batch of {global_batch}"
             )
-        self.batch = per_process_batch(global_batch, world_size, "DATALOADER.IMS_PER_BATCH")
+        self.batch = per_process_batch(global_batch, world_size, "SOLVER.IMS_PER_BATCH")
         self.num_items, self.global_batch = num_items, global_batch
         self.rank, self.world_size, self.seed, self.start = rank, world_size, seed, start
         rest = num_items % global_batch

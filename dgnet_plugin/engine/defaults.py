@@ -20,7 +20,7 @@ loop on its share of each global batch. Networks start identical (rank 0's param
 buffers are broadcast at the start of :meth:`train`, after building and loading); gradients
 are averaged over processes, by ``DistributedDataParallel`` wrappers where an engine makes
 them (:meth:`ddp`, one per update phase, in :meth:`prepare_distributed`: DG-Net, IDE) and
-otherwise by ``MixedPrecision.backward_step`` before each optimiser step (one
+otherwise by ``PhaseUpdater.backward_step`` before each optimiser step (one
 ``all_reduce`` of the flattened gradients). Only rank 0 writes the console log,
 ``log.txt``, ``metrics.json``, TensorBoard, the progress bar, sample grids and checkpoints;
 evaluation extracts features on every rank (a shard each) and ranks them on rank 0.
@@ -59,7 +59,7 @@ from .device import resolve_device
 from .divergence import DivergenceGuard
 from .hooks import NonFiniteLossError
 from .optim import restore_impl
-from .precision import MixedPrecision, SpeedOptions
+from .precision import PhaseUpdater, SpeedOptions
 from .train_loop import TrainerBase
 
 logger = logging.getLogger("dgnet_plugin")
@@ -74,7 +74,7 @@ class IterationTrainer(TrainerBase):
     when it has one, is ``model.reid``), ``train_items``, ``num_classes``, ``test_sets``
     (empty when the model has no re-ID network), ``optimizers`` / ``schedulers`` (by update
     phase name), ``checkpointer``, ``iter`` (iterations done), ``amp``
-    (:class:`MixedPrecision`), ``speed`` (:class:`SpeedOptions`), ``results`` (the final
+    (:class:`PhaseUpdater`), ``speed`` (:class:`SpeedOptions`), ``results`` (the final
     evaluation).
 
     Class attributes a method's engine sets:
@@ -98,7 +98,7 @@ class IterationTrainer(TrainerBase):
         self.cfg = cfg
         self.has_reid = self.check_meta_architecture(cfg)  # before any data is read
         self.device = resolve_device(cfg.MODEL.DEVICE)
-        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, self.device, self.AMP_PHASES)
+        self.amp = PhaseUpdater.for_device(cfg.SOLVER.AMP, self.device, self.AMP_PHASES)
         self.speed = SpeedOptions(cfg, self.device, self.amp)
         self.train_items, self.num_classes = load_train_set(cfg)
         if cfg.MODEL.HEADS.NUM_CLASSES and cfg.MODEL.HEADS.NUM_CLASSES != self.num_classes:
@@ -107,9 +107,7 @@ class IterationTrainer(TrainerBase):
                 f"has {self.num_classes} training identities; set it to 0 (automatic)"
             )
         # the global batch must split evenly over the processes: say so before building
-        per_process_batch(
-            cfg.DATALOADER.IMS_PER_BATCH, comm.get_world_size(), "DATALOADER.IMS_PER_BATCH"
-        )
+        per_process_batch(cfg.SOLVER.IMS_PER_BATCH, comm.get_world_size(), "SOLVER.IMS_PER_BATCH")
         self.test_sets = self.build_test_loader(cfg) if self.has_reid and cfg.DATASETS.TESTS else {}
         model = self.build_model(cfg)
         if self.has_reid:
@@ -175,7 +173,7 @@ class IterationTrainer(TrainerBase):
         """An endless iterator of training batches from iteration ``start`` on (the batches
         of iterations ``0 .. start - 1`` are skipped, so ``--resume`` continues the same
         sequence). Built once, when :meth:`train` starts (after :meth:`resume_or_load` has
-        set the iteration). Default: one stream of ``DATALOADER.IMS_PER_BATCH`` images of
+        set the iteration). Default: one stream of ``SOLVER.IMS_PER_BATCH`` images of
         the training set (:func:`~dgnet_plugin.data.build_train_loader`)."""
         return build_train_loader(self.cfg, self.train_items, start=start)
 
@@ -435,7 +433,7 @@ class IterationTrainer(TrainerBase):
             self.iter,
             self.cfg.SOLVER.MAX_ITER,
             comm.get_world_size(),
-            self.cfg.DATALOADER.IMS_PER_BATCH // comm.get_world_size(),
+            self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(),
         )
         try:
             super().train(self.iter, self.cfg.SOLVER.MAX_ITER)

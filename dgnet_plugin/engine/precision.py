@@ -35,8 +35,9 @@ def check_amp(value: str) -> str:
     return value
 
 
-class MixedPrecision:
-    """Autocast and loss scaling of one engine.
+class PhaseUpdater:
+    """The update phases of one engine: autocast, and per phase one loss scaler and the
+    backward + gradient averaging + optimiser steps (:meth:`backward_step`).
 
     Args:
         mode: a ``SOLVER.AMP`` value, applied on any device (the engine builds it with
@@ -135,7 +136,7 @@ class SpeedOptions:
     Building it sets ``torch.backends.cudnn.benchmark`` (CUDA) and logs what applies.
     """
 
-    def __init__(self, cfg, device: torch.device, precision: MixedPrecision | None = None):
+    def __init__(self, cfg, device: torch.device, precision: PhaseUpdater | None = None):
         cuda = device.type == "cuda"
         self.channels_last = cuda and bool(cfg.MODEL.CHANNELS_LAST)
         self.compile = cuda and bool(cfg.MODEL.COMPILE)
@@ -165,3 +166,7 @@ class SpeedOptions:
     def memory_format(self, t: torch.Tensor) -> torch.memory_format:
         """The memory format a batch tensor ``t`` should have on the device."""
         return torch.channels_last if self.channels_last and t.dim() == 4 else torch.preserve_format
+
+
+#: The former name (it also runs the update phases, hence the new one).
+MixedPrecision = PhaseUpdater

@@ -6,7 +6,7 @@ Defaults are CycleGAN's (Zhu et al. 2017; ``junyanz/pytorch-CycleGAN-and-pix2pix
 by CamStyle) and CamStyle's re-ID recipe.
 
 The stage that trains the translator runs the method's config with the ``GAN`` node turned
-into ``SOLVER.MAX_ITER``, ``DATALOADER.IMS_PER_BATCH``, ``INPUT.SIZE_TRAIN`` ... of its own
+into ``SOLVER.MAX_ITER``, ``SOLVER.IMS_PER_BATCH``, ``INPUT.SIZE_TRAIN`` ... of its own
 run (:func:`gan_stage_config`), so one config file describes every stage; ``SOLVER.GEN`` and
 ``SOLVER.DIS`` are the translator's Adam, ``SOLVER.REID`` / ``SOLVER.MAX_ITER`` the re-ID
 stage's.
@@ -100,7 +100,7 @@ _R.GENERATED.ROOT = ""
 _R.GENERATED.PER_BATCH = 0  # generated images per global batch (CamStyle: 46 of 128 + 46)
 _R.GENERATED.BATCH_SIZE = 32  # images per generator forward in the generation stage
 _R.GENERATED.ENABLED = True  # False = the baseline: real images only (same recipe)
-# True = train on generated images only, DATALOADER.IMS_PER_BATCH of them per step (SPGAN,
+# True = train on generated images only, SOLVER.IMS_PER_BATCH of them per step (SPGAN,
 # PTGAN: the translated source images with the source labels)
 _R.GENERATED.ONLY = False
 # True = the real and the generated images of a step go through two forward passes (batch-norm
@@ -108,9 +108,9 @@ _R.GENERATED.ONLY = False
 # samples (CamStyle: reid/trainers.py, CamStyleTrainer._forward); False = one forward over the
 # mixed batch and one mean over all its samples (LSRO: one pool of real and generated images)
 _R.GENERATED.SEPARATE_FORWARD = False
-# How a step's images are drawn: fixed = DATALOADER.IMS_PER_BATCH real + GENERATED.PER_BATCH
+# How a step's images are drawn: fixed = SOLVER.IMS_PER_BATCH real + GENERATED.PER_BATCH
 # generated, each part from its own shuffled stream (CamStyle: 128 + 46) | pool = batches of
-# DATALOADER.IMS_PER_BATCH from one shuffled pool of every real and generated image, an epoch
+# SOLVER.IMS_PER_BATCH from one shuffled pool of every real and generated image, an epoch
 # being the pool (LSRO: layumi/Person-reID_GAN examples/cnn_train_dag.m; PER_BATCH not read)
 _R.GENERATED.MIXING = "fixed"
 _R.INPUT = CN()
@@ -191,7 +191,7 @@ def gan_stage_config(cfg, sizes: tuple[int, int] | None = None) -> dict:
     """The merges (``{KEY: value}``) that turn the method's config into its translator
     stage's derived config: the schedule of :func:`gan_schedule` (``sizes``: the two
     domains' training-image counts, needed with ``GAN.EPOCHS``) -> ``SOLVER.MAX_ITER`` /
-    ``GAN.DECAY_START``, ``GAN.IMS_PER_BATCH`` -> ``DATALOADER.IMS_PER_BATCH``, ``GAN.SIZE``
+    ``GAN.DECAY_START``, ``GAN.IMS_PER_BATCH`` -> ``SOLVER.IMS_PER_BATCH``, ``GAN.SIZE``
     -> ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST``, ``GAN.PADDING``, ``GAN.LOAD_SIZE`` (when set),
     ``GAN.CHECKPOINT_PERIOD``, ``GAN.VIS_PERIOD``, images in ``[-1, 1]`` (mean = std =
     0.5), no random erasing and no re-ID crop (``INPUT.RANDOM_SIZED_RECT_CROP``, ``CROP_SCALE``), no
@@ -212,7 +212,7 @@ def gan_stage_config(cfg, sizes: tuple[int, int] | None = None) -> dict:
         {
             "SOLVER.MAX_ITER": max_iter,
             "SOLVER.CHECKPOINT_PERIOD": g.CHECKPOINT_PERIOD,
-            "DATALOADER.IMS_PER_BATCH": g.IMS_PER_BATCH,
+            "SOLVER.IMS_PER_BATCH": g.IMS_PER_BATCH,
             "INPUT.SIZE_TRAIN": tuple(g.SIZE),
             "INPUT.SIZE_TEST": tuple(g.SIZE),
             "INPUT.PADDING": g.PADDING,

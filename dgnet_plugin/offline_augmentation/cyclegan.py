@@ -79,10 +79,10 @@ class CycleGANTrainer(IterationTrainer):
         self.pool_reseed = bool(cfg.GAN.get("POOL_RESEED", False))
         self.items_a, self.items_b = self.domain_items()
         for label, items in (("A", self.items_a), ("B", self.items_b)):
-            if len(items) < cfg.DATALOADER.IMS_PER_BATCH:
+            if len(items) < cfg.SOLVER.IMS_PER_BATCH:
                 raise ConfigError(
                     f"domain {label} of {type(self).__name__} has {len(items)} training images, "
-                    f"fewer than GAN.IMS_PER_BATCH={cfg.DATALOADER.IMS_PER_BATCH}"
+                    f"fewer than GAN.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}"
                 )
         logger.info("CycleGAN domains: A %d images, B %d images", len(self.items_a),
                     len(self.items_b))  # fmt: skip

@@ -70,7 +70,7 @@ def build_mixed_train_loader(
     pooled=False,
 ):
     """Infinite iterator of ``{img (erased), pid, camid, impath, generated}`` batches with
-    ``real_per_batch`` (default ``DATALOADER.IMS_PER_BATCH``) real and ``generated_per_batch``
+    ``real_per_batch`` (default ``SOLVER.IMS_PER_BATCH``) real and ``generated_per_batch``
     generated images per global step (:class:`~dgnet_plugin.data.samplers.RatioBatchSampler`; this
     process gets
     its share of each), from iteration ``start`` on. ``generated_per_batch`` 0: real images
@@ -81,7 +81,7 @@ def build_mixed_train_loader(
     items (:class:`~dgnet_plugin.data.samplers.PooledBatchSampler`; an epoch is the pool) and
     ``generated_per_batch`` is not read."""
     if real_per_batch is None:
-        real_per_batch = cfg.DATALOADER.IMS_PER_BATCH
+        real_per_batch = cfg.SOLVER.IMS_PER_BATCH
     ds = MixedImageDataset(
         real_items if real_per_batch else [],
         generated_items if generated_per_batch or pooled else [],

@@ -332,7 +332,7 @@ def split_batch(batch: dict, mask: torch.Tensor) -> dict:
 class GeneratedReIDTrainer(IterationTrainer):
     """Re-ID training on real + generated images with one label-assignment loss.
 
-    Each step draws ``DATALOADER.IMS_PER_BATCH`` real and ``GENERATED.PER_BATCH`` generated
+    Each step draws ``SOLVER.IMS_PER_BATCH`` real and ``GENERATED.PER_BATCH`` generated
     images (:class:`~dgnet_plugin.data.samplers.RatioBatchSampler`) from the training set and
     the generated set at :func:`generated_root`; the loss is
     :func:`~dgnet_plugin.losses.label_assignment_loss` with ``LOSS.LABEL.REAL`` for the real
@@ -340,12 +340,12 @@ class GeneratedReIDTrainer(IterationTrainer):
     ``LOSS.LABEL.EPSILON``, LSRO's uniform label, argmax pseudo-labels). A generated image's
     label is its source's identity (``lsro`` / ``argmax``: no label is read).
     ``GENERATED.ENABLED False`` (or ``PER_BATCH 0``): the real-only baseline;
-    ``GENERATED.ONLY``: ``DATALOADER.IMS_PER_BATCH`` generated images per step, no real one
+    ``GENERATED.ONLY``: ``SOLVER.IMS_PER_BATCH`` generated images per step, no real one
     (SPGAN / PTGAN train on the translated source).
 
     ``GENERATED.MIXING``: ``fixed`` (above; CamStyle's 128 real + 46 camera-style images)
     | ``pool`` (LSRO's released ``examples/cnn_train_dag.m``: each step
-    ``DATALOADER.IMS_PER_BATCH`` images from one shuffled pool of every real and generated
+    ``SOLVER.IMS_PER_BATCH`` images from one shuffled pool of every real and generated
     image, an epoch being the pool, :class:`~dgnet_plugin.data.samplers.PooledBatchSampler`;
     ``GENERATED.PER_BATCH`` is not read). Either way each sample keeps its own label rule.
 
@@ -367,7 +367,7 @@ class GeneratedReIDTrainer(IterationTrainer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        g, batch = cfg.GENERATED, cfg.DATALOADER.IMS_PER_BATCH
+        g, batch = cfg.GENERATED, cfg.SOLVER.IMS_PER_BATCH
         self.real_per_batch = 0 if g.ENABLED and g.ONLY else batch
         self.generated_per_batch = (batch if g.ONLY else g.PER_BATCH) if g.ENABLED else 0
         # one shuffled pool of real and generated images (GENERATED.MIXING pool)

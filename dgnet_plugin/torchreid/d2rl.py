@@ -25,7 +25,7 @@ from ..config import ConfigError
 from ..data.cross_modality import CrossModalityDataset
 from ..data.sample import INFRARED, VISIBLE
 from ..engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
-from ..engine.precision import MixedPrecision
+from ..engine.precision import PhaseUpdater
 from ..methods.d2rl import D2RLEngine
 from ..methods.d2rl.engine import reid_lr_scheduler
 from ..modeling import build_model
@@ -137,7 +137,7 @@ class _D2RLStep(D2RLEngine):
     def __init__(self, cfg, model, optimizers, device):  # noqa: D107 (no super())
         self.cfg, self.model, self.device = cfg, model, device
         self.optimizers = {"reid": optimizers["model"], **optimizers}
-        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
+        self.amp = PhaseUpdater.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
         self._vis_batch = None
 
 

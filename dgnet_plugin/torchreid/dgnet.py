@@ -18,7 +18,7 @@ from torch import nn
 from ..config import ConfigError
 from ..data.transforms import build_random_erasing
 from ..engine.optim import build_adam, build_iter_scheduler, build_reid_optimizer
-from ..engine.precision import MixedPrecision
+from ..engine.precision import PhaseUpdater
 from ..methods.dgnet import DGNetEngine
 from ..methods.dgnet.teacher import init_appearance_encoder
 from ..modeling import build_model
@@ -131,7 +131,7 @@ class _DGNetStep(DGNetEngine):
         self.cfg, self.model, self.optimizers = cfg, model, optimizers
         self.teacher = teacher
         self.device = device
-        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
+        self.amp = PhaseUpdater.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
         self._phases = {"gen": model, "dis": None}
 
 

@@ -20,7 +20,7 @@ from ..config import ConfigError, load_cfg_file
 from ..data.generated import read_generated_set
 from ..engine import ENGINE_REGISTRY
 from ..engine.optim import build_iter_scheduler
-from ..engine.precision import MixedPrecision
+from ..engine.precision import PhaseUpdater
 from ..modeling import build_model
 from ..modeling.norm import convert_norm
 from ..offline_augmentation.data import label_generated
@@ -130,7 +130,7 @@ def _step_class(engine: type) -> type:
 
     def __init__(self, cfg, model, device):
         self.cfg, self.model, self.device = cfg, model, device
-        self.amp = MixedPrecision.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
+        self.amp = PhaseUpdater.for_device(cfg.SOLVER.AMP, device, self.AMP_PHASES)
         self.separate_forward = bool(cfg.GENERATED.SEPARATE_FORWARD)
         self.optimizers = {"model": self.build_optimizer()}
 

@@ -32,7 +32,7 @@ def opts(root, out, *extra) -> list[str]:
         *cli_opts(root, out),
         "SOLVER.MAX_ITER",
         str(ITERS),
-        "DATALOADER.IMS_PER_BATCH",
+        "SOLVER.IMS_PER_BATCH",
         "8",
         "INPUT.SIZE_TRAIN",
         "(32, 16)",

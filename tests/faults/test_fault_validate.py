@@ -21,8 +21,8 @@ from dgnet_plugin.config.validate import (
 
 # (key, a bad value, text of the allowed range): one case per core rule
 BAD = [
-    ("DATALOADER.IMS_PER_BATCH", 0, "an integer > 0"),
-    ("DATALOADER.IMS_PER_BATCH", -8, "an integer > 0"),
+    ("SOLVER.IMS_PER_BATCH", 0, "an integer > 0"),
+    ("SOLVER.IMS_PER_BATCH", -8, "an integer > 0"),
     ("DATALOADER.NUM_WORKERS", -1, "an integer >= 0 (0 = load in the main process)"),
     ("SOLVER.MAX_ITER", 0, "an integer > 0"),
     ("SOLVER.CHECKPOINT_PERIOD", -5, "an integer >= 0 (0 = only the final checkpoint)"),
@@ -96,7 +96,7 @@ def test_boundaries_are_allowed():
         ("INPUT.FLIP_PROB", 0.0),
         ("INPUT.REA.PROB", 1.0),
         ("LOG_PERIOD", 0),
-        ("DATALOADER.IMS_PER_BATCH", 1),
+        ("SOLVER.IMS_PER_BATCH", 1),
         ("SOLVER.REID.BASE_LR", 1e-9),
     ]:
         _set(cfg, key, value)

@@ -11,7 +11,7 @@ of this package.
 from __future__ import annotations
 
 from ...config import CfgNode as CN
-from ...config import merge_missing
+from ...config import merge_missing, register_renamed_key
 
 _D = CN()
 _D.ENGINE = CN()
@@ -36,7 +36,7 @@ _D.MODEL.DIS.N_RES = 0  # [ours] MultiScaleDiscriminator only (UNIT's has no res
 _D.MODEL.DIS.NUM_SCALES = 3  # [UNIT]
 _D.MODEL.D2RL = CN()
 _D.MODEL.D2RL.FC_DIM = 1024  # [D2RL, unconfirmed] FC-1024
-_D.MODEL.D2RL.EMBED_DIM = 128  # [D2RL, unconfirmed] FC-128 (triplet)
+_D.MODEL.D2RL.EMBEDDING_DIM = 128  # [D2RL, unconfirmed] FC-128 (triplet)
 # T_F's neck: paper (FC-N_p on the FC-1024 output) [D2RL] | bnneck (batch norm on the FC-128
 # triplet embedding, then a bias-free FC-N_p) [ours, after AGW / BoT's BNNeck]
 _D.MODEL.D2RL.NECK = "paper"
@@ -98,3 +98,6 @@ def add_d2rl_config(cfg: CN) -> CN:
     for node in (cfg.SOLVER.GEN, cfg.SOLVER.DIS):  # [UNIT] Adam 1e-4, (0.5, 0.999), wd 1e-4
         node.LR, node.BETAS, node.WEIGHT_DECAY = 1e-4, (0.5, 0.999), 1e-4
     return cfg
+
+
+register_renamed_key("MODEL.D2RL.EMBED_DIM", "MODEL.D2RL.EMBEDDING_DIM")

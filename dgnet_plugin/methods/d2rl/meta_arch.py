@@ -139,7 +139,7 @@ class D2RL(nn.Module):
                 f"MODEL.BACKBONE.IN_CHANNELS={cfg.MODEL.BACKBONE.IN_CHANNELS}: D2RL's re-ID "
                 "network reads the 4-channel [RGB; IR] image; set it to 4"
             )
-        reid = D2RLReID(build_backbone(cfg), num_classes, d.FC_DIM, d.EMBED_DIM, d.NECK)
+        reid = D2RLReID(build_backbone(cfg), num_classes, d.FC_DIM, d.EMBEDDING_DIM, d.NECK)
         stats = {
             c: (
                 channel_stats(cfg.INPUT.PIXEL_MEAN, c, "INPUT.PIXEL_MEAN"),

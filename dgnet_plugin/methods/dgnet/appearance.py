@@ -85,7 +85,7 @@ def build_appearance_encoder(cfg, num_classes: int) -> AppearanceEncoder:
     return AppearanceEncoder(
         build_backbone(cfg),
         num_classes,
-        h.EMBED_DIM,
+        h.EMBEDDING_DIM,
         h.NUM_PARTS,
         h.POOL,
         h.DROPOUT,

@@ -95,7 +95,9 @@ def add_dgnet_config(cfg: CN) -> CN:
     (``MultiScaleDiscriminator``) unless ``cfg`` names others."""
     merge_missing(cfg, _D)
     # [official] configs/latest.yaml: lr_g = lr_d 1e-4, beta1 0, beta2 0.999, weight_decay 5e-4
-    for node in (cfg.SOLVER.GEN, cfg.SOLVER.DIS):
+    solver = cfg.setdefault("SOLVER", CN())
+    for name in ("GEN", "DIS"):
+        node = solver.setdefault(name, CN())
         node.LR, node.BETAS, node.WEIGHT_DECAY = 1e-4, (0.0, 0.999), 5e-4
     cfg.ENGINE.NAME = cfg.ENGINE.NAME or "DGNetEngine"
     cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "DGNet"

@@ -108,7 +108,7 @@ def init_appearance_encoder(ea, teacher) -> None:
             raise ConfigError(
                 f"MODEL.TEACHER.INIT_EA: the teacher's {what} does not match Ea's (differing "
                 f"tensors: {', '.join((bad or sorted(set(theirs) - set(mine)))[:4])}); train the "
-                "teacher with the same MODEL.BACKBONE and MODEL.HEADS.EMBED_DIM as DG-Net, or "
+                "teacher with the same MODEL.BACKBONE and MODEL.HEADS.EMBEDDING_DIM as DG-Net, or "
                 "set MODEL.TEACHER.INIT_EA False"
             )
         dst.load_state_dict(theirs)

@@ -55,7 +55,7 @@ def torchreid_export(cfg, model) -> tuple[str | None, list[str]]:
     keys = [
         ("MODEL.BACKBONE.LAST_STRIDE", lambda c: c.MODEL.BACKBONE.LAST_STRIDE),
         ("MODEL.HEADS.POOL", lambda c: c.MODEL.HEADS.POOL),
-        ("MODEL.HEADS.EMBED_DIM", lambda c: c.MODEL.HEADS.EMBED_DIM),
+        ("MODEL.HEADS.EMBEDDING_DIM", lambda c: c.MODEL.HEADS.EMBEDDING_DIM),
         (
             "MODEL.HEADS.NAME",  # a renamed head (ClassBlock) is the same head
             lambda c: lookup(HEAD_REGISTRY, c.MODEL.HEADS.NAME, "MODEL.HEADS.NAME").__name__,

@@ -68,7 +68,7 @@ class IDEBaseline(nn.Module):
         return cls(
             build_backbone(cfg),
             num_classes,
-            h.EMBED_DIM,
+            h.EMBEDDING_DIM,
             h.POOL,
             h.DROPOUT,
             h.NAME,

@@ -48,7 +48,7 @@ _L.GAN.CHECKPOINT_PERIOD = 5000
 _L.GAN.VIS_PERIOD = 1000
 _L.GAN.OUTPUT_SUBDIR = "dcgan"
 _L.GENERATED = CN()
-_L.GENERATED.PER_BATCH = 32  # generated images per step beside DATALOADER.IMS_PER_BATCH real
+_L.GENERATED.PER_BATCH = 32  # generated images per step beside SOLVER.IMS_PER_BATCH real
 _L.LSRO = CN()
 # images the DCGAN writes (the paper: 24,000 for Market-1501's 12,936 training images)
 _L.LSRO.NUM_GENERATED = 24000

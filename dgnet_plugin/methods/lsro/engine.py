@@ -95,8 +95,8 @@ def comparison_dir(cfg, mode: str) -> str:
 @ENGINE_REGISTRY.register()
 class LSROEngine(GeneratedReIDTrainer):
     """:class:`~dgnet_plugin.offline_augmentation.engine.GeneratedReIDTrainer` with LSRO's labels:
-    each step ``DATALOADER.IMS_PER_BATCH`` real images (hard labels) and ``GENERATED.PER_BATCH``
-    DCGAN images (``GENERATED.MIXING pool``, the authors' code: ``DATALOADER.IMS_PER_BATCH``
+    each step ``SOLVER.IMS_PER_BATCH`` real images (hard labels) and ``GENERATED.PER_BATCH``
+    DCGAN images (``GENERATED.MIXING pool``, the authors' code: ``SOLVER.IMS_PER_BATCH``
     images from one shuffled pool of both), the DCGAN images labelled by
     ``LOSS.LABEL.GENERATED``:
 

@@ -144,7 +144,7 @@ def lsro_baseline_stage(cfg) -> Stage:
         lambda c: os.path.join(c.OUTPUT_DIR, BASELINE_SUBDIR),
         lambda c: {
             "GENERATED.ENABLED": False,
-            "DATALOADER.IMS_PER_BATCH": c.LSRO.BASELINE_BATCH,
+            "SOLVER.IMS_PER_BATCH": c.LSRO.BASELINE_BATCH,
             "SOLVER.MAX_ITER": c.LSRO.BASELINE_MAX_ITER or c.SOLVER.MAX_ITER,
             "SOLVER.STEPS": tuple(c.LSRO.BASELINE_STEPS or c.SOLVER.STEPS),
         },

@@ -241,7 +241,7 @@ class PNGANGeneratorEngine(IterationTrainer):
             return build_group_loader(cfg, self.pairs, groups, start=start)
         sampler = OrderedPairBatchSampler(
             groups,
-            cfg.DATALOADER.IMS_PER_BATCH,
+            cfg.SOLVER.IMS_PER_BATCH,
             cfg.SEED,
             start,
             comm.get_rank(),

@@ -38,7 +38,7 @@ class EmbeddingHead(nn.Module):
     evaluation (``../shared/reference/dgnet.md`` section 4). Init: kaiming (fan-out) for the
     bottleneck, N(1, 0.02) for the BN scale, N(0, 0.001) for the classifier, zero biases.
 
-    ``embed_dim = 0`` (``MODEL.HEADS.EMBED_DIM 0``): no bottleneck, the pooled feature goes
+    ``embed_dim = 0`` (``MODEL.HEADS.EMBEDDING_DIM 0``): no bottleneck, the pooled feature goes
     through dropout straight to the classifier (LSRO's ``pool5 -> dropout -> fc``, layumi/
     Person-reID_GAN ``resnet52_market_gan.m``); the returned embedding is then the input.
     ``neck_relu`` (``MODEL.HEADS.NECK_RELU``): a ReLU between the BN and the dropout, as in
@@ -68,7 +68,7 @@ class EmbeddingHead(nn.Module):
             raise ValueError(f"a classifier head needs num_classes >= 1, got {num_classes}")
         if embed_dim < 0:
             raise ValueError(
-                f"MODEL.HEADS.EMBED_DIM must be >= 0 (0 = no bottleneck), got {embed_dim}"
+                f"MODEL.HEADS.EMBEDDING_DIM must be >= 0 (0 = no bottleneck), got {embed_dim}"
             )
         self.bottleneck = nn.Identity()
         if embed_dim > 0:
@@ -77,7 +77,7 @@ class EmbeddingHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(embed_dim or in_dim, num_classes)
         # initialised after every layer is built: the random stream of a seeded run is that
-        # of the head before EMBED_DIM 0 existed
+        # of the head before EMBEDDING_DIM 0 existed
         if embed_dim > 0:
             nn.init.kaiming_normal_(self.bottleneck[0].weight, a=0, mode="fan_out")
             nn.init.zeros_(self.bottleneck[0].bias)
