@@ -241,7 +241,12 @@ class IterationTrainer(TrainerBase):
         return grid
 
     def step_phase(
-        self, phase: str, terms: dict, weights: dict | None = None, optimizers=None
+        self,
+        phase: str,
+        terms: dict,
+        weights: dict | None = None,
+        optimizers=None,
+        total: str | None = None,
     ) -> dict[str, torch.Tensor]:
         """One update phase under the loss rule: the meta-architecture's unweighted
         ``terms`` (``{name: scalar}``) weighted by ``weights`` (``{name: w}``; a missing name
@@ -249,15 +254,18 @@ class IterationTrainer(TrainerBase):
         registered as ``phase``) zeroed, one backward (scaled under fp16 with the GradScaler
         of ``phase`` when it is one of :attr:`AMP_PHASES`, else ``main``'s; gradients
         averaged over processes) and one step of each. Returns the detached unweighted terms
-        (what the log shows)."""
+        (what the log shows), and the weighted sum under the name ``total`` when given."""
         weights = weights or {}
-        total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+        loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
         opts = list(optimizers) if optimizers is not None else [self.optimizers[phase]]
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         amp_phase = phase if phase in self.AMP_PHASES else self.AMP_PHASES[0]
-        self.amp.backward_step(total, *opts, phase=amp_phase)
-        return {k: v.detach() for k, v in terms.items()}
+        self.amp.backward_step(loss, *opts, phase=amp_phase)
+        logged = {k: v.detach() for k, v in terms.items()}
+        if total:
+            logged[total] = loss.detach()
+        return logged
 
     def register_optimizer(self, name: str, optimizer, scheduler=None) -> None:
         """The optimiser (and per-iteration scheduler) of update phase ``name``: logged as

@@ -12,7 +12,6 @@ import torch
 from ...data.build import build_cross_modality_loader, load_cross_modality_train_set
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_reid_optimizer, build_warmup_scheduler
-from ...losses import id_loss, weighted_regularized_triplet_loss
 
 
 @ENGINE_REGISTRY.register()
@@ -40,12 +39,4 @@ class AGWEngine(IterationTrainer):
         with self.autocast():
             out = self.model.forward_pair(b["img_v"], b["img_i"])
         pids = torch.cat([b["pid_v"], b["pid_i"]])
-        terms = {
-            "id": id_loss(out["logits"], pids),
-            "wrt": weighted_regularized_triplet_loss(out["pool"], pids),
-        }
-        total = sum(terms.values())
-        opt = self.optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        self.amp.backward_step(total, opt)
-        return {k: v.detach() for k, v in terms.items()}
+        return self.step_phase("model", self.model.losses(out, pids))

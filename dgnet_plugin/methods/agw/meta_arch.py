@@ -12,6 +12,7 @@ from torch import nn
 
 from ...config import ConfigError
 from ...data.transforms import channel_stats
+from ...losses import id_loss, weighted_regularized_triplet_loss
 from ...modeling.backbones import build_backbone
 from ...modeling.backbones.build import adapt_first_conv
 from ...modeling.blocks import NonLocalBlock, renormalize
@@ -238,6 +239,16 @@ class AGW(nn.Module):
 
     def forward(self, x: torch.Tensor):
         return self._heads(self.body(self._stem(x)))
+
+    def losses(self, out: dict, pids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unweighted terms of AGW's step from :meth:`forward_pair`'s ``out``: identity
+        CE on the BNNeck logits and the weighted regularisation triplet on the pooled
+        features (AGW ``train.py``: ``loss = loss_id + loss_tri``), ``pids`` ``(2N,)``
+        visible then infrared."""
+        return {
+            "id": id_loss(out["logits"], pids),
+            "wrt": weighted_regularized_triplet_loss(out["pool"], pids),
+        }
 
     def forward_pair(self, x_v: torch.Tensor, x_i: torch.Tensor):
         x_i = self.stem_i(self._infrared(x_i))

@@ -136,8 +136,8 @@ class DGNetEngine(IterationTrainer):
         # 2. Update D on the detached cross-identity images against the real ones.
         with self.autocast():
             d_losses = self.model.discriminator_losses(out, dis=phase["dis"])
-        opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(self.cfg.LOSS.GAN * sum(d_losses.values()), opt["dis"], phase="dis")
+        gan = {k: self.cfg.LOSS.GAN for k in d_losses}
+        d_logged = self.step_phase("dis", d_losses, gan)
 
         # 3. Update G and Ea together on the weighted sum (adversarial term: the new D).
         with self.autocast():
@@ -149,14 +149,12 @@ class DGNetEngine(IterationTrainer):
                 reencode=self._shared_uniform(iteration) < self.cfg.LOSS.STRUCTURE_ENCODER_AGAIN,
                 teacher_dropout=teacher_dropout_on(self.cfg, iteration),
             )
-        total = sum(weights[k] * v for k, v in g_losses.items())
-        opt["gen"].zero_grad(set_to_none=True)
-        opt["model"].zero_grad(set_to_none=True)
-        self.amp.backward_step(total, opt["gen"], opt["model"], phase="gen")
-
-        logged = {k: g_losses[k].detach() for k in DGNET_LOSS_TERMS if k in g_losses}
-        logged.update({k: v.detach() for k, v in d_losses.items()})
-        logged["total"] = total.detach()
+        g_logged = self.step_phase(
+            "gen", g_losses, weights, [opt["gen"], opt["model"]], total="total"
+        )
+        logged = {k: g_logged[k] for k in DGNET_LOSS_TERMS if k in g_logged}
+        logged.update(d_logged)
+        logged["total"] = g_logged["total"]
         return logged
 
     def _shared_uniform(self, iteration: int) -> float:

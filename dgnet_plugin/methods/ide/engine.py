@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ...engine import ENGINE_REGISTRY, IterationTrainer
 from ...engine.optim import build_iter_scheduler, build_reid_optimizer
-from ...losses import id_loss
 from ...utils.registry import register_renamed
 
 
@@ -36,12 +35,8 @@ class IDEEngine(IterationTrainer):
 
     def train_step(self, batch, iteration: int):
         with self.autocast():
-            logits = self._train_net(batch["img"])
-        loss = id_loss(logits, batch["pid"], self.cfg.LOSS.LABEL_SMOOTH)
-        opt = self.optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        self.amp.backward_step(loss, opt)
-        return {"id": loss.detach()}
+            logits = self._train_net(batch["img"])  # through the DDP wrapper
+        return self.step_phase("model", self.model.losses(logits, batch))
 
 
 #: The name of this engine before the method-package move (configs and saved config.yaml

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...losses import id_loss
 from ...modeling.backbones import build_backbone
 from ...modeling.heads import build_head, global_pool
 from ...modeling.meta_arch import META_ARCH_REGISTRY
@@ -39,8 +40,10 @@ class IDEBaseline(nn.Module):
         neck_relu=False,
         test_feature="embed",
         bn_init="normal",
+        label_smooth=0.0,
     ):
         super().__init__()
+        self.label_smooth = label_smooth
         if test_feature not in self.TEST_FEATURES:
             raise ConfigError(
                 f"MODEL.HEADS.TEST_FEATURE '{test_feature}': use one of {self.TEST_FEATURES}"
@@ -75,7 +78,13 @@ class IDEBaseline(nn.Module):
             h.NECK_RELU,
             h.TEST_FEATURE,
             h.get("BN_INIT", "normal"),
+            cfg.LOSS.get("LABEL_SMOOTH", 0.0),
         )
+
+    def losses(self, logits: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        """The unweighted term of the IDE step: ``{"id": CE(logits, pid)}`` (label smoothing
+        ``LOSS.LABEL_SMOOTH``), from the training logits ``(N, num_classes)``."""
+        return {"id": id_loss(logits, batch["pid"], self.label_smooth)}
 
     def forward(self, x: torch.Tensor, return_all: bool = False):
         pooled = global_pool(self.backbone(x), self.pool)

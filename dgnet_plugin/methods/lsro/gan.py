@@ -32,6 +32,13 @@ class DCGAN(nn.Module):
     def from_config(cls, cfg, num_classes: int = 0) -> DCGAN:  # no labels
         return cls(build_generator(cfg), build_discriminator(cfg, 3))
 
+    def losses(self, phase: str, real: torch.Tensor, fake: torch.Tensor) -> dict:
+        """The unweighted term of update phase ``dis`` (``BCE(D(x), 1) + BCE(D(G(z)), 0)``,
+        ``G(z)`` detached) or ``gen`` (``BCE(D(G(z)), 1)``, the non-saturating loss)."""
+        if phase == "dis":
+            return {"dis": vanilla_gan_dis_loss(self.dis(fake.detach()), self.dis(real))}
+        return {"gan": vanilla_gan_gen_loss(self.dis(fake))}
+
 
 @ENGINE_REGISTRY.register()
 class LSRODCGANEngine(IterationTrainer):
@@ -61,23 +68,21 @@ class LSRODCGANEngine(IterationTrainer):
 
     def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
         real = batch["img"]  # the identities are not used
-        m, opt = self.model, self.optimizers
+        m = self.model
         z = m.gen.sample_noise(real.shape[0], device=self.device)
         with self.autocast():
             fake = m.gen(z)
-            d_loss = vanilla_gan_dis_loss(m.dis(fake.detach()), m.dis(real))
-        opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(d_loss, opt["dis"], phase="dis")
+            d_terms = m.losses("dis", real, fake)
+        logged = self.step_phase("dis", d_terms)
         m.dis.requires_grad_(False)
         for step in range(self.cfg.LSRO.G_STEPS_PER_D):
             with self.autocast():
                 if step:  # the generator changed: draw G(z) again
                     fake = m.gen(z)
-                g_loss = vanilla_gan_gen_loss(m.dis(fake))
-            opt["gen"].zero_grad(set_to_none=True)
-            self.amp.backward_step(g_loss, opt["gen"], phase="gen")
+                g_terms = m.losses("gen", real, fake)
+            logged.update(self.step_phase("gen", g_terms))
         m.dis.requires_grad_(True)
-        return {"dis": d_loss.detach(), "gan": g_loss.detach()}
+        return logged
 
     @torch.no_grad()
     def visualize(self, iteration: int) -> None:
