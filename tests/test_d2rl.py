@@ -11,13 +11,8 @@ from conftest import MOBILENET_WEIGHTS, REPO, VI_REID, vi_proxy_opts
 import dgnet_plugin  # noqa: F401 (registers the methods)
 from dgnet_plugin.config import load_cfg_file
 from dgnet_plugin.losses import id_loss, triplet_loss
-from dgnet_plugin.methods.d2rl.engine import (
-    d2rl_phase,
-    reid_losses,
-    reid_lr_scheduler,
-    unit_translation_losses,
-)
-from dgnet_plugin.methods.d2rl.meta_arch import D2RLReID
+from dgnet_plugin.methods.d2rl.engine import d2rl_phase, reid_lr_scheduler
+from dgnet_plugin.methods.d2rl.meta_arch import D2RLReID, reid_losses, unit_translation_losses
 from dgnet_plugin.modeling import build_model
 from dgnet_plugin.modeling.generators import UNITTranslator
 from dgnet_plugin.utils.events import read_json_lines
@@ -93,22 +88,20 @@ def test_which_losses_reach_which_subnetwork(model):
     pids = torch.tensor([0, 0, 1, 1])
     # image level: the translators only (the discriminators' grads are zeroed before their step)
     m.zero_grad()
-    terms, img = unit_translation_losses(
-        m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS
-    )
+    terms, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y))
     sum(terms.values()).backward()
     assert set(terms) == {"kl", "recon_x", "gan", "cyc_x", "cyc_kl"}
     assert _grads(m.gen) and not _grads(m.reid_net)
     # feature level on the unified images: T_F and, through the generated channels, both
     # translation directions (visible -> IR: enc_a, dec_b; IR -> visible: enc_b, dec_a)
     m.zero_grad()
-    _, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y), cfg.LOSS)
+    _, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, m.to_gan(x), m.to_gan(y))
     u = torch.cat(
         [m.unified(x, m.from_gan(img["y_fake"])), m.unified(y, m.from_gan(img["x_fake"]))]
     )
     assert u.shape == (8, 4, 32, 16)
     assert torch.equal(u[:4, :3], x) and torch.equal(u[4:, 3:], y)  # real halves kept
-    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
+    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), 0.3).values()).backward()
     assert _grads(m.reid_net)
     # (MODEL.GEN.N_SHARED 0, UNIT's code: no shared blocks; the shared case is tested above)
     assert cfg.MODEL.GEN.N_SHARED == 0 and not list(m.gen.enc_shared.parameters())
@@ -123,7 +116,7 @@ def test_which_losses_reach_which_subnetwork(model):
             m.unified(y, m.from_gan(img["x_fake"]).detach()),
         ]
     )
-    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), cfg.LOSS).values()).backward()
+    sum(reid_losses(m.reid_net, u, torch.cat([pids, pids]), 0.3).values()).backward()
     assert _grads(m.reid_net) and not _grads(m.gen)
 
 

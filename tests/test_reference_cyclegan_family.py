@@ -216,7 +216,10 @@ def test_cyclegan_lsgan_cycle_identity_terms_match_the_camstyle_fork():
         )
         loss_D_A = (real(D_A(b)[0]) + fake(D_A(fake_B)[0])) * 0.5
         loss_D_B = (real(D_B(a)[0]) + fake(D_B(fake_A)[0])) * 0.5
-    got_g = sum(logs[k] for k in ("gan_ab", "gan_ba", "cycle", "identity"))
+    w = cfg.LOSS  # the logged terms are unweighted; the engine weights them (the loss rule)
+    got_g = (
+        logs["gan_ab"] + logs["gan_ba"] + w.CYCLE * logs["cycle"] + w.IDENTITY * logs["identity"]
+    )
     torch.testing.assert_close(got_g, loss_G, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(logs["dis_b"], loss_D_A, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(logs["dis_a"], loss_D_B, rtol=1e-5, atol=1e-7)
@@ -359,7 +362,10 @@ def test_spgan_generator_loss_adds_two_m_loss_to_cyclegan_terms():
         cyc = F.l1_loss(ref.gen_ba(a2b), a) * 10 + F.l1_loss(ref.gen_ab(b2a), b) * 10
         idt = F.l1_loss(ref.gen_ab(b), b) * 5 + F.l1_loss(ref.gen_ba(a), a) * 5
         g_loss = g_orig + cyc + idt + 2.0 * m
-    got = sum(logs[k] for k in ("gan_ab", "gan_ba", "cycle", "identity", "contrastive"))
+    cfg = eng.cfg
+    w = cfg.LOSS  # the logged terms are unweighted; the engine weights them (the loss rule)
+    got = logs["gan_ab"] + logs["gan_ba"] + w.CYCLE * logs["cycle"]
+    got = got + w.IDENTITY * logs["identity"] + cfg.SPGAN.CONTRASTIVE * logs["contrastive"]
     torch.testing.assert_close(got, g_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logs["metric"], m, rtol=1e-5, atol=1e-7)
 
@@ -493,9 +499,9 @@ def test_ptgan_masked_identity_term_is_the_paper_formula():
     for norm, scale in (("paper", 1.0), ("rms", 1 / math.sqrt(3 * 8 * 4))):
         cfg = cfg_of("ptgan_r50.yml", "PTGAN.ID_NORM", norm, "PTGAN.ID_WEIGHT", "3.0")
         eng = bare_engine(PTGANTranslatorEngine, cfg, None, {})
-        got = eng.extra_generator_losses({"mask": ma.float()}, {"mask": mb.float()}, out)
+        got, w = eng.extra_generator_losses({"mask": ma.float()}, {"mask": mb.float()}, out)
         want = 3.0 * scale * (paper(fb, a, ma.float()) + paper(fa, b, mb.float()))
-        torch.testing.assert_close(got["masked_id"], want, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(w["masked_id"] * got["masked_id"], want, rtol=1e-5, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- schedules

@@ -299,8 +299,12 @@ def test_pngan_losses_and_order_against_the_released_train_loop():
     engine.gan_gen_loss, engine.gan_dis_loss = adversarial_losses(cfg.LOSS.GAN_MODE)
     out = engine.run_step(0)
     assert log == ["gen", "dis"]  # G step, then D step on the same (detached) fake
-    torch.testing.assert_close(out["gan"] + out["pose_l1"], g_released, rtol=1e-5, atol=0)
-    torch.testing.assert_close(out["dis"], d_released, rtol=1e-5, atol=0)
+    # the logged terms are unweighted; the engine weights them (the loss rule)
+    got_g = out["gan"] + cfg.LOSS.POSE_L1 * out["pose_l1"]
+    torch.testing.assert_close(got_g, g_released, rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        cfg.PNGAN.DIS_LOSS_WEIGHT * out["dis"], d_released, rtol=1e-5, atol=0
+    )
 
 
 # ------------------------------------------------------------------ architectures

@@ -19,8 +19,6 @@ from ..engine.loading import read_state_dict
 from ..engine.optim import build_adam, build_linear_decay_scheduler
 from ..losses import (
     ImagePool,
-    cycle_consistency_loss,
-    identity_mapping_loss,
     lsgan_dis_loss,
     lsgan_gen_loss,
     vanilla_gan_dis_loss,
@@ -116,10 +114,11 @@ class CycleGANTrainer(IterationTrainer):
         fields (PTGAN's masks)."""
         return build_train_loader(self.cfg, items, start=start, seed_offset=seed_offset)
 
-    def extra_generator_losses(self, batch_a, batch_b, out: dict) -> dict[str, torch.Tensor]:
-        """The method's weighted generator terms, from the batches and ``out`` (``a``, ``b``,
-        ``fake_a``, ``fake_b``, ``rec_a``, ``rec_b``); they are added to the total."""
-        return {}
+    def extra_generator_losses(self, batch_a, batch_b, out: dict) -> tuple[dict, dict]:
+        """The method's own generator terms, unweighted, and their weights ``(terms,
+        weights)``, from the batches and ``out`` (``a``, ``b``, ``fake_a``, ``fake_b``,
+        ``rec_a``, ``rec_b``); they join the generators' phase."""
+        return {}, {}
 
     def frozen_in_generator_step(self) -> list:
         """Modules whose parameters take no gradient in the generators' step (the
@@ -146,7 +145,7 @@ class CycleGANTrainer(IterationTrainer):
         }
 
     def train_step(self, batches, iteration: int) -> dict[str, torch.Tensor]:
-        cfg, m, opt = self.cfg, self.model, self.optimizers
+        cfg, m = self.cfg, self.model
         batch_a, batch_b = batches
         a, b = batch_a["img"], batch_b["img"]
         # generators, with the discriminators (and the method's other networks) frozen
@@ -155,35 +154,19 @@ class CycleGANTrainer(IterationTrainer):
             net.requires_grad_(False)
         with self.autocast():
             out = self.translate(a, b)
-            losses = {
-                "gan_ab": self.gan_gen_loss(m.dis_b(out["fake_b"])),
-                "gan_ba": self.gan_gen_loss(m.dis_a(out["fake_a"])),
-                "cycle": cfg.LOSS.CYCLE
-                * (
-                    cycle_consistency_loss(out["rec_a"], a)
-                    + cycle_consistency_loss(out["rec_b"], b)
-                ),
-            }
-            if cfg.LOSS.IDENTITY > 0:
-                losses["identity"] = cfg.LOSS.IDENTITY * (
-                    identity_mapping_loss(m.gen_ab(b), b) + identity_mapping_loss(m.gen_ba(a), a)
-                )
-            losses.update(self.extra_generator_losses(batch_a, batch_b, out))
-        total = sum(losses.values())
-        opt["gen"].zero_grad(set_to_none=True)
-        self.amp.backward_step(total, opt["gen"], phase="gen")
+            terms = m.generator_losses(out, self.gan_gen_loss, cfg.LOSS.IDENTITY > 0)
+            extra, extra_weights = self.extra_generator_losses(batch_a, batch_b, out)
+            terms.update(extra)
+        weights = {"cycle": cfg.LOSS.CYCLE, "identity": cfg.LOSS.IDENTITY, **extra_weights}
+        logged = self.step_phase("gen", terms, weights)
         for net in frozen:
             net.requires_grad_(True)
         # discriminators, on pooled fakes
         fake_a, fake_b = self.pooled_fakes(out["fake_a"].detach(), out["fake_b"].detach())
         with self.autocast():
-            d_a = 0.5 * self.gan_dis_loss(m.dis_a(fake_a), m.dis_a(a))
-            d_b = 0.5 * self.gan_dis_loss(m.dis_b(fake_b), m.dis_b(b))
-        opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(d_a + d_b, opt["dis"], phase="dis")
-        extra = self.extra_steps(batch_a, batch_b, out)
-        return {**{k: v.detach() for k, v in losses.items()}, "dis_a": d_a.detach(),
-                "dis_b": d_b.detach(), **extra}  # fmt: skip
+            d_terms = m.discriminator_losses(fake_a, fake_b, a, b, self.gan_dis_loss)
+        logged.update(self.step_phase("dis", d_terms))
+        return {**logged, **self.extra_steps(batch_a, batch_b, out)}
 
     def pooled_fakes(self, fake_a: torch.Tensor, fake_b: torch.Tensor):
         """The fakes the discriminators see: through the two image pools, or with

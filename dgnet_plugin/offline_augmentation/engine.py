@@ -423,10 +423,8 @@ class GeneratedReIDTrainer(IterationTrainer):
             loss = sum(self._stream_loss(split_batch(batch, mask)) for mask in (~gen, gen))
         else:
             loss = self._stream_loss(batch)
-        opt = self.optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        self.amp.backward_step(loss, opt)
-        return {"id": loss.detach()}
+        # the family's term: the per-sample label rule of .label_assignment, unweighted
+        return self.step_phase("model", {"id": loss})
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The re-ID optimiser (a method overrides this seam): Caffe's per-layer multipliers

@@ -33,16 +33,8 @@ from ...engine.optim import (
     build_reid_optimizer,
     build_warmup_scheduler,
 )
-from ...losses import (
-    id_loss,
-    lsgan_dis_loss,
-    lsgan_gen_loss,
-    recon_l1_loss,
-    triplet_loss,
-    vae_kl_loss,
-)
 from ...utils.visualization import save_grid
-from .meta_arch import IR, VIS
+from .meta_arch import IR, VIS, d2rl_loss_weights
 
 #: the latents translations are decoded from (``MODEL.D2RL.DIS_FAKES`` / ``TF_TRANSLATION``)
 TRANSLATION_LATENTS = ("sampled", "mean")
@@ -66,44 +58,6 @@ def d2rl_phase(iteration: int, warmup_gen: int, warmup_reid: int) -> str:
     if iteration < warmup_gen + warmup_reid:
         return "reid"
     return "joint"
-
-
-def unit_translation_losses(gen, dis_v, dis_i, xg, yg, w) -> tuple[dict, dict]:
-    """The image-level losses of one batch (UNIT's generator update; module docstring) on
-    ``xg`` visible ``(N, 3, H, W)`` and ``yg`` infrared ``(N, 1, H, W)`` in ``[-1, 1]``.
-    ``w``: ``LOSS`` (GAN_W, RECON_X_W, RECON_KL_W, RECON_X_CYC_W, RECON_KL_CYC_W).
-
-    Returns ``(terms, images)``: the weighted terms by name, and the translations
-    ``y_fake = G_i(z_v)``, ``x_fake = G_v(z_i)`` (from the sampled latents, with gradient),
-    the cycles ``x_cyc``, ``y_cyc`` and the latent means ``mu_v``, ``mu_i``. Source: UNIT
-    ``trainer.py`` ``UNIT_Trainer.gen_update`` (``vgg_w`` 0).
-    """
-    mu_v, mu_i = gen.encode(xg, VIS), gen.encode(yg, IR)
-    z_v, z_i = gen.sample(mu_v), gen.sample(mu_i)
-    x_rec, y_rec = gen.decode(z_v, VIS), gen.decode(z_i, IR)
-    y_fake, x_fake = gen.decode(z_v, IR), gen.decode(z_i, VIS)
-    mu_vi, mu_iv = gen.encode(y_fake, IR), gen.encode(x_fake, VIS)
-    x_cyc, y_cyc = gen.decode(gen.sample(mu_vi), VIS), gen.decode(gen.sample(mu_iv), IR)
-    terms = {
-        "kl": w.RECON_KL_W * (vae_kl_loss(mu_v) + vae_kl_loss(mu_i)),
-        "recon_x": w.RECON_X_W * (recon_l1_loss(x_rec, xg) + recon_l1_loss(y_rec, yg)),
-        "gan": w.GAN_W * (lsgan_gen_loss(dis_v(x_fake)) + lsgan_gen_loss(dis_i(y_fake))),
-        "cyc_x": w.RECON_X_CYC_W * (recon_l1_loss(x_cyc, xg) + recon_l1_loss(y_cyc, yg)),
-        "cyc_kl": w.RECON_KL_CYC_W * (vae_kl_loss(mu_vi) + vae_kl_loss(mu_iv)),
-    }
-    images = {"y_fake": y_fake, "x_fake": x_fake, "x_cyc": x_cyc, "y_cyc": y_cyc}
-    return terms, {**images, "mu_v": mu_v, "mu_i": mu_i}
-
-
-def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, w) -> dict:
-    """T_F's losses on unified images ``u`` ``(N, 4, H, W)``: identity cross-entropy on the
-    FC-N_p logits and the batch-hard triplet loss on the FC-128 embedding (weighted by
-    ``LOSS.ID_W`` / ``TRIPLET_W``)."""
-    out = reid_net(u)
-    return {
-        "id": w.ID_W * id_loss(out["logits"], pids),
-        "triplet": w.TRIPLET_W * triplet_loss(out["embed"], pids, w.TRIPLET_MARGIN),
-    }
 
 
 def reid_lr_scheduler(optimizer, cfg):
@@ -155,6 +109,7 @@ class D2RLEngine(IterationTrainer):
         warm-up phase of ``iteration``) on the device batch ``b`` (``img_v, img_i, pid_v,
         pid_i``); returns the detached losses. The seam a torchreid engine calls."""
         cfg, m, opt, w = self.cfg, self.model, self.optimizers, self.cfg.LOSS
+        weights = d2rl_loss_weights(w)
         if self._vis_batch is None:
             self._vis_batch = (b["img_v"][:4].clone(), b["img_i"][:4].clone())
         d = cfg.MODEL.D2RL
@@ -168,13 +123,8 @@ class D2RLEngine(IterationTrainer):
             with torch.no_grad():
                 y_fake, x_fake = translate_pair(m.gen, xg, yg, d.DIS_FAKES == "sampled")
             with self.autocast():
-                d_loss = w.GAN_W * (
-                    lsgan_dis_loss(m.dis_v(x_fake), m.dis_v(xg))
-                    + lsgan_dis_loss(m.dis_i(y_fake), m.dis_i(yg))
-                )
-            opt["dis"].zero_grad(set_to_none=True)
-            self.amp.backward_step(d_loss, opt["dis"], phase="dis")
-            log["dis_adv"] = d_loss.detach()
+                d_terms = m.discriminator_losses(xg, yg, x_fake, y_fake)
+            log.update(self.step_phase("dis", d_terms, weights))
         # 2. translators and re-ID network
         terms = {}
         with self.autocast():
@@ -182,7 +132,7 @@ class D2RLEngine(IterationTrainer):
                 with torch.no_grad():
                     y_fake, x_fake = translate_pair(m.gen, xg, yg, tf_sampled)
             else:
-                terms, img = unit_translation_losses(m.gen, m.dis_v, m.dis_i, xg, yg, w)
+                terms, img = m.translation_losses(xg, yg)
                 y_fake, x_fake = img["y_fake"], img["x_fake"]
                 if phase == "joint" and not tf_sampled:
                     y_fake, x_fake = m.gen.decode(img["mu_v"], IR), m.gen.decode(img["mu_i"], VIS)
@@ -191,16 +141,12 @@ class D2RLEngine(IterationTrainer):
                     y_fake, x_fake = y_fake.detach(), x_fake.detach()
                 u = torch.cat([m.unified(x, m.from_gan(y_fake)), m.unified(y, m.from_gan(x_fake))])
                 pids = torch.cat([b["pid_v"], b["pid_i"]])
-                terms.update(reid_losses(m.reid_net, u, pids, w))
-        total = sum(terms.values())
+                terms.update(m.reid_losses(u, pids, w.TRIPLET_MARGIN))
         stepped = [opt["gen"]] if phase != "reid" else []
         stepped += [opt["reid"]] if phase != "gen" else []
         # the discriminators get gradients from the GAN term: zeroed before their next step
-        for o in (opt["gen"], opt["reid"]):
-            o.zero_grad(set_to_none=True)
-        self.amp.backward_step(total, *stepped, phase="gen")
-        log.update({k: v.detach() for k, v in terms.items()})
-        log["total"] = total.detach()
+        opt["gen" if phase == "reid" else "reid"].zero_grad(set_to_none=True)
+        log.update(self.step_phase("gen", terms, weights, stepped, total="total"))
         return log
 
     def visualize(self, iteration: int) -> None:

@@ -16,6 +16,14 @@ import torch
 from torch import nn
 
 from ...data.transforms import channel_stats
+from ...losses import (
+    id_loss,
+    lsgan_dis_loss,
+    lsgan_gen_loss,
+    recon_l1_loss,
+    triplet_loss,
+    vae_kl_loss,
+)
 from ...modeling.backbones import build_backbone
 from ...modeling.blocks import renormalize
 from ...modeling.discriminators import build_discriminator
@@ -89,6 +97,59 @@ class D2RLReID(nn.Module):
             return {"fc": h, "embed": e, "logits": self.classifier(h)}
         bn = self.bottleneck(e)
         return {"fc": h, "embed": e, "bn": bn, "logits": self.classifier(bn)}
+
+
+def unit_translation_losses(gen, dis_v, dis_i, xg, yg) -> tuple[dict, dict]:
+    """The image-level losses of one batch (UNIT's generator update) on ``xg`` visible
+    ``(N, 3, H, W)`` and ``yg`` infrared ``(N, 1, H, W)`` in ``[-1, 1]``, unweighted (the
+    engine weights them by :func:`d2rl_loss_weights`).
+
+    Returns ``(terms, images)``: the unweighted terms by name, and the translations
+    ``y_fake = G_i(z_v)``, ``x_fake = G_v(z_i)`` (from the sampled latents, with gradient),
+    the cycles ``x_cyc``, ``y_cyc`` and the latent means ``mu_v``, ``mu_i``. Source: UNIT
+    ``trainer.py`` ``UNIT_Trainer.gen_update`` (``vgg_w`` 0).
+    """
+    mu_v, mu_i = gen.encode(xg, VIS), gen.encode(yg, IR)
+    z_v, z_i = gen.sample(mu_v), gen.sample(mu_i)
+    x_rec, y_rec = gen.decode(z_v, VIS), gen.decode(z_i, IR)
+    y_fake, x_fake = gen.decode(z_v, IR), gen.decode(z_i, VIS)
+    mu_vi, mu_iv = gen.encode(y_fake, IR), gen.encode(x_fake, VIS)
+    x_cyc, y_cyc = gen.decode(gen.sample(mu_vi), VIS), gen.decode(gen.sample(mu_iv), IR)
+    terms = {
+        "kl": vae_kl_loss(mu_v) + vae_kl_loss(mu_i),
+        "recon_x": recon_l1_loss(x_rec, xg) + recon_l1_loss(y_rec, yg),
+        "gan": lsgan_gen_loss(dis_v(x_fake)) + lsgan_gen_loss(dis_i(y_fake)),
+        "cyc_x": recon_l1_loss(x_cyc, xg) + recon_l1_loss(y_cyc, yg),
+        "cyc_kl": vae_kl_loss(mu_vi) + vae_kl_loss(mu_iv),
+    }
+    images = {"y_fake": y_fake, "x_fake": x_fake, "x_cyc": x_cyc, "y_cyc": y_cyc}
+    return terms, {**images, "mu_v": mu_v, "mu_i": mu_i}
+
+
+def reid_losses(reid_net, u: torch.Tensor, pids: torch.Tensor, margin: float) -> dict:
+    """T_F's unweighted losses on unified images ``u`` ``(N, 4, H, W)``: identity
+    cross-entropy on the FC-N_p logits and the batch-hard triplet loss (``margin``) on the
+    FC-128 embedding."""
+    out = reid_net(u)
+    return {
+        "id": id_loss(out["logits"], pids),
+        "triplet": triplet_loss(out["embed"], pids, margin),
+    }
+
+
+def d2rl_loss_weights(w) -> dict:
+    """The weight of each term by name, from ``LOSS`` (UNIT's ``gan_w``, ``recon_x_w``,
+    ``recon_kl_w``, ``recon_x_cyc_w``, ``recon_kl_cyc_w``; T_F's ``ID_W`` / ``TRIPLET_W``)."""
+    return {
+        "dis_adv": w.GAN_W,
+        "gan": w.GAN_W,
+        "kl": w.RECON_KL_W,
+        "recon_x": w.RECON_X_W,
+        "cyc_x": w.RECON_X_CYC_W,
+        "cyc_kl": w.RECON_KL_CYC_W,
+        "id": w.ID_W,
+        "triplet": w.TRIPLET_W,
+    }
 
 
 @META_ARCH_REGISTRY.register()
@@ -188,6 +249,23 @@ class D2RL(nn.Module):
                 f"D2RL reads 3-channel visible or 1-channel infrared images, got {x.shape[1]}"
             )
         return self.unified(x, self.translate(x))
+
+    # ---------------------------------------------------------------- loss terms (unweighted)
+    def discriminator_losses(self, xg, yg, x_fake, y_fake) -> dict[str, torch.Tensor]:
+        """``dis_adv``: the LSGAN terms of both discriminators, real ``xg`` / ``yg`` against
+        the (detached) translations ``x_fake`` / ``y_fake``, all in ``[-1, 1]``."""
+        return {
+            "dis_adv": lsgan_dis_loss(self.dis_v(x_fake), self.dis_v(xg))
+            + lsgan_dis_loss(self.dis_i(y_fake), self.dis_i(yg))
+        }
+
+    def translation_losses(self, xg, yg) -> tuple[dict, dict]:
+        """T_I's terms and images (:func:`unit_translation_losses`)."""
+        return unit_translation_losses(self.gen, self.dis_v, self.dis_i, xg, yg)
+
+    def reid_losses(self, u, pids, margin: float) -> dict:
+        """T_F's terms on unified images (:func:`reid_losses`)."""
+        return reid_losses(self.reid_net, u, pids, margin)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.reid_net(self.unify(x))

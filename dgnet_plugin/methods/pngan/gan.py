@@ -62,6 +62,22 @@ class PoseGAN(nn.Module):
         """``x`` ``(N, 3, H, W)`` and a target pose map ``(N, 36, H, W)`` -> ``(N, 3, H, W)``."""
         return self.gen(torch.cat([x, pose], dim=1))
 
+    def generator_losses(self, fake, target, gan_gen_loss, target_mask=None, background=1.0):
+        """The unweighted terms of the generator's phase: ``gan`` = ``gan_gen_loss(D(fake))``
+        and ``pose_l1`` = the L1 to the target image (section 3.2, Eq. 1; with
+        ``background`` < 1 the target's background pixels weigh ``background``,
+        :func:`foreground_weighted_l1_loss`, ``target_mask`` ``(N, 1, H, W)`` in [0, 1])."""
+        if background >= 1:
+            l1 = recon_l1_loss(fake, target)
+        else:
+            l1 = foreground_weighted_l1_loss(fake, target, target_mask, background)
+        return {"gan": gan_gen_loss(self.dis(fake)), "pose_l1": l1}
+
+    def discriminator_losses(self, fake, real, gan_dis_loss) -> dict:
+        """The discriminator's term: ``dis`` = ``gan_dis_loss(D(fake), D(real))``, the fake
+        detached."""
+        return {"dis": gan_dis_loss(self.dis(fake.detach()), self.dis(real))}
+
 
 def pose_picture(pose: torch.Tensor) -> torch.Tensor:
     """``(N, 36, H, W)`` pose maps -> ``(N, 3, H, W)`` in ``[-1, 1]``: heat maps in red, limbs in
@@ -201,7 +217,7 @@ class PNGANGeneratorEngine(IterationTrainer):
         return build_linear_decay_scheduler(opt, cfg.GAN.DECAY_START, cfg.SOLVER.MAX_ITER)
 
     def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
-        cfg, m, opt = self.cfg, self.model, self.optimizers
+        cfg, m = self.cfg, self.model
         p = cfg.PNGAN
         fraction = self_pair_fraction(
             p.SELF_PAIRS, p.SELF_PAIRS_FINAL, iteration, cfg.SOLVER.MAX_ITER
@@ -213,21 +229,16 @@ class PNGANGeneratorEngine(IterationTrainer):
         m.dis.requires_grad_(False)
         with self.autocast():
             fake = m(x, pose)
-            losses = {
-                "gan": self.gan_gen_loss(m.dis(fake)),
-                "pose_l1": cfg.LOSS.POSE_L1 * self.pose_l1(fake, target, batch),
-            }
-        opt["gen"].zero_grad(set_to_none=True)
-        self.amp.backward_step(sum(losses.values()), opt["gen"], phase="gen")
-        m.dis.requires_grad_(True)
-        real = x if cfg.PNGAN.DIS_REAL == "source" else target
-        with self.autocast():
-            d_loss = cfg.PNGAN.DIS_LOSS_WEIGHT * self.gan_dis_loss(
-                m.dis(fake.detach()), m.dis(real)
+            terms = m.generator_losses(
+                fake, target, self.gan_gen_loss, batch.get("target_mask"), p.BACKGROUND_WEIGHT
             )
-        opt["dis"].zero_grad(set_to_none=True)
-        self.amp.backward_step(d_loss, opt["dis"], phase="dis")
-        return {**{k: v.detach() for k, v in losses.items()}, "dis": d_loss.detach()}
+        logged = self.step_phase("gen", terms, {"pose_l1": cfg.LOSS.POSE_L1})
+        m.dis.requires_grad_(True)
+        real = x if p.DIS_REAL == "source" else target
+        with self.autocast():
+            d_terms = m.discriminator_losses(fake, real, self.gan_dis_loss)
+        logged.update(self.step_phase("dis", d_terms, {"dis": p.DIS_LOSS_WEIGHT}))
+        return logged
 
     def pair_stream(self, start: int):
         """Endless pair batches from iteration ``start``: ``PNGAN.PAIR_SAMPLING``
@@ -256,14 +267,6 @@ class PNGANGeneratorEngine(IterationTrainer):
             persistent_workers=workers > 0,
         )
         return iter(loader)
-
-    def pose_l1(self, fake: torch.Tensor, target: torch.Tensor, batch: dict) -> torch.Tensor:
-        """The L1 to the target: plain (the paper), or with the target's background weighted
-        by ``PNGAN.BACKGROUND_WEIGHT`` < 1 (:func:`foreground_weighted_l1_loss`)."""
-        b = self.cfg.PNGAN.BACKGROUND_WEIGHT
-        if b >= 1:
-            return recon_l1_loss(fake, target)
-        return foreground_weighted_l1_loss(fake, target, batch["target_mask"], b)
 
     def display_pairs(self, n: int) -> dict:
         """``n`` fixed pairs spread over the data (source ``k``, target: the next image of

@@ -48,4 +48,4 @@ class PTGANTranslatorEngine(CycleGANTrainer):
         loss = loss + masked_identity_loss(out["fake_a"], out["b"], batch_b["mask"])
         if p.ID_NORM == "paper":  # the raw per-image L2 norm of Eq. 4
             loss = loss * out["a"][0].numel() ** 0.5
-        return {"masked_id": p.ID_WEIGHT * loss}
+        return {"masked_id": loss}, {"masked_id": p.ID_WEIGHT}

@@ -53,13 +53,10 @@ class SPGANTranslatorEngine(CycleGANTrainer):
         return spgan_metric_loss(e["a"], e["fake_b"], e["b"], e["fake_a"], s.MARGIN, s.NEGATIVES)
 
     def extra_generator_losses(self, batch_a, batch_b, out):
-        return {"contrastive": self.cfg.SPGAN.CONTRASTIVE * self.metric_loss(out)}
+        return {"contrastive": self.metric_loss(out)}, {"contrastive": self.cfg.SPGAN.CONTRASTIVE}
 
     def extra_steps(self, batch_a, batch_b, out):
         fakes = {k: out[k].detach() for k in ("a", "b", "fake_a", "fake_b")}
         with self.autocast():
-            loss = self.metric_loss(fakes)
-        opt = self.optimizers["metric"]
-        opt.zero_grad(set_to_none=True)
-        self.amp.backward_step(loss, opt, phase="metric")
-        return {"metric": loss.detach()}
+            terms = {"metric": self.metric_loss(fakes)}
+        return self.step_phase("metric", terms)
