@@ -443,11 +443,14 @@ def test_a_changed_stage_config_reruns_it_and_every_later_stage(tmp_path):
     assert log[3:] == ["gan", "generate", "baseline"]
     text = (tmp_path / "log.txt").read_text()  # the main run's log
     assert f"stage 1/4 'gan': its config changed since it ran (SOLVER.GEN.LR: {old} -> 0.5)" in text
-    assert "'generate': its config changed since it ran (an earlier stage ran again)" in text
+    assert "'generate': its config changed since it ran (an earlier stage's config changed)" in text
     assert (tmp_path / "gan_out.stale" / "model_final.pth").read_text() == str(old)
     assert (out / "model_final.pth").read_text() == "0.5"
     run_stages(stages, StageContext(cfg, device=torch.device("cpu")))  # recorded: reused
     assert len(log) == 6
+    (out / "model_final.pth").unlink()  # an unfinished stage (same config): only it runs
+    run_stages(stages, StageContext(cfg, device=torch.device("cpu")))
+    assert log[6:] == ["gan"]
 
 
 def test_translator_stage_resume_ignores_the_re_id_solver_keys(tmp_path):

@@ -223,7 +223,7 @@ def threads_of_waiting_processes() -> Iterator[int]:
 def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) -> bool:
     """Run ``stages`` in order (``only``: just the stage of that name, even when done),
     reusing finished ones whose config is unchanged; a finished stage whose config changed
-    is run again, and so is every stage after a stage that ran. The log returns to the
+    is run again, and so is every finished stage after it. The log returns to the
     main run's ``OUTPUT_DIR`` after each. With several processes, rank 0 decides what is
     finished and runs the stages that are not ``every_process`` while the others wait (see
     the module docstring). Returns whether any stage ran.
@@ -235,14 +235,14 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
         check_stage_name(stages, only)
     out = ctx.cfg.OUTPUT_DIR
     records = read_records(out) if comm.is_main_process() else {}
-    ran = False
+    ran = stale = False
     for k, stage in enumerate(stages, 1):
         if only is not None and stage.name != only:
             continue
         tag = f"stage {k}/{len(stages) + 1} '{stage.name}'"
         decision = None
         if comm.is_main_process():
-            decision = _decide(stage, ctx, records.get(stage.name), ran, only, tag)
+            decision = _decide(stage, ctx, records.get(stage.name), stale, only, tag)
         decision = comm.broadcast_object(decision)
         if decision == "reuse":
             logger.info("%s (%s) is complete: reusing it", tag, stage.description)
@@ -250,6 +250,7 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
                 records[stage.name] = stage.fingerprint(ctx.cfg)
                 write_records(out, records)
             continue
+        stale = stale or decision == "rerun"
         logger.info("%s: %s", tag, stage.description)
         t0 = time.perf_counter()
         if stage.every_process:
@@ -268,11 +269,12 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
 
 
 def _decide(stage: Stage, ctx: StageContext, record, after_a_run: bool, only, tag) -> str:
-    """``"reuse"`` or ``"run"`` (rank 0), moving the outputs of a stale stage aside."""
+    """``"reuse"``, ``"run"`` (not finished) or ``"rerun"`` (finished, but its config or an
+    earlier stage's changed: its outputs are moved aside first), decided on rank 0."""
     if only is not None or not stage.done(ctx):
         return "run"
     if after_a_run:
-        why = ["an earlier stage ran again"]
+        why = ["an earlier stage's config changed"]
     elif record is None:
         return "reuse"
     else:
@@ -283,4 +285,4 @@ def _decide(stage: Stage, ctx: StageContext, record, after_a_run: bool, only, ta
                    "stage after it", tag, "; ".join(why))  # fmt: skip
     if stage.outputs is not None:
         move_aside(stage.outputs(ctx.cfg))
-    return "run"
+    return "rerun"
