@@ -20,7 +20,7 @@ from dgnet_plugin.data.build import (
 )
 from dgnet_plugin.data.cross_modality import SYSUMM01, read_sysu_ids
 from dgnet_plugin.data.datasets import DatasetNotFoundError
-from dgnet_plugin.data.vi_proxy import (
+from dgnet_plugin.visible_infrared.proxy import (
     build_regdb_from_samples,
     build_regdb_proxy,
     build_sysu_from_samples,

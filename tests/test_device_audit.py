@@ -145,7 +145,7 @@ ENGINES = [
 def build_on_meta(data, label, config, opts):
     cfg = load_cfg_file(str(REPO / "configs" / config), _opts(data, label) + opts(data))
     if config.startswith(("agw", "d2rl")):
-        from dgnet_plugin.data.vi_proxy import ensure_vi_data
+        from dgnet_plugin.visible_infrared.proxy import ensure_vi_data
 
         ensure_vi_data(cfg)
     engine = build_engine(cfg)

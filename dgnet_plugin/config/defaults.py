@@ -104,17 +104,6 @@ _C.DATASETS.TESTS = ("market1501",)  # test sets, each evaluated on its own quer
 _C.DATASETS.SCAN = "quick"
 _C.DATASETS.MIN_IMAGE_SIZE = (16, 8)  # (H, W) below which an image is reported
 
-# Visible-infrared data built before training (dgnet_plugin.data.vi_proxy, run by the D2RL
-# and AGW methods): SOURCE = the real CUHK03 crops (../shared/data/cuhk03_64x128) -> a PROXY
-# in the SYSU-MM01 and RegDB layouts under ROOT (NUM_IDS = (train, test) identities; view 2
-# rendered as "infrared"); SAMPLES = ../shared/data/vi_reid_samples -> the real SYSU-MM01
-# crops in both layouts under ROOT. Empty = build nothing
-_C.DATASETS.VI_PROXY = CN()
-_C.DATASETS.VI_PROXY.SOURCE = ""
-_C.DATASETS.VI_PROXY.SAMPLES = ""
-_C.DATASETS.VI_PROXY.ROOT = "output/vi_data"
-_C.DATASETS.VI_PROXY.NUM_IDS = (200, 60)
-
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 8
 # True = a fresh permutation of the training images every epoch; False = every epoch in the

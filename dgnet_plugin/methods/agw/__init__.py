@@ -8,8 +8,8 @@ is built (the CUHK03 proxy, the real samples)."""
 
 from ...config import Method, register_method
 from ...config.validate import non_negative, one_of
-from ...data.vi_proxy import ensure_vi_data
 from ...modeling.blocks import NON_LOCAL_AFFINITIES
+from ...visible_infrared import ensure_vi_data
 from .config import add_agw_config
 from .engine import AGWEngine
 from .meta_arch import AGW, BN_GAMMA_INITS, IR_INPUTS, NON_LOCAL_POSITIONS

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing
+from ...visible_infrared.config import add_vi_proxy_config
 
 _A = CN()
 _A.ENGINE = CN()
@@ -44,6 +45,7 @@ def add_agw_config(cfg: CN) -> CN:
     """Add the AGW keys that ``cfg`` does not have yet; its engine, meta-architecture and the
     core values AGW sets differently, unless ``cfg`` names others."""
     merge_missing(cfg, _A)
+    add_vi_proxy_config(cfg)
     cfg.ENGINE.NAME = cfg.ENGINE.NAME or "AGWEngine"
     cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "AGW"
     cfg.MODEL.HEADS.POOL = "gem"  # [AGW] GeM, p = 3

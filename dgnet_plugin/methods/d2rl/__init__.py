@@ -10,7 +10,7 @@ visible-infrared data of ``DATASETS.VI_PROXY`` is built (the CUHK03 proxy, the r
 
 from ...config import Method, register_method
 from ...config.validate import Rule, non_negative, one_of, positive
-from ...data.vi_proxy import ensure_vi_data
+from ...visible_infrared import ensure_vi_data
 from .commands import GENERATION_COMMANDS
 from .config import add_d2rl_config
 from .discriminator import UNITDiscriminator

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ...config import CfgNode as CN
 from ...config import merge_missing, register_renamed_key
+from ...visible_infrared.config import add_vi_proxy_config
 
 _D = CN()
 _D.ENGINE = CN()
@@ -89,6 +90,7 @@ def add_d2rl_config(cfg: CN) -> CN:
     """Add the D2RL keys that ``cfg`` does not have yet; its engine and meta-architecture
     unless ``cfg`` names others."""
     merge_missing(cfg, _D)
+    add_vi_proxy_config(cfg)
     cfg.ENGINE.NAME = cfg.ENGINE.NAME or "D2RLEngine"
     cfg.MODEL.META_ARCHITECTURE = cfg.MODEL.META_ARCHITECTURE or "D2RL"
     # core keys with D2RL's values (a config file given afterwards still overrides them)

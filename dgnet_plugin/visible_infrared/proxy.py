@@ -26,7 +26,7 @@ import random
 
 from PIL import Image, ImageFilter, ImageOps
 
-from .datasets import DatasetNotFoundError, read_image
+from ..data.datasets import DatasetNotFoundError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def build_sysu_proxy(source: str, out: str, num_train: int, num_test: int) -> st
         settings,
         (
             "PROXY, not SYSU-MM01: real CUHK03 crops in the SYSU-MM01 layout; view 2 rendered as "
-            "'infrared' by dgnet_plugin.data.vi_proxy.proxy_infrared (cam3, cam6). Original CUHK03 "
+            "'infrared' by dgnet_plugin.visible_infrared.proxy.proxy_infrared (cam3, cam6). "
+            "Original CUHK03 "
             f"person ids, in order: {[p for p, _, _ in people]}"
         ),
     )
@@ -166,7 +167,7 @@ def build_regdb_proxy(source: str, out: str, num_ids: int, trials: int = 10) -> 
         settings,
         (
             "PROXY, not RegDB: real CUHK03 crops in the RegDB layout; Thermal/ holds view 2 "
-            "rendered by dgnet_plugin.data.vi_proxy.proxy_infrared"
+            "rendered by dgnet_plugin.visible_infrared.proxy.proxy_infrared"
         ),
     )
     logger.info("Wrote the RegDB-layout proxy (%d identities) to %s", num_ids, out)
