@@ -288,7 +288,7 @@ def add_translate_then_train_config(cfg: CN, engine: str) -> CN:
 
 
 _M = CN()
-_M.MASKS = CN()  # data.masks: a folder of masks, or a segmentation model cached on disk
+_M.MASKS = CN()  # .masks: a folder of masks, or a segmentation model cached on disk
 _M.MASKS.FOLDER = ""  # <image stem>.png anywhere under it (8-bit, person probability x 255)
 _M.MASKS.MODEL = ""  # TorchScript segmentation model, used when FOLDER is empty
 _M.MASKS.CACHE = ""  # where the model's masks are cached; empty = OUTPUT_DIR/../mask_cache

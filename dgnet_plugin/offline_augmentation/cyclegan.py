@@ -46,7 +46,7 @@ def adversarial_losses(mode: str):
 class CycleGANTrainer(IterationTrainer):
     """One CycleGAN iteration per step, on one batch of each domain (images in ``[-1, 1]``:
     the stage's ``INPUT.PIXEL_MEAN`` / ``STD`` are 0.5, see
-    :func:`dgnet_plugin.config.offline.gan_stage_config`):
+    :func:`dgnet_plugin.offline_augmentation.config.gan_stage_config`):
 
     1. translate: ``fake_b = G(a)``, ``rec_a = F(fake_b)``, ``fake_a = F(b)``, ``rec_b =
        G(fake_a)``;

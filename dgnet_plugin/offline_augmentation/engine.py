@@ -73,7 +73,7 @@ def training_stage(
 ) -> Stage:
     """A stage that trains a derived config in a run of its own (:func:`~.run.run_training`):
     the main config with ``OUTPUT_DIR = run_dir(cfg)`` and ``merges(cfg)`` (e.g.
-    :func:`dgnet_plugin.config.offline.gan_stage_config` plus the translator's
+    :func:`dgnet_plugin.offline_augmentation.config.gan_stage_config` plus the translator's
     ``ENGINE.NAME``), always resuming (an interrupted stage continues from its newest
     checkpoint), without the pipeline. The stage is done when that run wrote
     ``model_final.pth``; ``ignore``: keys of the derived config it does not read."""

@@ -37,7 +37,7 @@ _L.LOSS = CN()
 _L.LOSS.GAN_MODE = "vanilla"  # DCGAN's BCE adversarial loss
 _L.LOSS.LABEL = CN()
 _L.LOSS.LABEL.GENERATED = "lsro"  # uniform over the K identities (Eq. 4)
-_L.GAN = CN()  # the DCGAN stage (see config.offline.gan_stage_config)
+_L.GAN = CN()  # the DCGAN stage (see offline_augmentation.config.gan_stage_config)
 # the DCGAN stage's length in iterations when LSRO.GAN_EPOCHS is 0 (else computed from the data)
 _L.GAN.MAX_ITER = 30000
 _L.GAN.DECAY_START = 30000  # DCGAN: constant learning rate (no decay)

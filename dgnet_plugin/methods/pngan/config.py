@@ -41,7 +41,7 @@ _P.LOSS.GAN_MODE = "lsgan"
 _P.LOSS.POSE_L1 = 10.0  # L1 to the real image of the identity in the target pose
 _P.LOSS.LABEL = CN()
 _P.LOSS.LABEL.GENERATED = "hard"  # a pose-normalised image keeps its identity
-_P.GAN = CN()  # the generator stage (see config.offline.gan_stage_config)
+_P.GAN = CN()  # the generator stage (see offline_augmentation.config.gan_stage_config)
 # the generator stage's length in iterations when PNGAN.EPOCHS is 0 (else computed from the
 # data: see PNGAN.EPOCHS)
 _P.GAN.MAX_ITER = 8000
