@@ -206,7 +206,7 @@ def build(method, recipe, kind, extra, tmp: Path, out: Path, device: str = "meta
     opts = [*stage_options(method, recipe, kind, extra, tmp, device), "OUTPUT_DIR", str(out), *opts]
     cfg = load_cfg_file(str(REPO / "configs" / recipe), opts)
     if method in ("d2rl", "agw"):
-        from dgnet_plugin.data.vi_proxy import ensure_vi_data
+        from dgnet_plugin.visible_infrared import ensure_vi_data
 
         ensure_vi_data(cfg)
     engine = build_engine(cfg)

@@ -14,3 +14,15 @@ def test_flop_estimate_of_the_ide_recipe(capsys):
     # ResNet-50 at 256x128, last stride 1, 32 images: forward + backward ~ 3 x 32 x 5-6 GFLOP
     assert 400 < gflop < 700, row
     assert "GPU-hours in all" in out
+
+
+def test_flop_estimates_of_every_stage_kind(capsys):
+    """One recipe per kind of stage (the visible-infrared proxy, the CycleGAN family's
+    translator + generation + re-ID + baseline), so that no recipe's path rots."""
+    bench = import_benchmark("bench_flops")
+    assert bench.main(["--methods", "agw", "ptgan"]) == 0
+    out = capsys.readouterr().out
+    stages = [line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert {"AGW", "PTGAN", "generation", "re-ID (generated)", "baseline (source only)"} <= set(
+        stages
+    )
