@@ -153,3 +153,56 @@ def test_one_iteration_equals_the_cli_train_step(data, tmp_path):
         diff = abs(ours["id"] - float(theirs["id"]))
         assert set(ours) == set(theirs) == {"id"} and diff <= 1e-5
         same_update(model, cli.model, it, diff)
+
+
+def test_checkpoints_both_ways_give_the_same_evaluation(data, tmp_path):
+    """A CLI checkpoint of CamStyle's re-ID run -> torchreid's file (the whole re-ID network
+    as ``model``, :data:`WHOLE_MODEL`) -> torchreid's ``resume_from_checkpoint`` and
+    ``test()``: the same rank-1 and mAP as ``--eval-only`` of the CLI file; the engine's own
+    ``model.pth.tar-N`` -> ``torchreid_to_cli`` -> ``--eval-only``: the same again. Images at
+    their stored size (128x64), so both readers see the same pixels."""
+    from train_net import cli as train_net_cli
+
+    from dgnet_plugin.torchreid.checkpoint import (
+        WHOLE_MODEL,
+        cli_to_torchreid,
+        torchreid_files,
+        torchreid_to_cli,
+    )
+    from dgnet_plugin.utils import torchreid_compat as tr
+    from dgnet_plugin.utils.events import read_json_lines
+
+    root, gen, _ = data
+    size = (128, 64)
+    folder = market_folder(root)
+    opts = OPTS + ["DATASETS.ROOT", str(folder), "DATASETS.NAMES", "('market_layout',)"]
+    opts += ["DATASETS.TESTS", "('market_layout',)", "GENERATED.ROOT", str(gen)]
+    cfg = load_cfg_file(DEMO, opts + ["OUTPUT_DIR", str(tmp_path / "cli")])
+    cli = CamStyleEngine(cfg)
+    torch.manual_seed(0)
+    for p in cli.model.classifier.parameters():  # not the weights a fresh build has
+        p.data.add_(0.01 * torch.randn_like(p))
+    cli_file = cli.save_checkpoint("model_final")
+
+    def eval_only(weights, out):
+        args = ["--config-file", DEMO, "--eval-only", "OUTPUT_DIR", str(out), *opts]
+        args += ["MODEL.WEIGHTS", str(weights), "INPUT.SIZE_TEST", str(size)]
+        assert train_net_cli(args) == 0
+        last = [r for r in read_json_lines(str(out / "metrics.json")) if "market_layout/mAP" in r]
+        return last[-1]["market_layout/Rank-1"], last[-1]["market_layout/mAP"]
+
+    ref = eval_only(cli_file, tmp_path / "ev1")
+    files = cli_to_torchreid(cli_file, str(tmp_path / "converted"), epoch=3, networks=WHOLE_MODEL)
+    model = build_generated_reid(cli.num_classes, DEMO, OPTS)
+    assert tr.utils.resume_from_checkpoint(files["model"], model) == 3
+    dm = datamanager(root, size=size, sources="market1501_test_generated", targets="market1501")
+    engine = ImageGeneratedEngine(dm, model, use_gpu=False)
+    rank1 = engine.test()
+    got = engine.last_results["market1501"]
+    assert float(rank1) * 100 == pytest.approx(ref[0], abs=1e-9)
+    assert (got["Rank-1"], got["mAP"]) == pytest.approx(ref, abs=1e-6)
+
+    engine.save_model(4, rank1, str(tmp_path / "log"))
+    files = torchreid_files(str(tmp_path / "log"), 5, names=tuple(WHOLE_MODEL))
+    back = torchreid_to_cli(files, str(tmp_path / "back" / "model.pth"), networks=WHOLE_MODEL)
+    assert eval_only(back, tmp_path / "ev2") == pytest.approx(ref, abs=1e-6)

@@ -27,6 +27,9 @@ from ..utils.checkpoint import atomic_torch_save, atomic_write_text
 
 #: torchreid name of each DG-Net network -> its prefix in the CLI's ``model`` state dict
 DGNET_NETWORKS = {"model": "reid", "gen": "gen", "dis": "dis"}
+#: the engines that register the whole meta-architecture as ``model`` (D2RL: T_I and T_F; the
+#: re-ID network of the generate-then-train methods): the prefix "" is the whole state dict
+WHOLE_MODEL = {"model": ""}
 
 
 def load_cli_weights(model: nn.Module, path: str) -> None:
@@ -58,7 +61,10 @@ def cli_to_torchreid(
     state = read_state_dict(path)
     out = {}
     for name, prefix in (networks or DGNET_NETWORKS).items():
-        sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        if prefix:
+            sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        else:
+            sub = dict(state)
         if not sub:
             raise KeyError(f"'{path}' has no '{prefix}.*' weights")
         folder = os.path.join(save_dir, name)
@@ -86,7 +92,8 @@ def torchreid_to_cli(
     for name, prefix in (networks or DGNET_NETWORKS).items():
         ckpt = tr.utils.load_checkpoint(files[name])
         sub = ckpt.get("state_dict", ckpt)
-        state.update({f"{prefix}.{k.removeprefix('module.')}": v for k, v in sub.items()})
+        lead = f"{prefix}." if prefix else ""
+        state.update({lead + k.removeprefix("module."): v for k, v in sub.items()})
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     atomic_torch_save({"model": state, "iteration": 0}, output)
     if cfg is not None:
@@ -101,6 +108,7 @@ def torchreid_files(save_dir: str, epoch: int, names=tuple(DGNET_NETWORKS)) -> d
 
 __all__ = [
     "DGNET_NETWORKS",
+    "WHOLE_MODEL",
     "cli_to_torchreid",
     "load_cli_weights",
     "torchreid_files",
