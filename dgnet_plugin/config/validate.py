@@ -179,6 +179,12 @@ def validate_config(cfg: CfgNode, extra_rules: Iterable = ()) -> None:
 
 
 # ---------------------------------------------------------------------------- resume
+def key_under(key: str, prefixes) -> bool:
+    """Whether the dotted ``key`` is one of ``prefixes`` or lies under one of them
+    (``"SOLVER.GEN.LR"`` is under ``"SOLVER.GEN"``, not under ``"SOLVER.G"``)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
 def flatten(cfg: CfgNode, prefix: str = "") -> dict[str, Any]:
     """``{"SOLVER.MAX_ITER": 100000, ...}``: the leaves of ``cfg`` under dotted keys."""
     out = {}

@@ -19,7 +19,13 @@ import logging
 import os
 
 from ..config import ConfigError, load_cfg_file, method_of_engine
-from ..config.validate import diff_solver, format_diff, read_run_config, validate_config
+from ..config.validate import (
+    diff_solver,
+    format_diff,
+    key_under,
+    read_run_config,
+    validate_config,
+)
 from ..data.build import parse_dataset_entry
 from ..data.scan import scan_market_folder_report
 from ..errors import UserError
@@ -57,7 +63,7 @@ def check_resume_config(cfg, output_dir: str, keys: tuple[str, ...] | None = Non
     # a key the old run did not have (added by a later release) takes its default: not a change
     diffs = [d for d in diff_solver(old, cfg) if d[1] is not None]
     if keys is not None:
-        used = [d for d in diffs if _under(d[0], keys + RESUMABLE_SOLVER_KEYS)]
+        used = [d for d in diffs if key_under(d[0], keys + RESUMABLE_SOLVER_KEYS)]
         unused = [d for d in diffs if d not in used]
         if unused:
             logger.info("Resuming: changed SOLVER values this engine does not read: %s",
@@ -74,11 +80,6 @@ def check_resume_config(cfg, output_dir: str, keys: tuple[str, ...] | None = Non
         )
     if allowed:
         logger.warning("Resuming with changed %s", format_diff(allowed))
-
-
-def _under(key: str, prefixes: tuple[str, ...]) -> bool:
-    """Whether the dotted ``key`` is one of ``prefixes`` or lies under one of them."""
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def engine_solver_keys(cfg) -> tuple[str, ...] | None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import CfgNode, ConfigError
-from ..config.validate import flatten
+from ..config.validate import flatten, key_under
 from ..utils import comm
 from ..utils.events import setup_logger
 
@@ -142,12 +142,8 @@ class Stage:
         return {
             k: _jsonable(v)
             for k, v in flatten(node).items()
-            if not _under(k, skip) and (self.keys is None or _under(k, self.keys))
+            if not key_under(k, skip) and (self.keys is None or key_under(k, self.keys))
         }
-
-
-def _under(key: str, prefixes) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def _jsonable(v):
