@@ -45,6 +45,24 @@ def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
     return global_batch // world_size
 
 
+def epoch_batches(
+    num_items: int, global_batch: int, world_size: int, start: int, items: str, batch: str
+) -> int:
+    """The checks of a sampler that cuts epochs of ``num_items`` into global batches; returns
+    this process's share of a batch (:func:`per_process_batch`). ``items`` / ``batch`` name
+    them in the messages (e.g. "training images", "global batch").
+
+    Raises:
+        ValueError: ``start < 0`` (batches to skip), or fewer items than one batch.
+        ConfigError: ``global_batch`` not divisible by ``world_size``.
+    """
+    if start < 0:
+        raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
+    if num_items < global_batch:
+        raise ValueError(f"{num_items} {items}, fewer than the {batch} of {global_batch}")
+    return per_process_batch(global_batch, world_size, "SOLVER.IMS_PER_BATCH")
+
+
 def draw_positive(i: int, group: Sequence[int], u: float) -> int:
     """Another item of ``i``'s identity, chosen by the uniform number ``u`` in ``[0, 1)``.
 
@@ -97,16 +115,12 @@ class GlobalBatchSampler(Sampler[list]):
         start: int = 0,
         shuffle: bool = True,
     ):
-        if start < 0:
-            raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
-        if num_items < global_batch:
-            raise ValueError(
-                f"{num_items} training images, fewer than the global batch of {global_batch}"
-            )
+        self.batch = epoch_batches(
+            num_items, global_batch, world_size, start, "training images", "global batch"
+        )
         self.num_items = num_items
         self.global_batch = global_batch
         self.rank, self.world_size = rank, world_size
-        self.batch = per_process_batch(global_batch, world_size, "SOLVER.IMS_PER_BATCH")
         self.seed = seed
         self.start = start
         self.shuffle = bool(shuffle)
@@ -439,13 +453,9 @@ class PooledBatchSampler(Sampler[list]):
         seed: int = 0,
         start: int = 0,
     ):
-        if start < 0:
-            raise ValueError(f"start={start}: the number of batches to skip must be >= 0")
-        if num_items < global_batch:
-            raise ValueError(
-                f"{num_items} real + generated images, fewer than the batch of {global_batch}"
-            )
-        self.batch = per_process_batch(global_batch, world_size, "SOLVER.IMS_PER_BATCH")
+        self.batch = epoch_batches(
+            num_items, global_batch, world_size, start, "real + generated images", "batch"
+        )
         self.num_items, self.global_batch = num_items, global_batch
         self.rank, self.world_size, self.seed, self.start = rank, world_size, seed, start
         rest = num_items % global_batch
