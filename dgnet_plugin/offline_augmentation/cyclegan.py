@@ -190,7 +190,6 @@ class CycleGANTrainer(IterationTrainer):
         ]
         return torch.stack(imgs[:n]).to(self.device)
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """``images/translation_<iter>.jpg``: rows a, G(a), F(G(a)), b, F(b), G(F(b)) for
         ``VIS.NUM_IMAGES`` fixed images of each domain (spread over the training list)."""

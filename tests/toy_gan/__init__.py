@@ -86,7 +86,6 @@ class ToyGANEngine(IterationTrainer):
         g = self.step_phase("gen", m.losses("gen", real, fake))
         return {**d, **g}
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         z = torch.randn(4, self.model.z_dim, generator=torch.Generator().manual_seed(0))
         path = os.path.join(self.output_dir, "images", f"samples_{iteration:08d}.jpg")

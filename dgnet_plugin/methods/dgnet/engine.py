@@ -184,7 +184,6 @@ class DGNetEngine(IterationTrainer):
                 self._display[split] = (imgs[:n], imgs[n:])
         return self._display
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """``OUTPUT_DIR/images/gen_{train,test}_<iter>.jpg`` and TensorBoard: rows x_a,
         reconstruction, cycle, G(s_a, f_b), then the same for x_b. Also the swap grid of the

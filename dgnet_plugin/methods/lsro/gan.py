@@ -84,7 +84,6 @@ class LSRODCGANEngine(IterationTrainer):
         m.dis.requires_grad_(True)
         return logged
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """``images/samples_<iter>.jpg``: two rows of ``VIS.NUM_IMAGES`` images from fixed
         noise (the same ``z`` at every iteration: the grids show the generator learning)."""

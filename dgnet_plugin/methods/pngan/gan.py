@@ -282,7 +282,6 @@ class PNGANGeneratorEngine(IterationTrainer):
             for f in ("img", "target", "pose")
         }
 
-    @torch.no_grad()
     def visualize(self, iteration: int) -> None:
         """``images/pose_transfer_<iter>.jpg``: rows source, target pose, G(source, pose),
         the real target image."""
@@ -293,12 +292,12 @@ class PNGANGeneratorEngine(IterationTrainer):
         self.log_scores(iteration)
         self.draw_canonical_views(iteration)
 
-    @torch.no_grad()
     def draw_canonical_views(self, iteration: int) -> None:
         """``images/canonical_views_<iter>.jpg``: the first ``VIS.NUM_IMAGES`` held-out
         sources (:meth:`score_data`; first row) drawn in each canonical pose (one row per
         pose, the pose pictured in the first column): what the generation stage does to the
-        training images, on people the generator never saw."""
+        training images, on people the generator never saw. Called by :meth:`visualize` (eval
+        mode, no gradient)."""
         if not self._scores:
             return
         src = self._scores["source"][: self.cfg.VIS.NUM_IMAGES]
@@ -339,19 +338,16 @@ class PNGANGeneratorEngine(IterationTrainer):
             out["target_mask"] = torch.stack([masks(b, (size[1], size[0])) for _, b in pairs])
         return {k: v.to(self.device) for k, v in out.items()}
 
-    @torch.no_grad()
     def log_scores(self, iteration: int) -> None:
         """Log and write to ``metrics.json`` (``pose_transfer/*``) the held-out figures of
         :func:`~.scores.pose_transfer_scores`: the transfer L1 beside the source's and the
-        mean image's, and the pose sensitivity."""
+        mean image's, and the pose sensitivity. Called by :meth:`visualize` (eval mode, no
+        gradient)."""
         if self._scores is None:
             self._scores = self.score_data() or {}
         if not self._scores:
             return
-        was = self.model.training
-        self.model.eval()
         s = pose_transfer_scores(self.model, **self._scores)
-        self.model.train(was)
         n = self._scores["source"].shape[0]
         line = ", ".join(f"{k} {v:.4f}" for k, v in s.items())
         logger.info(f"held-out pose transfer at iteration {iteration} ({n} pairs): {line}")
