@@ -126,6 +126,7 @@ class IterationTrainer(TrainerBase):
         self._checkpointer: Checkpointer | None = None
         self._resume_rng: dict | None = None
         self.data = None  # the training batches: build_train_loader, at the start of train()
+        self._evaluator = None  # build_evaluator's, on the first evaluation
         for name, (opt, sched) in self.build_optimizers(cfg).items():
             self.register_optimizer(name, opt, sched)
 
@@ -461,7 +462,7 @@ class IterationTrainer(TrainerBase):
 
     def evaluate_model(self, model) -> dict:
         """:meth:`build_evaluator`'s evaluation of ``model`` (built once)."""
-        if getattr(self, "_evaluator", None) is None:
+        if self._evaluator is None:
             self._evaluator = self.build_evaluator()
         return self._evaluator(model)
 
