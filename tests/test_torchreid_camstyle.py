@@ -7,14 +7,18 @@ the example script end to end, the same step as the CLI's ``CamStyleEngine.train
 from __future__ import annotations
 
 import copy
-import runpy
-import sys
 
 import pytest
 import torch
 from conftest import MOBILENET_WEIGHTS, REPO
 from PIL import Image
-from torchreid_helpers import datamanager, make_torchreid_market, market_folder, same_update
+from torchreid_helpers import (
+    datamanager,
+    make_torchreid_market,
+    market_folder,
+    run_example,
+    same_update,
+)
 from torchvision.transforms.functional import to_tensor
 
 from dgnet_plugin.config import ConfigError, load_cfg_file
@@ -83,20 +87,10 @@ def test_dataset_keeps_each_items_flag_and_source_label(data):
 
 def test_example_script_one_epoch_prints_results(data, tmp_path, monkeypatch, capsys):
     root, gen, _ = data
-    env = {
-        "REID_CONFIG": DEMO,
-        "REID_SIZE": "64x32",
-        "REID_BATCH": "16",
-        "REID_EPOCHS": "1",
-        "REID_WORKERS": "0",
-        "REID_PRINT_FREQ": "1",
-        "REID_SAVE_DIR": str(tmp_path / "log"),
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setattr(sys, "argv", ["torchreid_camstyle.py", str(root), str(gen), *OPTS])
-    runpy.run_path(str(REPO / "examples" / "torchreid_camstyle.py"), run_name="__main__")
-    printed = capsys.readouterr().out
+    env = {"REID_CONFIG": DEMO, "REID_SIZE": "64x32", "REID_BATCH": "16"}
+    env["REID_SAVE_DIR"] = tmp_path / "log"
+    argv = [root, gen, *OPTS]
+    printed = run_example("torchreid_camstyle.py", argv, env, monkeypatch, capsys)
     print(printed[-700:])
     assert "** Results **" in printed and "Rank-1  :" in printed and "mAP:" in printed
     assert "id " in printed  # torchreid's loss meter

@@ -6,14 +6,18 @@ in the same phases, and the sampler / dataset errors."""
 from __future__ import annotations
 
 import copy
-import runpy
-import sys
 
 import pytest
 import torch
 from conftest import REPO
 from test_d2rl import TINY
-from torchreid_helpers import StepRecorder, datamanager, make_torchreid_sysu, same_update
+from torchreid_helpers import (
+    StepRecorder,
+    datamanager,
+    make_torchreid_sysu,
+    run_example,
+    same_step,
+)
 
 from dgnet_plugin.config import ConfigError, load_cfg_file
 from dgnet_plugin.data.sample import INFRARED, VISIBLE
@@ -60,16 +64,9 @@ def test_example_script_one_epoch_prints_sysu_results(data_root, tmp_path, monke
         "REID_SIZE": "32x16",
         "REID_BATCH": "8",
         "REID_INSTANCES": "4",
-        "REID_EPOCHS": "1",
-        "REID_WORKERS": "0",
-        "REID_PRINT_FREQ": "1",
-        "REID_SAVE_DIR": str(tmp_path / "log"),
+        "REID_SAVE_DIR": tmp_path / "log",
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setattr(sys, "argv", ["torchreid_d2rl.py", str(data_root), *OPTS])
-    runpy.run_path(str(REPO / "examples" / "torchreid_d2rl.py"), run_name="__main__")
-    printed = capsys.readouterr().out
+    printed = run_example("torchreid_d2rl.py", [data_root, *OPTS], env, monkeypatch, capsys)
     print(printed[-1500:])
     assert "** Results ** (sysu_mm01 all-search single-shot)" in printed
     assert "Rank-1  :" in printed and "mAP:" in printed
@@ -153,10 +150,7 @@ def test_one_iteration_equals_the_cli_train_step(data_root, tmp_path):
         theirs = cli.train_step(b, it)
         for scheduler in cli.schedulers.values():  # the CLI's LR hook
             scheduler.step()
-        assert set(ours) == set(theirs)
-        diffs = {k: abs(ours[k] - float(theirs[k])) for k in ours}
-        assert max(diffs.values()) <= 1e-5, diffs
-        same_update(model, cli.model, it, max(diffs.values()))
+        same_step(ours, theirs, model, cli.model, it)
     # T_I alone (D, then G); T_F alone; jointly (D, then G and T_F from one backward)
     expected = ["dis", "gen", "reid", "dis", "gen", "reid"]
     assert rec_tr.events == rec_cli.events == [(p, frozenset({p})) for p in expected]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
 from pathlib import Path
 
 import torch
@@ -127,3 +129,28 @@ def same_update(ours: torch.nn.Module, theirs: torch.nn.Module, it: int, loss_di
         f"{grad_diff:.3g}, max |parameter difference| after the step {upd:.3g}"
     )
     assert grad_diff <= 1e-6 and upd <= 1e-6
+
+
+def run_example(script: str, argv: list, env: dict, monkeypatch, capsys) -> str:
+    """Run ``examples/<script>`` as ``__main__`` with ``argv`` and the ``REID_*`` settings
+    ``env`` (one short epoch, tiny images), from seed 1 (the examples set none, and
+    torchreid's samplers draw from the global generators: the outcome depended on the tests
+    that ran before; from seed 0 the D2RL example draws a batch with one identity in both
+    modalities, where the triplet loss has no negative); returns what it printed."""
+    from conftest import REPO
+
+    tr.utils.set_random_seed(1)
+    for k, v in {"REID_EPOCHS": "1", "REID_WORKERS": "0", "REID_PRINT_FREQ": "1", **env}.items():
+        monkeypatch.setenv(k, str(v))
+    monkeypatch.setattr(sys, "argv", [script, *map(str, argv)])
+    runpy.run_path(str(REPO / "examples" / script), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def same_step(ours: dict, theirs: dict, model, cli_model, it: int) -> None:
+    """One iteration of a torchreid engine against the CLI's ``train_step``: the same loss
+    terms (within 1e-5), then :func:`same_update` of the networks."""
+    assert set(ours) == set(theirs)
+    diffs = {k: abs(ours[k] - float(theirs[k])) for k in ours}
+    assert max(diffs.values()) <= 1e-5, diffs
+    same_update(model, cli_model, it, max(diffs.values()))
