@@ -99,6 +99,27 @@ torch.set_num_threads(TEST_THREADS)
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 
 
+def other_camera_plan(sources) -> list[dict]:
+    """A generation plan (``write_generated_set`` entries) of one image per source crop
+    (two-camera CUHK03 names), to the source's other camera."""
+    from dgnet_plugin.data.datasets import parse_market_name
+    from dgnet_plugin.data.generated import generated_file_name
+
+    entries = []
+    for i, p in enumerate(sources):
+        pid, cam = parse_market_name(str(p))
+        entries.append(
+            {
+                "file": generated_file_name(pid, 3 - cam, i, f"c{3 - cam}"),
+                "source": str(p),
+                "source_pid": pid,
+                "source_camid": cam,
+                "target": f"c{3 - cam}",
+            }
+        )
+    return entries
+
+
 def import_benchmark(name: str):
     """The module ``benchmarks/<name>.py`` (the folder is not a package)."""
     import importlib

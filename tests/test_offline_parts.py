@@ -11,7 +11,7 @@ import os
 
 import pytest
 import torch
-from conftest import CUHK03_MARKET
+from conftest import CUHK03_MARKET, other_camera_plan
 
 from dgnet_plugin.losses import (
     cycle_consistency_loss,
@@ -249,23 +249,7 @@ def test_ratio_batch_sampler_fixes_the_ratio_and_resumes():
 
 # ----------------------------------------------------------------------------- generated sets
 def _plan(n):
-    from dgnet_plugin.data.datasets import parse_market_name
-    from dgnet_plugin.data.generated import generated_file_name
-
-    sources = sorted((CUHK03_MARKET / "bounding_box_train").glob("*.jpg"))[:n]
-    entries = []
-    for i, p in enumerate(sources):
-        pid, cam = parse_market_name(str(p))
-        entries.append(
-            {
-                "file": generated_file_name(pid, 3 - cam, i, f"c{3 - cam}"),
-                "source": str(p),
-                "source_pid": pid,
-                "source_camid": cam,
-                "target": f"c{3 - cam}",
-            }
-        )
-    return entries
+    return other_camera_plan(sorted((CUHK03_MARKET / "bounding_box_train").glob("*.jpg"))[:n])
 
 
 class _Killed(Exception):

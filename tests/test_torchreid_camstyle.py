@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from conftest import MOBILENET_WEIGHTS, REPO
+from conftest import MOBILENET_WEIGHTS, REPO, other_camera_plan
 from PIL import Image
 from torchreid_helpers import (
     datamanager,
@@ -23,7 +23,7 @@ from torchvision.transforms.functional import to_tensor
 
 from dgnet_plugin.config import ConfigError, load_cfg_file
 from dgnet_plugin.data.datasets import parse_market_name
-from dgnet_plugin.data.generated import generated_file_name, write_generated_set
+from dgnet_plugin.data.generated import write_generated_set
 from dgnet_plugin.methods.camstyle import CamStyleEngine
 from dgnet_plugin.torchreid import (
     ImageGeneratedEngine,
@@ -48,18 +48,7 @@ def data(tmp_path_factory):
     writer."""
     root = make_torchreid_market(tmp_path_factory.mktemp("torchreid_data"))
     sources = sorted((market_folder(root) / "bounding_box_train").glob("*.jpg"))
-    entries = []
-    for i, p in enumerate(sources):
-        pid, cam = parse_market_name(str(p))
-        entries.append(
-            {
-                "file": generated_file_name(pid, 3 - cam, i, f"c{3 - cam}"),
-                "source": str(p),
-                "source_pid": pid,
-                "source_camid": cam,
-                "target": f"c{3 - cam}",
-            }
-        )
+    entries = other_camera_plan(sources)
     gen = tmp_path_factory.mktemp("generated")
     write_generated_set(str(gen), entries, _translate, "stand-in inversion", progress=False)
     register_generated_dataset("market1501_test_generated", str(gen))
