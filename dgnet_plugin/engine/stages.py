@@ -264,12 +264,12 @@ def run_stages(stages: list[Stage], ctx: StageContext, only: str | None = None) 
     return ran
 
 
-def _decide(stage: Stage, ctx: StageContext, record, after_a_run: bool, only, tag) -> str:
+def _decide(stage: Stage, ctx: StageContext, record, after_stale: bool, only, tag) -> str:
     """``"reuse"``, ``"run"`` (not finished) or ``"rerun"`` (finished, but its config or an
     earlier stage's changed: its outputs are moved aside first), decided on rank 0."""
     if only is not None or not stage.done(ctx):
         return "run"
-    if after_a_run:
+    if after_stale:
         why = ["an earlier stage's config changed"]
     elif record is None:
         return "reuse"
